@@ -6,6 +6,7 @@ so one evaluation loop serves every domain and back end.
 """
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
@@ -34,19 +35,21 @@ class Policy(ABC):
 
 
 class RandomPolicy(Policy):
-    """Uniformly random actions from the action space; seeded so evaluations repeat exactly."""
+    """Uniformly random actions; each sub-env draws from its own space seeded with its episode seed, so results
+    repeat exactly whatever the batch size."""
 
     name = "random"
 
-    def __init__(self, action_space: gymnasium.Space, seed: int = 0) -> None:
+    def __init__(self, action_space: gymnasium.Space) -> None:
         self.single_action_space = action_space
-        self.seed = seed
+        self._spaces: list[gymnasium.Space] = []
 
     def reset(self, env: gymnasium.vector.VectorEnv, seeds: list[int]) -> None:
-        self.single_action_space = env.single_action_space
-        self.single_action_space.seed(int(seeds[0]) + self.seed if seeds else self.seed)
-        self._num_envs = env.num_envs
+        self._spaces = []
+        for seed in seeds:
+            space = copy.deepcopy(env.single_action_space)
+            space.seed(int(seed))
+            self._spaces.append(space)
 
     def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
-        n = getattr(self, "_num_envs", 1)
-        return np.stack([np.asarray(self.single_action_space.sample()) for _ in range(n)])
+        return np.stack([np.asarray(space.sample()) for space in self._spaces])

@@ -1,0 +1,103 @@
+"""Training callbacks: atomic checkpoints and best model, and a CSV of periodic evaluations for learning curves."""
+from __future__ import annotations
+
+import csv
+import re
+import time
+from pathlib import Path
+
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+
+from lepton_sim.io import write_atomic
+
+CHECKPOINT_RE = re.compile(r"ckpt_(\d+)_steps\.zip$")
+
+
+def save_model_atomic(model, path: Path) -> None:  # noqa: ANN001
+    write_atomic(path, lambda tmp: model.save(tmp))
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
+    found = [(p, int(m.group(1))) for p in (run_dir / "checkpoints").glob("ckpt_*_steps.zip")
+             if (m := CHECKPOINT_RE.search(p.name))]
+    return max(found, key=lambda item: item[1]) if found else None
+
+
+class CheckpointCallback(BaseCallback):
+    """Every ``save_freq`` timesteps: model, replay buffer (off-policy, latest only) and VecNormalize stats."""
+
+    def __init__(self, run_dir: Path, save_freq: int) -> None:
+        super().__init__()
+        self.dir = run_dir / "checkpoints"
+        self.save_freq = save_freq
+        self._next = save_freq
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.save_freq
+            self.save()
+        return True
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_model_atomic(self.model, self.dir / f"ckpt_{self.num_timesteps}_steps.zip")
+        if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
+            for old in self.dir.glob("replay_buffer*.pkl"):
+                old.unlink()
+            write_atomic(self.dir / f"replay_buffer_{self.num_timesteps}.pkl",
+                         lambda tmp: self.model.save_replay_buffer(tmp))
+        normalizer = self.model.get_vec_normalize_env()
+        if normalizer is not None:
+            write_atomic(self.dir / f"vecnormalize_{self.num_timesteps}.pkl", lambda tmp: normalizer.save(tmp))
+
+
+class SaveBestCallback(BaseCallback):
+    """Called by EvalCallback on a new best mean return: saves best_model.zip atomically."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.path = run_dir / "best_model.zip"
+
+    def _on_step(self) -> bool:
+        save_model_atomic(self.model, self.path)
+        return True
+
+
+class EvalCsvCallback(BaseCallback):
+    """Called by EvalCallback after each evaluation: appends a row to evaluations.csv (survives resumes)."""
+
+    FIELDS = ["timesteps", "mean_return", "std_return", "success_rate", "mean_length", "wall_time_s"]
+
+    def __init__(self, run_dir: Path, start_wall_time: float = 0.0) -> None:
+        super().__init__()
+        self.path = run_dir / "evaluations.csv"
+        self.start = time.time() - start_wall_time
+
+    def _on_step(self) -> bool:
+        parent: EvalCallback = self.parent  # type: ignore[assignment]
+        returns = parent.evaluations_results[-1]
+        lengths = parent.evaluations_length[-1]
+        successes = parent._is_success_buffer  # this evaluation's episodes (SB3 keeps it until the next one)
+        row = {
+            "timesteps": self.num_timesteps,
+            "mean_return": float(sum(returns) / len(returns)),
+            "std_return": float(_std(returns)),
+            "success_rate": float(sum(successes) / len(successes)) if successes else "",
+            "mean_length": float(sum(lengths) / len(lengths)),
+            "wall_time_s": round(time.time() - self.start, 2),
+        }
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        return True
+
+
+def _std(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5

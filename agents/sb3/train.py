@@ -1,0 +1,97 @@
+"""Train a Stable-Baselines3 agent on a scenario into a run folder (see lepton_sim.runs for the layout)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
+from lepton_sim.agents.sb3.callbacks import (CheckpointCallback, EvalCsvCallback, SaveBestCallback,
+                                             latest_checkpoint, save_model_atomic)
+from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
+from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
+from lepton_sim.errors import LeptonError
+from lepton_sim.io import write_atomic
+from lepton_sim.scenario import Scenario
+
+EVAL_SEED_OFFSET = 50_000  # periodic evaluation seeds, away from training (seed+i) and test (seed+100000+k)
+
+
+def _make_env(scenario: Scenario, hp: dict[str, Any], n_envs: int, seed: int, monitor_file: Path | None,
+              normalizer_path: Path | None = None, training: bool = True) -> VecEnv:
+    venv = VecMonitor(make_sb3_vec_env(scenario, n_envs, seed), filename=str(monitor_file) if monitor_file else None)
+    if hp.get("normalize"):
+        if normalizer_path is not None and normalizer_path.is_file():
+            venv = VecNormalize.load(str(normalizer_path), venv)
+        else:
+            venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
+        venv.training = training
+        venv.norm_reward = training
+    return venv
+
+
+def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], steps: int, seed: int, n_envs: int,
+              device: str, eval_freq: int, eval_episodes: int, checkpoint_freq: int, progress_bar: bool,
+              resume: bool = False) -> Path:
+    """Train (or, with ``resume``, continue from the latest checkpoint) and save model.zip in ``run_dir``."""
+    cls = algorithm_class(algo)
+    part = len(list((run_dir / "logs").glob("part*"))) if resume else 0
+    log_dir = run_dir / "logs" / f"part{part}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    done_steps = 0
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise LeptonError(f"{run_dir}: nothing to resume from (no checkpoints/ckpt_*_steps.zip)")
+    if checkpoint is not None:
+        done_steps = checkpoint[1]
+    normalizer = run_dir / "checkpoints" / f"vecnormalize_{done_steps}.pkl"
+    env = _make_env(scenario, hp, n_envs, seed + done_steps, log_dir / "monitor.csv", normalizer)
+    eval_env = _make_env(scenario, hp, min(n_envs, eval_episodes), seed + EVAL_SEED_OFFSET, None, normalizer,
+                         training=False)
+
+    if checkpoint is not None:
+        model = cls.load(checkpoint[0], env=env, device=device)
+        buffers = sorted((run_dir / "checkpoints").glob(f"replay_buffer_{done_steps}.pkl"))
+        if algo in OFF_POLICY and buffers:
+            model.load_replay_buffer(buffers[-1])
+    else:
+        kwargs = sb3_kwargs(algo, hp)
+        model = cls(hp.get("policy", "MlpPolicy"), env, seed=seed, device=device, verbose=0, **kwargs)
+    model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
+
+    previous_wall = _last_wall_time(run_dir)
+    callbacks = [CheckpointCallback(run_dir, checkpoint_freq)]
+    if eval_freq > 0:
+        callbacks.append(EvalCallback(
+            eval_env, n_eval_episodes=eval_episodes, eval_freq=max(eval_freq // n_envs, 1),
+            callback_on_new_best=SaveBestCallback(run_dir),
+            callback_after_eval=EvalCsvCallback(run_dir, previous_wall), log_path=str(log_dir),
+            deterministic=True, verbose=0))
+    try:
+        model.learn(total_timesteps=max(steps - done_steps, 0), callback=CallbackList(callbacks),
+                    progress_bar=progress_bar, reset_num_timesteps=checkpoint is None)
+        save_model_atomic(model, run_dir / "model.zip")
+        callbacks[0].save()  # a final checkpoint, so a later --resume with more --steps continues from here
+        if isinstance(env, VecNormalize):
+            write_atomic(run_dir / "vecnormalize.pkl", lambda tmp: env.save(tmp))
+    finally:
+        env.close()
+        eval_env.close()
+    return run_dir
+
+
+def _last_wall_time(run_dir: Path) -> float:
+    path = run_dir / "evaluations.csv"
+    if not path.exists():
+        return 0.0
+    import csv
+
+    rows = list(csv.DictReader(path.open()))
+    return float(rows[-1]["wall_time_s"]) if rows else 0.0
+
+
+__all__ = ["train_sb3"]

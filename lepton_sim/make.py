@@ -1,0 +1,51 @@
+"""Scenario -> Gymnasium env: the one way every domain's envs are built (CLI, training, evaluation, users)."""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from lepton_sim.scenario import Scenario, load_scenario
+
+ScenarioLike = str | Path | Scenario
+
+
+def make(scenario: ScenarioLike, render_mode: str | None = None, **param_overrides: Any) -> gymnasium.Env:
+    """Build the scenario's env (with its episode limit). Keyword arguments override env params."""
+    sc = load_scenario(scenario, **param_overrides)
+    return gymnasium.make(sc.env, max_episode_steps=sc.max_episode_steps, render_mode=render_mode, **sc.params)
+
+
+def vectorization_mode(scenario: Scenario, num_envs: int) -> str:
+    """'vector_entry_point' for envs batched natively in numpy, 'async' for one-simulation-per-process
+    simulators (libsumo), else 'sync'."""
+    spec = scenario.spec
+    if spec.vector_entry_point is not None:
+        return "vector_entry_point"
+    if spec.max_envs_per_process is not None and num_envs > spec.max_envs_per_process:
+        return "async"
+    return "sync"
+
+
+def make_vec(scenario: ScenarioLike, num_envs: int, render_mode: str | None = None, mode: str | None = None,
+             autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP, **param_overrides: Any) -> VectorEnv:
+    """A Gymnasium vector env of ``num_envs`` copies of the scenario.
+
+    ``mode`` forces 'sync', 'async' or 'vector_entry_point'; by default :func:`vectorization_mode` picks.
+    ``autoreset_mode`` is Gymnasium's (SB3 training uses SAME_STEP, which keeps the final observation in info).
+    """
+    sc = load_scenario(scenario, **param_overrides)
+    mode = mode or vectorization_mode(sc, num_envs)
+    if mode == "vector_entry_point":
+        return gymnasium.make_vec(sc.env, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                                  max_episode_steps=sc.max_episode_steps, render_mode=render_mode,
+                                  autoreset_mode=autoreset_mode, **sc.params)
+    env_fns = [partial(make, sc, render_mode) for _ in range(num_envs)]
+    if mode == "async":
+        return AsyncVectorEnv(env_fns, context="spawn", autoreset_mode=autoreset_mode)
+    if mode == "sync":
+        return SyncVectorEnv(env_fns, autoreset_mode=autoreset_mode)
+    raise ValueError(f"unknown vectorization mode {mode!r}; allowed: sync, async, vector_entry_point")

@@ -1,0 +1,271 @@
+"""Scenario and suite files: the YAML data users edit, validated into pydantic models.
+
+A *scenario* names an env, its parameters, the episode limit, seeds, the metrics that matter and the success
+criterion. A *suite* lists scenarios (episodes and seeds per entry) split into ``train`` and ``test``; test entries
+use held-out seeds and may override parameters with held-out ranges. Every validation problem is reported as one
+:class:`ScenarioError` naming the file, the field path and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from lepton_sim.envs.registration import LEPTON_ENVS, LeptonEnvSpec
+from lepton_sim.errors import ScenarioError
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+class Scenario(BaseModel):
+    """One environment configuration. ``params`` are the env's keyword arguments (validated by its schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", description="'<domain>/<name>' for built-ins, the file stem for user files")
+    description: str = ""
+    env: str = Field(description="Gymnasium id of a lepton-sim env, e.g. lepton/Driving-v0")
+    params: dict[str, Any] = Field(default_factory=dict)
+    max_episode_steps: PositiveInt | None = None
+    seed: int = Field(0, ge=0, description="base seed: training envs use seed, seed+1, ...")
+    metrics: list[str] = Field(default_factory=list, description="info keys that evaluation reports")
+    success: str = Field("is_success", description="info key read at episode end; truthy means success")
+    source: str = Field("", description="file the scenario was read from", exclude=True)
+
+    @property
+    def spec(self) -> LeptonEnvSpec:
+        return LEPTON_ENVS[self.env]
+
+    @property
+    def domain(self) -> str:
+        return self.spec.domain
+
+    def with_params(self, overrides: Mapping[str, Any]) -> "Scenario":
+        """A copy with env params overridden (validated against the env's schema)."""
+        if not overrides:
+            return self
+        merged = {**self.params, **overrides}
+        _validate_params(self.spec, merged, f"{self.source or self.name} (with overrides)")
+        return self.model_copy(update={"params": merged})
+
+
+class SuiteEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    episodes: PositiveInt = 10
+    seed: int = Field(0, ge=0, description="episode k uses seed + k")
+    label: str | None = Field(None, description="row name in reports; defaults to the scenario name")
+    params: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. held-out ranges")
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    description: str = ""
+    suite: Literal[True] = True
+    train: list[SuiteEntry] = Field(default_factory=list)
+    test: list[SuiteEntry] = Field(default_factory=list)
+    source: str = Field("", exclude=True)
+
+
+class SuiteItem(BaseModel):
+    """A suite entry resolved into a validated scenario, with the episodes and seeds to run."""
+
+    label: str
+    scenario: Scenario
+    episodes: int
+    seed: int
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + k for k in range(self.episodes)]
+
+
+# --------------------------------------------------------------------------------------------- locating files
+
+def builtin_root() -> Path:
+    """Folder of the scenarios shipped with lepton-sim (the repo's scenarios/ in an editable install)."""
+    return Path(str(resources.files("lepton_sim.scenarios")))
+
+
+def builtin_names() -> list[str]:
+    root = builtin_root()
+    return sorted(
+        str(p.relative_to(root).with_suffix("")) for p in root.rglob("*") if p.suffix in SCENARIO_SUFFIXES
+    )
+
+
+def resolve_path(name_or_path: str | Path) -> Path:
+    """A built-in name (``driving/obstacle-avoid``) or a path to a user's YAML file -> the file's path."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix in SCENARIO_SUFFIXES or path.is_file():
+        if not path.is_file():
+            raise ScenarioError(f"scenario file not found: {path}")
+        return path
+    for suffix in SCENARIO_SUFFIXES:
+        candidate = builtin_root() / f"{text}{suffix}"
+        if candidate.is_file():
+            return candidate
+    names = builtin_names()
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ScenarioError(
+        f"unknown scenario or suite {text!r}.{hint} Built-in: {', '.join(names)}. "
+        "Or give a path to your own .yaml file."
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ScenarioError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping of fields (env, params, ...), got {type(data).__name__}")
+    return data
+
+
+def _name_for(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(builtin_root().resolve()).with_suffix(""))
+    except ValueError:
+        return path.stem
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+def _format_errors(err: ValidationError, source: str, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in (prefix, *e["loc"]) if x != "")
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_fields(model, e["loc"][:-1])) if model else ""
+            msg = f"unknown field {str(e['loc'][-1])!r}" + (f"; allowed: {allowed}" if allowed else "")
+            loc = ".".join(str(x) for x in (prefix, *e["loc"][:-1]) if x != "") or "(top level)"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        else:
+            msg = e["msg"]
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                msg += f" (got {e['input']!r})"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (possibly nested) model at ``loc``; best effort for error messages."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            args = getattr(annotation, "__args__", ())
+            inner = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            if inner is None:
+                return []
+            model = inner
+    return [n for n, f in model.model_fields.items() if not f.exclude]
+
+
+def _check_env_id(env_id: Any, source: str) -> LeptonEnvSpec:
+    if env_id not in LEPTON_ENVS:
+        known = ", ".join(sorted(LEPTON_ENVS))
+        close = difflib.get_close_matches(str(env_id), list(LEPTON_ENVS), n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise ScenarioError(f"{source}: env: unknown env id {env_id!r}.{hint} Known ids: {known}")
+    return LEPTON_ENVS[env_id]
+
+
+def _validate_params(spec: LeptonEnvSpec, params: Mapping[str, Any], source: str) -> None:
+    try:
+        spec.params_model(**params)
+    except ValidationError as err:
+        raise ScenarioError(_format_errors(err, source, "params", spec.params_model)) from None
+    except (TypeError, ValueError) as err:
+        raise ScenarioError(f"{source}: params: {err}") from None
+
+
+def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>", name: str = "") -> Scenario:
+    """Validate a scenario mapping (as read from YAML) including the env's own parameter schema."""
+    data = dict(data)
+    if data.get("suite"):
+        raise ScenarioError(f"{source}: this is a suite, not a scenario; use it with --suite")
+    _check_env_id(data.get("env"), source)
+    data.setdefault("name", name)
+    problems = []
+    try:
+        scenario = Scenario(**data, source=source)
+    except ValidationError as err:
+        problems.append(_format_errors(err, source, "", Scenario))
+    try:  # report parameter problems together with the top-level ones
+        _validate_params(LEPTON_ENVS[data["env"]], data.get("params") or {}, source)
+    except ScenarioError as err:
+        problems.append(str(err))
+    if problems:
+        raise ScenarioError("\n".join(problems))
+    return scenario
+
+
+def load_scenario(name_or_path: str | Path | Scenario, **param_overrides: Any) -> Scenario:
+    """Load and validate a scenario by built-in name or path; keyword arguments override env params."""
+    if isinstance(name_or_path, Scenario):
+        scenario = name_or_path
+    else:
+        path = resolve_path(name_or_path)
+        scenario = scenario_from_dict(_read_yaml(path), str(path), _name_for(path))
+    return scenario.with_params(param_overrides)
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    path = resolve_path(name_or_path)
+    data = _read_yaml(path)
+    if not data.get("suite"):
+        raise ScenarioError(f"{path}: not a suite (a suite has 'suite: true' and train/test lists); "
+                            "use it with --scenario")
+    data.setdefault("name", _name_for(path))
+    try:
+        suite = Suite(**data, source=str(path))
+    except ValidationError as err:
+        raise ScenarioError(_format_errors(err, str(path), "", Suite)) from None
+    for split in ("train", "test"):  # resolve every entry now, so a bad entry fails before anything runs
+        suite_items(suite, split)
+    return suite
+
+
+def suite_items(suite: Suite, split: Literal["train", "test"]) -> list[SuiteItem]:
+    """Resolve a suite split into validated scenarios with their seeds."""
+    items = []
+    for i, entry in enumerate(getattr(suite, split)):
+        try:
+            scenario = load_scenario(entry.scenario)
+            scenario = scenario.with_params(entry.params)
+        except ScenarioError as err:
+            raise ScenarioError(f"{suite.source}: {split}[{i}] ({entry.scenario}): {err}") from None
+        items.append(SuiteItem(label=entry.label or scenario.name, scenario=scenario,
+                               episodes=entry.episodes, seed=entry.seed))
+    return items
+
+
+def is_suite(name_or_path: str | Path) -> bool:
+    return bool(_read_yaml(resolve_path(name_or_path)).get("suite"))
+
+
+def describe(name: str) -> str:
+    """One line for ``lepton-sim scenarios``."""
+    try:
+        data = _read_yaml(resolve_path(name))
+    except ScenarioError as err:
+        return f"(invalid: {err})"
+    return str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
