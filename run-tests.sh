@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Create or update .venv with everything (test extras included) and run the whole test suite.
+# Extra arguments go to pytest, e.g. ./run-tests.sh -k driving
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup-venv.sh test
+exec .venv/bin/python -m pytest -n 2 --timeout 900 "$@"
