@@ -8,12 +8,13 @@ from typing import Any, Mapping
 import yaml
 
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS
-from lepton_sim.agents.sb3.hyperparams import load_hyperparams
+from lepton_sim.agents.sb3.hyperparams import load_hyperparams, sb3_kwargs
 from lepton_sim.errors import LeptonError
 from lepton_sim.runs import new_run_dir, write_run_record
 from lepton_sim.scenario import Scenario, load_scenario, scenario_from_dict
 
-ENV_PREFIX = "params."  # overrides starting with this set env params, e.g. params.lanes=3
+ENV_PREFIX = "params."
+BACKENDS = ("sb3",)  # RLlib joins here with the same scenario files, run layout and policy interface  # overrides starting with this set env params, e.g. params.lanes=3
 
 
 def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", steps: int | None = None,
@@ -41,6 +42,7 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
     sc = load_scenario(scenario, **env_overrides)
     hp = load_hyperparams(algo, sc.name, hyperparams_file)
     hp.update({k: v for k, v in overrides.items() if not k.startswith(ENV_PREFIX)})
+    sb3_kwargs(algo, hp)  # unknown hyperparameters fail here, before a run folder is created
 
     seed = sc.seed if seed is None else seed
     steps = int(steps or hp.get("n_timesteps", 100_000))
@@ -61,6 +63,11 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
 
 
 def _run(run_dir: Path, config: dict[str, Any], sc: Scenario, device: str, progress_bar: bool, resume: bool) -> Path:
+    """Hand the resolved run over to its back end. Each back end reads the same config and writes the same run
+    layout (model.zip, checkpoints/, evaluations.csv, logs/), so evaluation and plotting need not know which."""
+    backend = config.get("backend", "sb3")
+    if backend not in BACKENDS:
+        raise LeptonError(f"unknown training back end {backend!r}; available: {', '.join(BACKENDS)}")
     from lepton_sim.agents.sb3.train import train_sb3
 
     return train_sb3(run_dir, sc, config["algo"], config["hyperparams"], config["steps"], config["seed"],

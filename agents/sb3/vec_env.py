@@ -87,11 +87,12 @@ def _sub_info(info: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def make_sb3_vec_env(scenario: Scenario, n_envs: int, seed: int) -> VecEnv:
-    """The fastest SB3 VecEnv for the scenario: native batched env, subprocesses (libsumo) or in-process."""
+    """The fastest SB3 VecEnv for the scenario: native batched env, subprocesses for simulators that allow one
+    simulation per process (libsumo), else SB3's in-process DummyVecEnv."""
     mode = vectorization_mode(scenario, n_envs)
     if mode == "vector_entry_point":
         venv: VecEnv = GymnasiumVecEnvAdapter(make_vec(scenario, n_envs, autoreset_mode=AutoresetMode.SAME_STEP))
-    elif mode == "async":
+    elif scenario.spec.max_envs_per_process is not None:  # training and eval envs must not share a process
         venv = SubprocVecEnv([partial(make, scenario) for _ in range(n_envs)], start_method="spawn")
     else:
         venv = DummyVecEnv([partial(make, scenario) for _ in range(n_envs)])
