@@ -21,13 +21,15 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
           seed: int | None = None, n_envs: int | None = None, device: str = "auto", out: str | Path | None = None,
           overrides: Mapping[str, Any] | None = None, hyperparams_file: str | Path | None = None,
           resume: str | Path | None = None, eval_freq: int | None = None, eval_episodes: int = 10,
-          checkpoint_freq: int | None = None, progress_bar: bool = True, runs_root: str | Path = "runs") -> Path:
+          checkpoint_freq: int | None = None, time_limit: float | None = None, progress_bar: bool = True,
+          runs_root: str | Path = "runs") -> Path:
     """Train ``algo`` on ``scenario`` and return the run folder (model.zip, best_model.zip, checkpoints, logs).
 
     Args:
         overrides: hyperparameters (``learning_rate``, ``n_steps``...) and env params as ``params.<name>``.
         steps: total env steps (default: the hyperparameter file's ``n_timesteps``).
         eval_freq / checkpoint_freq: in env steps over all envs (default: steps/10 and steps/5).
+        time_limit: stop after this many seconds of wall-clock time (the model is saved as usual).
         resume: a run folder; training continues from its latest checkpoint up to ``steps`` (default: the
             run's own total). Everything else comes from the run's config.yaml.
     """
@@ -57,6 +59,7 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
         "eval_freq": int(eval_freq if eval_freq is not None else max(steps // 10, 1)),
         "eval_episodes": eval_episodes,
         "checkpoint_freq": int(checkpoint_freq or max(steps // 5, 1)),
+        "time_limit": time_limit,
     }
     write_run_record(run_dir, config)
     return _run(run_dir, config, sc, device, progress_bar, resume=False)
@@ -72,7 +75,7 @@ def _run(run_dir: Path, config: dict[str, Any], sc: Scenario, device: str, progr
 
     return train_sb3(run_dir, sc, config["algo"], config["hyperparams"], config["steps"], config["seed"],
                      config["n_envs"], device, config["eval_freq"], config["eval_episodes"],
-                     config["checkpoint_freq"], progress_bar, resume=resume)
+                     config["checkpoint_freq"], progress_bar, resume=resume, time_limit=config.get("time_limit"))
 
 
 def _resume(run_dir: Path, steps: int | None, device: str, progress_bar: bool) -> Path:

@@ -20,7 +20,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     run_dir = train(args.scenario, algo=args.algo, steps=args.steps, seed=args.seed, n_envs=args.n_envs,
                     device=args.device, out=args.out, overrides=overrides, hyperparams_file=args.hyperparams,
                     resume=args.resume, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-                    progress_bar=not args.no_progress)
+                    time_limit=args.time_limit, progress_bar=not args.no_progress)
     print(f"run folder: {run_dir}")
     print(f"  final model: {run_dir / 'model.zip'}")
     if (run_dir / "best_model.zip").exists():
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--eval-freq", type=int, help="evaluate every N env steps (default steps/10; 0 = never)")
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much wall-clock time")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

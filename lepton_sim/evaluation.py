@@ -7,7 +7,6 @@ suite and split run the same seeds, so their reports compare row by row.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_json_atomic, write_text_atomic
 from lepton_sim.make import make_vec
 from lepton_sim.policies import check_compatible, load_policy
+from lepton_sim.runs import git_commit, package_versions
 from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
 from lepton_sim.stats import mean_interval, wilson_interval
 
@@ -70,6 +70,8 @@ class Report:
     split: str | None
     rows: list[ScenarioResult]
     created: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
+    versions: dict[str, str] = field(default_factory=package_versions)
+    git: dict[str, Any] = field(default_factory=git_commit)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -98,6 +98,21 @@ class EvalCsvCallback(BaseCallback):
         return True
 
 
+class StopAfterWallTime(BaseCallback):
+    """Ends training after ``seconds`` of wall-clock time (learning benchmarks and time-boxed runs)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.start = time.time()
+
+    def _on_training_start(self) -> None:
+        self.start = time.time()
+
+    def _on_step(self) -> bool:
+        return time.time() - self.start < self.seconds
+
+
 def _std(values: list[float]) -> float:
     mean = sum(values) / len(values)
     return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5

@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
 from lepton_sim.agents.sb3.callbacks import (CheckpointCallback, EvalCsvCallback, SaveBestCallback,
-                                             latest_checkpoint, save_model_atomic)
+                                             StopAfterWallTime, latest_checkpoint, save_model_atomic)
 from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
 from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
 from lepton_sim.errors import LeptonError
@@ -35,7 +35,7 @@ def _make_env(scenario: Scenario, hp: dict[str, Any], n_envs: int, seed: int, mo
 
 def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], steps: int, seed: int, n_envs: int,
               device: str, eval_freq: int, eval_episodes: int, checkpoint_freq: int, progress_bar: bool,
-              resume: bool = False) -> Path:
+              resume: bool = False, time_limit: float | None = None) -> Path:
     """Train (or, with ``resume``, continue from the latest checkpoint) and save model.zip in ``run_dir``."""
     cls = algorithm_class(algo)
     part = len(list((run_dir / "logs").glob("part*"))) if resume else 0
@@ -64,7 +64,9 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
     model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
 
     previous_wall = _last_wall_time(run_dir)
-    callbacks = [CheckpointCallback(run_dir, checkpoint_freq)]
+    callbacks: list = [CheckpointCallback(run_dir, checkpoint_freq)]
+    if time_limit:
+        callbacks.append(StopAfterWallTime(time_limit))
     if eval_freq > 0:
         callbacks.append(EvalCallback(
             eval_env, n_eval_episodes=eval_episodes, eval_freq=max(eval_freq // n_envs, 1),
