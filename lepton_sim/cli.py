@@ -52,7 +52,7 @@ def _default_eval_dir(policy: str, target: str, split: str | None) -> Path:
 
 
 def _cmd_rollout(args: argparse.Namespace) -> None:
-    from lepton_sim.rollout import rollout
+    from lepton_sim.rollouts import rollout
 
     result = rollout(args.policy, args.scenario, episodes=args.episodes, out=args.out, seed=args.seed,
                      device=args.device)

@@ -219,12 +219,18 @@ def scenario_from_dict(data: Mapping[str, Any], source: str = "<dict>", name: st
 
 
 def load_scenario(name_or_path: str | Path | Scenario, **param_overrides: Any) -> Scenario:
-    """Load and validate a scenario by built-in name or path; keyword arguments override env params."""
+    """Load and validate a scenario by built-in name or path; keyword arguments override env params
+    (``max_episode_steps`` overrides the scenario's episode limit)."""
     if isinstance(name_or_path, Scenario):
         scenario = name_or_path
     else:
         path = resolve_path(name_or_path)
         scenario = scenario_from_dict(_read_yaml(path), str(path), _name_for(path))
+    limit = param_overrides.pop("max_episode_steps", None)
+    if limit is not None:
+        if not isinstance(limit, int) or limit <= 0:
+            raise ScenarioError(f"max_episode_steps must be a positive integer, got {limit!r}")
+        scenario = scenario.model_copy(update={"max_episode_steps": limit})
     return scenario.with_params(param_overrides)
 
 
