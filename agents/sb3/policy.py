@@ -10,6 +10,9 @@ from lepton_sim.agents.policy import Policy
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS, algorithm_class
 
 
+INFERENCE_ONLY = {"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1}
+
+
 class SB3Policy(Policy):
     """A trained SB3 model; deterministic actions by default (as SB3's evaluate_policy)."""
 
@@ -27,7 +30,8 @@ class SB3Policy(Policy):
         errors = []
         for name in candidates:
             try:
-                model = algorithm_class(name).load(path, device=device)
+                # a HER replay buffer needs the env to be rebuilt; inference needs no buffer at all
+                model = algorithm_class(name).load(path, device=device, custom_objects=INFERENCE_ONLY)
             except Exception as err:  # noqa: BLE001  (SB3 raises various errors for a mismatched class)
                 errors.append(f"{name}: {type(err).__name__}: {err}")
                 continue

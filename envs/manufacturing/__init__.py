@@ -1,0 +1,28 @@
+"""Smart-manufacturing arm tasks on PyBullet: reach, pick-and-place, conveyor picking and conveyor sorting.
+
+Importing this package registers the env ids; PyBullet is imported only when an env is made.
+"""
+from __future__ import annotations
+
+from lepton_sim.envs.manufacturing.params import (
+    ConveyorPickParams, ConveyorSortParams, PickPlaceParams, ReachParams)
+from lepton_sim.envs.registration import LeptonEnvSpec, register
+
+_PKG = "lepton_sim.envs.manufacturing"
+
+for _spec in (
+    LeptonEnvSpec(id="lepton/ArmReach-v0", domain="manufacturing", entry_point=f"{_PKG}.reach:ArmReachEnv",
+                  params_model=ReachParams, max_episode_steps=50),
+    LeptonEnvSpec(id="lepton/ArmPickPlace-v0", domain="manufacturing",
+                  entry_point=f"{_PKG}.pick_place:ArmPickPlaceEnv", params_model=PickPlaceParams,
+                  max_episode_steps=50),
+    LeptonEnvSpec(id="lepton/ConveyorPick-v0", domain="manufacturing",
+                  entry_point=f"{_PKG}.conveyor_pick:ConveyorPickEnv", params_model=ConveyorPickParams,
+                  max_episode_steps=500),
+    LeptonEnvSpec(id="lepton/ConveyorSort-v0", domain="manufacturing",
+                  entry_point=f"{_PKG}.conveyor_sort:ConveyorSortEnv", params_model=ConveyorSortParams,
+                  max_episode_steps=600),
+):
+    register(_spec)
+
+ENV_IDS = ("lepton/ArmReach-v0", "lepton/ArmPickPlace-v0", "lepton/ConveyorPick-v0", "lepton/ConveyorSort-v0")

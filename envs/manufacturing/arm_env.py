@@ -1,0 +1,137 @@
+"""The base class of every arm task: physics world, robot, cameras, metrics bookkeeping and the step loop.
+
+Subclasses build their scene and define observation, reward and success through a few hooks
+(``_build_scene``, ``_reset_task``, ``_before_physics``, ``_evaluate``, ``_state_observation``).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+from gymnasium import spaces
+
+from lepton_sim.envs.manufacturing.camera import (
+    CAMERA_NAMES, FRONT, OVERHEAD, Camera, CameraImage, fixed_camera, wrist_camera)
+from lepton_sim.envs.manufacturing.metrics import TaskMetrics
+from lepton_sim.envs.manufacturing.params import ArmParams
+from lepton_sim.envs.manufacturing.robot import ROBOT_MODELS, Robot
+from lepton_sim.envs.manufacturing.scene import create_floor_and_table
+from lepton_sim.envs.manufacturing.sim import CONTROL_DT, BulletSim
+
+
+class ArmEnv(gym.Env):
+    """Abstract arm task on a table (see the task classes for the full description)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": round(1.0 / CONTROL_DT)}
+    params_model: ClassVar[type[ArmParams]] = ArmParams
+    use_gripper: ClassVar[bool] = True
+    nullspace_ik: ClassVar[bool] = False
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unsupported render_mode {render_mode!r}; allowed: None, 'rgb_array'")
+        self.params = self.params_model(**kwargs)
+        self.render_mode = render_mode
+        self.sim = BulletSim()
+        self.floor, self.table = create_floor_and_table(self.sim)
+        self.robot = Robot(self.sim, ROBOT_MODELS[self.params.robot], control_type=self.params.control_type,
+                           use_gripper=self.use_gripper, light_visuals=self.params.robot_visuals == "collision",
+                           nullspace_ik=self.nullspace_ik)
+        self.metrics = TaskMetrics()
+        self.steps = 0
+        self._build_scene()
+        # every reset starts from this snapshot (contact caches and solver warm starts included), so an episode
+        # depends only on its seed, never on what the previous episode left behind
+        self._snapshot = p.saveState(physicsClientId=self.sim.cid)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.robot.n_action,), dtype=np.float32)
+        self.observation_space = self._observation_space()
+        self._cameras: dict[tuple[str, int, int], Camera] = {}  # fixed cameras, built once per size
+
+    # ------------------------------------------------------------------------------------------------ task hooks
+    def _build_scene(self) -> None:
+        """Create the task's bodies (once, at construction)."""
+
+    def _clear_episode(self) -> None:
+        """Remove the bodies created by ``_reset_task`` (called before the world is restored at reset)."""
+
+    def _reset_task(self) -> None:
+        """Sample the episode (goals, parts) from ``self.np_random`` and create its bodies."""
+
+    def _before_physics(self) -> None:
+        """Called after the robot's motor targets are set, just before the physics step."""
+
+    def _evaluate(self) -> tuple[float, bool]:
+        """After the physics step: update metrics, return (reward, terminated)."""
+        raise NotImplementedError
+
+    def _state_observation(self) -> Any:
+        raise NotImplementedError
+
+    def _state_observation_space(self) -> spaces.Space:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------------ gym API
+    def _observation_space(self) -> spaces.Space:
+        return self._state_observation_space()
+
+    def _image_space(self) -> spaces.Box:
+        s = self.params.camera_size
+        return spaces.Box(0, 255, shape=(s, s, 3), dtype=np.uint8)
+
+    def _image(self) -> np.ndarray:
+        s = self.params.camera_size
+        return self.camera_image(self.params.obs_camera, s, s).rgb
+
+    def _observation(self) -> Any:
+        return self._state_observation()
+
+    def _info(self) -> dict[str, Any]:
+        return self.metrics.info(self.sim.time)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.sim.time = 0.0
+        self.steps = 0
+        self.metrics.reset()
+        self._clear_episode()
+        p.restoreState(self._snapshot, physicsClientId=self.sim.cid)
+        self.robot.reset(self.np_random, self.params.initial_joint_noise)
+        self._reset_task()
+        return self._observation(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
+        self.robot.apply_action(action)
+        self._before_physics()
+        self.sim.step()
+        self.steps += 1
+        self.robot.read_state()
+        reward, terminated = self._evaluate()
+        return self._observation(), float(reward), bool(terminated), False, self._info()
+
+    def render(self) -> np.ndarray | None:
+        """An RGB frame (``render_width`` x ``render_height``) from the front view, when render_mode='rgb_array'."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self.camera_image("front", self.params.render_width, self.params.render_height).rgb
+
+    def camera(self, name: str = "overhead", width: int = 84, height: int = 84) -> Camera:
+        """A named camera: "overhead" (fixed, looking down on belt, bins and table), "front" (the render view)
+        or "wrist" (on the hand, looking along the gripper; posed where the hand is now)."""
+        if name == "wrist":
+            return wrist_camera(self.sim.cid, self.robot.ee_position, self.robot.ee_orientation, width, height)
+        if name not in ("overhead", "front"):
+            raise ValueError(f"unknown camera {name!r}; allowed: {', '.join(CAMERA_NAMES)}")
+        key = (name, width, height)
+        if key not in self._cameras:
+            self._cameras[key] = fixed_camera(self.sim.cid, OVERHEAD if name == "overhead" else FRONT, width, height)
+        return self._cameras[key]
+
+    def camera_image(self, name: str = "overhead", width: int = 84, height: int = 84,
+                     depth: bool = False) -> CameraImage:
+        """Capture from a named camera (see :meth:`camera`): RGB uint8 (H, W, 3), depth float32 metres (H, W)."""
+        return self.camera(name, width, height).capture(depth)
+
+    def close(self) -> None:
+        self.sim.close()

@@ -1,0 +1,184 @@
+"""Validated keyword arguments of the manufacturing envs (scenario ``params``).
+
+Only pydantic and numpy are imported here, so registering the envs never starts PyBullet.
+Distances are metres in the world frame (table top at z = 0, robot base at x = -0.6, as panda-gym);
+speeds m/s, masses kg, times simulated seconds.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lepton_sim.envs.params import EnvParams, IntRange, Range
+
+ROBOTS = ("panda", "kuka")
+GRIPPER_ROBOTS = ("panda",)  # pybullet_data's Kuka iiwa has no gripper: reach only
+OBS_MODES = ("state", "rgb")
+MAX_BINS = 4
+MAX_CLASSES = 4
+MIN_PART_SIZE, MAX_PART_SIZE = 0.02, 0.07  # the Panda gripper opens to 0.08 m
+
+
+def _range_field(default: list[float] | float, description: str) -> Range:
+    return Field(default_factory=lambda: Range.model_validate(default), description=description)
+
+
+class ArmParams(EnvParams):
+    """Parameters shared by every arm task."""
+
+    robot: str = Field("panda", description="robot model: 'panda' (Franka Panda) or 'kuka' (Kuka iiwa, no gripper)")
+    control_type: Literal["ee", "joints"] = Field(
+        "ee", description="'ee': action = end-effector displacement (IK); 'joints': action = arm joint deltas")
+    reward_type: Literal["sparse", "dense"] = Field("sparse", description="sparse (success/fail) or dense (shaped)")
+    obs_mode: str = Field("state", description="'state' (vector) or 'rgb' (camera image, uint8 HxWx3)")
+    obs_camera: Literal["overhead", "wrist", "front"] = Field("overhead", description="camera used by obs_mode 'rgb'")
+    camera_size: int = Field(84, ge=16, le=512, description="side in pixels of the obs_mode 'rgb' image")
+    render_width: int = Field(480, ge=16, le=1920, description="width of render() frames")
+    render_height: int = Field(360, ge=16, le=1080, description="height of render() frames")
+    robot_visuals: Literal["collision", "full"] = Field(
+        "collision", description="robot meshes drawn by cameras: light collision hulls (fast) or full visual meshes")
+    initial_joint_noise: float = Field(
+        0.0, ge=0.0, le=0.5, description="half-width (rad) of uniform noise added to the arm's start joint angles")
+
+    @field_validator("robot")
+    @classmethod
+    def _known_robot(cls, value: str) -> str:
+        if value not in ROBOTS:
+            raise ValueError(f"unknown robot {value!r}; allowed: {', '.join(ROBOTS)}")
+        return value
+
+    @field_validator("obs_mode")
+    @classmethod
+    def _known_obs_mode(cls, value: str) -> str:
+        if value not in OBS_MODES:
+            raise ValueError(f"unsupported obs_mode {value!r}; allowed: {', '.join(OBS_MODES)}")
+        return value
+
+
+class GripperParams(ArmParams):
+    """Tasks that grasp parts: part properties are sampled per part from these ranges."""
+
+    part_size: Range = _range_field(0.04, "cube side (m), sampled per part, rounded to 1 mm")
+    part_mass: Range = _range_field(1.0, "part mass (kg), sampled per part")
+    part_friction: Range = _range_field(0.5, "part lateral friction coefficient, sampled per part")
+
+    @field_validator("robot")
+    @classmethod
+    def _has_gripper(cls, value: str) -> str:
+        if value not in GRIPPER_ROBOTS:
+            raise ValueError(f"robot {value!r} has no gripper; tasks that grasp need one of: {', '.join(GRIPPER_ROBOTS)}")
+        return value
+
+    @field_validator("part_size")
+    @classmethod
+    def _size_ok(cls, value: Range) -> Range:
+        return value.within(MIN_PART_SIZE, MAX_PART_SIZE)
+
+    @field_validator("part_mass")
+    @classmethod
+    def _mass_ok(cls, value: Range) -> Range:
+        return value.within(0.01, 5.0)
+
+    @field_validator("part_friction")
+    @classmethod
+    def _friction_ok(cls, value: Range) -> Range:
+        return value.within(0.05, 2.0)
+
+
+class ReachParams(ArmParams):
+    """``lepton/ArmReach-v0``: defaults reproduce PandaReach-v3 (goal in a 0.3 m cube in front of the robot)."""
+
+    distance_threshold: float = Field(0.05, gt=0.0, le=0.5, description="success radius (m)")
+    target_x: Range = _range_field([-0.15, 0.15], "target x (m)")
+    target_y: Range = _range_field([-0.15, 0.15], "target y (m)")
+    target_z: Range = _range_field([0.0, 0.3], "target z (m) above the table")
+
+    @field_validator("target_x", "target_y")
+    @classmethod
+    def _xy_reachable(cls, value: Range) -> Range:
+        return value.within(-0.3, 0.3)
+
+    @field_validator("target_z")
+    @classmethod
+    def _z_reachable(cls, value: Range) -> Range:
+        return value.within(0.0, 0.5)
+
+
+class PickPlaceParams(GripperParams):
+    """``lepton/ArmPickPlace-v0``: defaults reproduce PandaPickAndPlace-v3 (4 cm, 1 kg cube)."""
+
+    distance_threshold: float = Field(0.05, gt=0.0, le=0.5, description="success radius (m) part centre to target")
+    part_x: Range = _range_field([-0.15, 0.15], "part start x (m)")
+    part_y: Range = _range_field([-0.15, 0.15], "part start y (m)")
+    target_x: Range = _range_field([-0.15, 0.15], "target x (m)")
+    target_y: Range = _range_field([-0.15, 0.15], "target y (m)")
+    target_z: Range = _range_field([0.0, 0.2], "target height (m) of the part's bottom above the table")
+    target_on_table_prob: float = Field(0.3, ge=0.0, le=1.0, description="probability that the target is on the table")
+
+    @field_validator("part_x", "part_y", "target_x", "target_y")
+    @classmethod
+    def _xy_reachable(cls, value: Range) -> Range:
+        return value.within(-0.3, 0.3)
+
+    @field_validator("target_z")
+    @classmethod
+    def _z_reachable(cls, value: Range) -> Range:
+        return value.within(0.0, 0.4)
+
+
+class ConveyorPickParams(GripperParams):
+    """``lepton/ConveyorPick-v0``: parts ride a belt through the reachable zone; put each into a bin."""
+
+    part_mass: Range = _range_field(0.3, "part mass (kg), sampled per part")
+    part_friction: Range = _range_field(0.8, "part lateral friction coefficient, sampled per part")
+    conveyor_speed: Range = _range_field(0.1, "belt speed (m/s, >= 0), sampled per episode")
+    arrival_rate: Range = _range_field(0.25, "parts arriving per second, sampled per episode")
+    parts_per_episode: IntRange = Field(default_factory=lambda: IntRange.model_validate(3),
+                                        description="parts delivered per episode")
+    part_offset: Range = _range_field([-0.03, 0.03], "part's sideways offset (m) from the belt centre line")
+    num_bins: int = Field(1, ge=1, le=MAX_BINS, description="bins beside the belt")
+    success_fraction: float = Field(1.0, gt=0.0, le=1.0,
+                                    description="fraction of the episode's parts that must be binned correctly")
+
+    @field_validator("conveyor_speed")
+    @classmethod
+    def _speed_ok(cls, value: Range) -> Range:
+        if value.low < 0:
+            raise ValueError(f"conveyor speed must be >= 0 m/s, got [{value.low}, {value.high}]")
+        return value.within(0.0, 0.5)
+
+    @field_validator("arrival_rate")
+    @classmethod
+    def _rate_ok(cls, value: Range) -> Range:
+        if value.low <= 0:
+            raise ValueError(f"arrival rate must be > 0 parts/s, got [{value.low}, {value.high}]")
+        return value.within(None, 2.0)
+
+    @field_validator("parts_per_episode")
+    @classmethod
+    def _parts_ok(cls, value: IntRange) -> IntRange:
+        return value.within(1, 12)
+
+    @field_validator("part_offset")
+    @classmethod
+    def _offset_ok(cls, value: Range) -> Range:
+        return value.within(-0.05, 0.05)
+
+
+class ConveyorSortParams(ConveyorPickParams):
+    """``lepton/ConveyorSort-v0``: parts of several classes; class c belongs in bin c."""
+
+    num_bins: int = Field(2, ge=1, le=MAX_BINS, description="bins beside the belt (bin c takes class c)")
+    num_classes: int = Field(2, ge=1, le=MAX_CLASSES, description="part classes: 0 = good, 1.. = defect kinds")
+    defect_rate: float = Field(0.3, ge=0.0, le=1.0,
+                               description="probability that a part is defective (class >= 1, uniform among them)")
+
+    @model_validator(mode="after")
+    def _classes_fit_bins(self) -> "ConveyorSortParams":
+        if self.num_classes > self.num_bins:
+            raise ValueError(f"num_classes: more classes ({self.num_classes}) than bins ({self.num_bins}); "
+                             f"each class needs its own bin")
+        if self.defect_rate > 0 and self.num_classes < 2:
+            raise ValueError(f"defect_rate: {self.defect_rate} > 0 needs num_classes >= 2 (class 0 is 'good')")
+        return self
