@@ -99,7 +99,7 @@ def plot_episodes(path: Path, infos: list[list[dict[str, Any]]], plotter: Any = 
             plotter(ax, episode)
     else:
         keys = [k for k in infos[0][0] if np.isscalar(infos[0][0][k]) and not isinstance(infos[0][0][k], str)]
-        keys = [k for k in keys if len({float(i[k]) for ep in infos for i in ep}) > 1][:6]
+        keys = [k for k in keys if len({v for ep in infos for i in ep if (v := float(i[k])) == v}) > 1][:6]  # v == v: not NaN
         fig, axes = plt.subplots(len(keys) or 1, 1, figsize=(8, 2 * max(len(keys), 1)), sharex=True, squeeze=False)
         for ax, key in zip(axes[:, 0], keys):
             for n, episode in enumerate(infos):

@@ -1,0 +1,17 @@
+"""Driving domain: path planning on procedurally generated roads (``lepton/Driving-v0``).
+
+Importing registers the env with Gymnasium; the simulator modules load only when an env is made.
+"""
+from lepton_sim.envs.driving.params import DrivingParams
+from lepton_sim.envs.registration import LeptonEnvSpec, register
+
+register(LeptonEnvSpec(
+    id="lepton/Driving-v0",
+    domain="driving",
+    entry_point="lepton_sim.envs.driving.driving_env:DrivingEnv",
+    vector_entry_point="lepton_sim.envs.driving.vector_env:DrivingVectorEnv",
+    params_model=DrivingParams,
+    max_episode_steps=300,
+))
+
+__all__ = ["DrivingParams"]

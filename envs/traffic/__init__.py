@@ -1,0 +1,28 @@
+"""Traffic-signal control on real SUMO networks (sumo-rl / RESCO), as Gymnasium and PettingZoo envs.
+
+- ``lepton/TrafficSignal-v0``: one intersection (``signal_env.TrafficSignalEnv``).
+- ``lepton/TrafficNetwork-v0``: every signal of a network jointly (``network_env.TrafficNetworkEnv``).
+- ``grid_env.parallel_env(...)``: PettingZoo Parallel env, one agent per signal.
+
+Importing this package only registers ids (pydantic/numpy); SUMO, sumo-rl and libsumo load with the env.
+libsumo runs one simulation per process, hence ``max_envs_per_process=1``: vector envs use subprocesses.
+"""
+from lepton_sim.envs.registration import LeptonEnvSpec, register
+from lepton_sim.envs.traffic.params import TrafficParams
+
+register(LeptonEnvSpec(
+    id="lepton/TrafficSignal-v0",
+    domain="traffic",
+    entry_point="lepton_sim.envs.traffic.signal_env:TrafficSignalEnv",
+    params_model=TrafficParams,
+    max_envs_per_process=1,
+))
+register(LeptonEnvSpec(
+    id="lepton/TrafficNetwork-v0",
+    domain="traffic",
+    entry_point="lepton_sim.envs.traffic.network_env:TrafficNetworkEnv",
+    params_model=TrafficParams,
+    max_envs_per_process=1,
+))
+
+__all__ = ["TrafficParams"]
