@@ -8,7 +8,7 @@ scripts/setup-venv.sh test
 export PATH="$PWD/.venv/bin:$PATH"
 
 SCENARIO="${SCENARIO:-driving/obstacle-avoid}"
-STEPS="${STEPS:-300000}"
+STEPS="${STEPS:-600000}"
 OUT="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 
 lepton-sim train "$SCENARIO" --algo ppo --steps "$STEPS" --out "$OUT/ppo"
