@@ -17,7 +17,7 @@ SCENARIO = "driving/lane-keep"
 
 
 @pytest.mark.parametrize("algo,overrides", [
-    ("ppo", {"n_steps": 64, "batch_size": 64}),
+    ("ppo", {"n_steps": 64, "batch_size": 64, "normalize": True}),
     ("sac", {"learning_starts": 100, "batch_size": 64, "buffer_size": 5000}),
 ])
 def test_train_save_reload_evaluate_and_render(tmp_path: Path, algo: str, overrides: dict) -> None:
@@ -33,8 +33,12 @@ def test_train_save_reload_evaluate_and_render(tmp_path: Path, algo: str, overri
     assert meta["versions"]["stable-baselines3"] and "commit" in meta["git"]
 
     report = lepton_sim.evaluate(str(run), scenario=SCENARIO, episodes=2, progress=False)
-    again = lepton_sim.evaluate(str(run / "model.zip"), scenario=SCENARIO, episodes=2, progress=False)
+    checkpoint = latest_checkpoint(run)[0]  # saved at the same step as the final model
+    again = lepton_sim.evaluate(str(checkpoint), scenario=SCENARIO, episodes=2, progress=False)
     assert report.rows[0].return_mean == again.rows[0].return_mean  # reloaded model, deterministic actions
+    if overrides.get("normalize"):  # each model file carries the observation statistics it was trained with
+        for model in (run / "model.zip", run / "best_model.zip", checkpoint):
+            assert model.with_name(model.stem + "_vecnormalize.pkl").is_file(), model
 
     result = lepton_sim.rollout(str(run), SCENARIO, episodes=1, out=tmp_path / "video.mp4")
     frames = iio.imread(result.video)

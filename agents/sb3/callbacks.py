@@ -13,8 +13,17 @@ from lepton_sim.io import write_atomic
 CHECKPOINT_RE = re.compile(r"ckpt_(\d+)_steps\.zip$")
 
 
+def normalizer_path(model_path: Path) -> Path:
+    """Where the VecNormalize statistics that belong to a model file live: ``<stem>_vecnormalize.pkl``."""
+    return model_path.with_name(f"{model_path.stem}_vecnormalize.pkl")
+
+
 def save_model_atomic(model, path: Path) -> None:  # noqa: ANN001
+    """Save the model and, if training normalises observations, the matching statistics beside it."""
     write_atomic(path, lambda tmp: model.save(tmp))
+    normalizer = model.get_vec_normalize_env()
+    if normalizer is not None:
+        write_atomic(normalizer_path(path), lambda tmp: normalizer.save(tmp))
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
@@ -24,7 +33,7 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
 
 
 class CheckpointCallback(BaseCallback):
-    """Every ``save_freq`` timesteps: model, replay buffer (off-policy, latest only) and VecNormalize stats."""
+    """Every ``save_freq`` timesteps: model (with its VecNormalize stats) and replay buffer (off-policy, latest)."""
 
     def __init__(self, run_dir: Path, save_freq: int) -> None:
         super().__init__()
@@ -49,9 +58,6 @@ class CheckpointCallback(BaseCallback):
                 old.unlink()
             write_atomic(self.dir / f"replay_buffer_{self.num_timesteps}.pkl",
                          lambda tmp: self.model.save_replay_buffer(tmp))
-        normalizer = self.model.get_vec_normalize_env()
-        if normalizer is not None:
-            write_atomic(self.dir / f"vecnormalize_{self.num_timesteps}.pkl", lambda tmp: normalizer.save(tmp))
 
 
 class SaveBestCallback(BaseCallback):

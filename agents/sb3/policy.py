@@ -8,6 +8,7 @@ import numpy as np
 
 from lepton_sim.agents.policy import Policy
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS, algorithm_class
+from lepton_sim.agents.sb3.callbacks import normalizer_path
 
 
 INFERENCE_ONLY = {"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1}
@@ -50,7 +51,7 @@ class SB3Policy(Policy):
 
 
 def _load_normalizer(model_path: Path) -> Any:
-    stats_path = model_path.parent / "vecnormalize.pkl"
+    stats_path = normalizer_path(model_path)
     if not stats_path.is_file():
         return None
     import pickle

@@ -11,22 +11,22 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
 from lepton_sim.agents.sb3.callbacks import (CheckpointCallback, EvalCsvCallback, SaveBestCallback,
-                                             StopAfterWallTime, latest_checkpoint, save_model_atomic)
+                                             StopAfterWallTime, latest_checkpoint, normalizer_path,
+                                             save_model_atomic)
 from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
 from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
 from lepton_sim.errors import LeptonError
-from lepton_sim.io import write_atomic
 from lepton_sim.scenario import Scenario
 
 EVAL_SEED_OFFSET = 50_000  # periodic evaluation seeds, away from training (seed+i) and test (seed+100000+k)
 
 
 def _make_env(scenario: Scenario, hp: dict[str, Any], n_envs: int, seed: int, monitor_file: Path | None,
-              normalizer_path: Path | None = None, training: bool = True) -> VecEnv:
+              stats_path: Path | None = None, training: bool = True) -> VecEnv:
     venv = VecMonitor(make_sb3_vec_env(scenario, n_envs, seed), filename=str(monitor_file) if monitor_file else None)
     if hp.get("normalize"):
-        if normalizer_path is not None and normalizer_path.is_file():
-            venv = VecNormalize.load(str(normalizer_path), venv)
+        if stats_path is not None and stats_path.is_file():
+            venv = VecNormalize.load(str(stats_path), venv)
         else:
             venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
         venv.training = training
@@ -49,7 +49,7 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
         raise LeptonError(f"{run_dir}: nothing to resume from (no checkpoints/ckpt_*_steps.zip)")
     if checkpoint is not None:
         done_steps = checkpoint[1]
-    normalizer = run_dir / "checkpoints" / f"vecnormalize_{done_steps}.pkl"
+    normalizer = normalizer_path(checkpoint[0]) if checkpoint else None
     env = _make_env(scenario, hp, n_envs, seed + done_steps, log_dir / "monitor.csv", normalizer)
     eval_env = _make_env(scenario, hp, min(n_envs, eval_episodes), seed + EVAL_SEED_OFFSET, None, normalizer,
                          training=False)
@@ -81,8 +81,6 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
                     progress_bar=progress_bar, reset_num_timesteps=checkpoint is None)
         save_model_atomic(model, run_dir / "model.zip")
         callbacks[0].save()  # a final checkpoint, so a later --resume with more --steps continues from here
-        if isinstance(env, VecNormalize):
-            write_atomic(run_dir / "vecnormalize.pkl", lambda tmp: env.save(tmp))
     finally:
         env.close()
         eval_env.close()
