@@ -68,7 +68,10 @@ def main() -> None:
     scripted, rows = success_on("scripted", items)
     first = next(((s, w, r) for s, w, r in results if r >= BAR), None)
 
+    last = [r for _, _, r in results[-5:]]
     print(f"\nscripted baseline on the same seeds: {scripted:.1%}")
+    print(f"PPO, mean of the last {len(last)} checkpoints: {sum(last) / len(last):.1%}; "
+          f"best checkpoint: {max(r for _, _, r in results):.1%}")
     if first:
         print(f"PASS: {first[2]:.1%} >= {BAR:.0%} held-out success after {first[0]:,} steps, {first[1] / 60:.1f} min")
     else:
