@@ -1,0 +1,225 @@
+"""Other vehicles of N worlds at once: lane-aware neighbour search, IDM car-following, MOBIL lane changes.
+
+Every *entity* (the ego, the other vehicles, the static obstacles) of a world lives in Frenet coordinates
+``(s, d)`` with a half-length along the road and a half-width across it. An entity occupies every lane its
+width overlaps (one or two), so a car changing lanes, or the ego straddling a line, blocks both lanes.
+
+Neighbour search without all pairs: each (entity, lane) entry gets the key ``lane * BIG + s``; one argsort per
+world orders the keys by lane, then by position, so a vehicle's leader in a lane is the next entry of that lane.
+MOBIL's "who would lead / follow me in the next lane" is a count of keys below the query key.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lepton_sim.envs.driving.dynamics import IDM_ACCEL, idm_accel
+
+BIG = 1.0e6  # lane separation in the sort key (m); positions stay within +-2e5 m
+NO_LANE = 1.0e9  # key of an entity's unused second lane entry: sorts last
+LC_MIN_GAIN = 0.2  # m/s^2: MOBIL acceleration gain needed to change lanes (politeness 0, as highway-env)
+LC_MAX_BRAKE = 2.0  # m/s^2: the new follower may not be forced to brake harder than this
+LC_SETTLED = 0.2  # m from the lane centre before a vehicle considers another change
+LAT_GAIN = 1.5  # 1/s: lateral speed per metre of lateral error during a lane change
+LAT_SPEED = 1.5  # m/s: lateral speed limit (a 3.5 m lane change takes about 3 s)
+LAT_PER_SPEED = 0.25  # lateral speed is also at most this fraction of the forward speed: slip angle <= 14 deg
+MAX_SLIP_SIN = LAT_PER_SPEED / float(np.hypot(1.0, LAT_PER_SPEED))
+
+
+class Traffic:
+    """Entity arrays ``(N, E)`` with ``E = 1 + V + O`` columns: ego, vehicles, obstacles.
+
+    The vehicles' own state lives in contiguous ``(N, V)`` arrays (``veh_*``), copied into the entity arrays
+    (``s, d, speed``) for the neighbour search. The caller writes the ego column and the obstacle columns.
+    """
+
+    def __init__(self, num_worlds: int, num_vehicles: int, num_obstacles: int, lane_width: float,
+                 lane_changes: bool, max_lanes: int = 4) -> None:
+        n, v = num_worlds, num_vehicles
+        e = 1 + v + num_obstacles
+        self.num_vehicles, self.num_entities = v, e
+        self.lane_width = lane_width
+        self.lane_changes = lane_changes
+        z = np.zeros
+        self.s, self.d, self.speed = z((n, e)), z((n, e)), z((n, e))
+        self.half_length, self.half_width, self.desired = z((n, e)), z((n, e)), np.ones((n, e))
+        self.veh_s, self.veh_d, self.veh_speed, self.veh_desired = z((n, v)), z((n, v)), z((n, v)), np.ones((n, v))
+        self.veh_lane = z((n, v))  # target lane (float for arithmetic)
+        self.veh_active = z((n, v))  # 1.0 for vehicles in use
+        self.veh_lat = z((n, v))  # lateral speed (m/s)
+        self.veh_half_length = z((n, v))
+        self._row_e = (np.arange(n) * e)[:, None]
+        self._row_2e = (np.arange(n) * 2 * e)[:, None]
+        # cached neighbour search: leaders (flat entity indexes) in a vehicle's lower and upper lane
+        self._lead_a, self._lead_b = np.zeros((n, v), dtype=np.intp), np.zeros((n, v), dtype=np.intp)
+        self._has_a, self._has_b = np.zeros((n, v), dtype=bool), np.zeros((n, v), dtype=bool)
+        self._stale = np.ones(n, dtype=bool)  # worlds whose leaders must be searched again
+        self.all_active = False  # every vehicle slot of every world in use (skips masking)
+        self._lo, self._hi = z((n, e)), z((n, e))  # lanes each entity overlaps (from the last neighbour search)
+        self._lane_ids = np.arange(max_lanes, dtype=np.float64)[None, :, None]
+        self._entity_of = np.concatenate([np.arange(e), np.arange(e)])  # entry -> entity column
+        # flat sorted entry p and p + 1 belong to the same world
+        self._same_row = (np.arange(n * 2 * e - 1) % (2 * e)) != (2 * e - 1)
+
+    def restart(self, rows: np.ndarray) -> None:
+        """New episodes in these worlds: search their leaders afresh."""
+        self._stale[rows] = True
+        self.all_active = bool(self.veh_active.all())
+
+    def sync(self) -> None:
+        """Copy the vehicles' state into the entity arrays."""
+        v = self.num_vehicles
+        self.s[:, 1:1 + v] = self.veh_s
+        self.d[:, 1:1 + v] = self.veh_d
+        self.speed[:, 1:1 + v] = self.veh_speed
+
+    # ------------------------------------------------------------------------------------------ stepping
+    def step(self, dt: float, half_road: np.ndarray, last_lane: np.ndarray, decide: np.ndarray | None) -> None:
+        """Advance the vehicles by ``dt``. ``half_road``/``last_lane``: ``(N, 1)`` road half-width and lane
+        count - 1 of each world; ``decide``: indices of the worlds whose vehicles consider a lane change now.
+        Expects the entity arrays in sync (ego column written, :meth:`sync` after the last move)."""
+        if self.num_vehicles == 0:
+            return
+        gap, lead_speed = self._leaders(half_road)
+        speed = self.veh_speed
+        acc = idm_accel(speed, self.veh_desired, gap, lead_speed)
+        if not self.all_active:
+            acc *= self.veh_active
+        if self.lane_changes and decide is not None and decide.size:
+            self._mobil(decide, acc, last_lane)
+            self._stale[decide] = True  # and a fresh neighbour search once per simulated second
+        new_speed = np.maximum(speed + acc * dt, 0.0)
+        self.veh_s = self.veh_s + (0.5 * dt) * (speed + new_speed)
+        self.veh_speed = new_speed
+        target = (self.veh_lane - 0.5 * last_lane) * self.lane_width
+        limit = np.minimum(LAT_PER_SPEED * new_speed, LAT_SPEED)
+        lat = np.minimum(np.maximum(LAT_GAIN * (target - self.veh_d), -limit), limit)
+        self.veh_d = self.veh_d + lat * dt
+        self.veh_lat = lat
+        self.sync()
+
+    def _leaders(self, half_road: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per vehicle, the bumper gap to and speed of the next entity ahead in any lane it occupies (``inf`` gap
+        without one).
+
+        Who leads whom changes only when some entity's lanes change (IDM vehicles do not pass each other within
+        a lane), so the search runs only for worlds where an entity's lanes changed, a gap closed, a lane-change
+        decision is due, or the world was reset; other worlds reuse their leaders with fresh gaps. A vehicle on
+        a lane line keeps the leaders of both its lanes and follows the nearer one.
+        """
+        e, v = self.num_entities, self.num_vehicles
+        inv_w = 1.0 / self.lane_width
+        across = self.d * inv_w + half_road * inv_w  # position across the road in lane widths
+        reach = self.half_width * inv_w
+        lo = np.floor(across - reach)
+        hi = np.floor(across + reach)
+        stale = self._stale | ((lo != self._lo) | (hi != self._hi)).any(axis=1)
+        self._lo, self._hi = lo, hi
+        if stale.any():
+            self._search(None if stale.all() else np.flatnonzero(stale))
+            self._stale[:] = False
+        front = (self.s - self.half_length).ravel()
+        rear = self.veh_s + self.veh_half_length
+        gap_a = np.where(self._has_a, front[self._lead_a] - rear, np.inf)
+        gap_b = np.where(self._has_b, front[self._lead_b] - rear, np.inf)
+        second = gap_b < gap_a
+        gap = np.where(second, gap_b, gap_a)
+        flat_v = self.speed.ravel()
+        lead_speed = np.where(second, flat_v[self._lead_b], flat_v[self._lead_a])
+        self._stale |= (gap < 0.0).any(axis=1)  # boxes overlap: look again next time
+        return gap, lead_speed
+
+    def _search(self, rows: np.ndarray | None) -> None:
+        """Sort the (entity, lane) entries of these worlds (all when None) by lane, then position; the entry
+        after a vehicle's entry, if in the same lane, is its leader there."""
+        e, v = self.num_entities, self.num_vehicles
+        if rows is None:
+            s, lo, hi, n = self.s, self._lo, self._hi, self.s.shape[0]
+            world = np.arange(n)[:, None]
+        else:
+            s, lo, hi, n = self.s[rows], self._lo[rows], self._hi[rows], len(rows)
+            world = rows[:, None]
+        keys = np.empty((n, 2 * e))
+        np.multiply(lo, BIG, out=keys[:, :e])
+        keys[:, :e] += s
+        np.multiply(hi, BIG, out=keys[:, e:])
+        keys[:, e:] += s
+        keys[:, e:][hi == lo] = NO_LANE
+        order = np.argsort(keys, axis=1)
+        local = (np.arange(n) * (2 * e))[:, None]
+        flat = (order + local).ravel()
+        sorted_keys = keys.ravel()[flat]
+        entity = (self._entity_of[order] + world * e).ravel()  # flat entity index of each sorted entry
+        # consecutive entries of one world and one lane: keys of different lanes are >= BIG - 2e5 apart
+        same = (sorted_keys[1:] - sorted_keys[:-1] < 0.5 * BIG) & (sorted_keys[1:] < 0.5 * NO_LANE)
+        same &= self._same_row[:same.size]
+        leader = np.full(flat.size, -1)
+        leader[flat[:-1]] = np.where(same, entity[1:], -1)
+        leader = leader.reshape(n, 2 * e)
+        lead_a, lead_b = leader[:, 1:1 + v], leader[:, 1 + e:1 + e + v]
+        target = slice(None) if rows is None else rows
+        self._has_a[target], self._has_b[target] = lead_a >= 0, lead_b >= 0
+        self._lead_a[target], self._lead_b[target] = np.maximum(lead_a, 0), np.maximum(lead_b, 0)
+
+    def _mobil(self, rows: np.ndarray, acc: np.ndarray, last_lane: np.ndarray) -> None:
+        """MOBIL (politeness 0): move to the adjacent lane with the largest acceleration gain above
+        ``LC_MIN_GAIN`` if the new follower need not brake harder than ``LC_MAX_BRAKE``.
+
+        Only vehicles held back by more than ``LC_MIN_GAIN`` (current acceleration below the free-road one) are
+        examined: no lane can offer the others more than the free road does, so this skips no change. Who would
+        lead and follow in a lane comes from the worlds' entities ordered by position: per lane, the next and
+        the previous occupant of every position (running minimum / maximum over the order).
+        """
+        e = self.num_entities
+        speed, desired = self.veh_speed[rows], self.veh_desired[rows]
+        ratio = speed / desired
+        ratio *= ratio
+        free_road = IDM_ACCEL * (1.0 - ratio * ratio)  # IDM without a leader
+        centre = (self.veh_lane[rows] - 0.5 * last_lane[rows]) * self.lane_width
+        held_back = ((free_road - acc[rows] > LC_MIN_GAIN) & (self.veh_active[rows] > 0.0)
+                     & (np.abs(self.veh_d[rows] - centre) < LC_SETTLED))
+        r, j = np.nonzero(held_back)
+        if r.size == 0:
+            return
+        # per position in the order along the road, world (rows) and lane: next / previous occupant. Arrays are
+        # position-major, so the running minimum / maximum runs over contiguous blocks.
+        nr = len(rows)
+        order = np.argsort(self.s[rows], axis=1)
+        flat = (order + (np.arange(nr) * e)[:, None]).ravel()
+        lo = self._lo[rows].ravel()[flat].reshape(nr, e).T[:, :, None]
+        hi = self._hi[rows].ravel()[flat].reshape(nr, e).T[:, :, None]
+        lane_ids = self._lane_ids.reshape(1, 1, -1)
+        occupied = (lo <= lane_ids) & (hi >= lane_ids)  # (E, R, lanes)
+        position = np.arange(e)[:, None, None]
+        after = np.minimum.accumulate(np.where(occupied, position, e)[::-1], axis=0)[::-1]
+        before = None
+        rank = np.empty(nr * e, dtype=np.intp)
+        rank[flat] = np.tile(np.arange(e), nr)
+        me = rank[r * e + 1 + j]  # each candidate's position in its world's order
+        world = rows[r]
+        vs, hl = self.veh_s[world, j], self.veh_half_length[world, j]
+        speed, desired, lane, current = speed[r, j], desired[r, j], self.veh_lane[world, j], acc[world, j]
+        flat_s, flat_hl, flat_v, flat_v0 = (a.ravel() for a in (self.s, self.half_length, self.speed, self.desired))
+        lanes_count = self._lane_ids.shape[1]
+        best_gain, best_lane = np.full(vs.shape, LC_MIN_GAIN), lane.copy()
+        for side in (-1.0, 1.0):
+            new_lane = lane + side
+            ok = (new_lane >= 0.0) & (new_lane <= last_lane[world, 0])
+            cell = (me * nr + r) * lanes_count + np.minimum(np.maximum(new_lane, 0.0), lanes_count - 1).astype(np.intp)
+            nxt = after.ravel()[cell]
+            lead = order.ravel()[r * e + np.minimum(nxt, e - 1)] + world * e
+            gap_lead = np.where(nxt < e, flat_s[lead] - flat_hl[lead] - vs - hl, np.inf)
+            gain = idm_accel(speed, desired, gap_lead, flat_v[lead]) - current
+            better = np.flatnonzero(ok & (gap_lead > 1.0) & (gain > best_gain))
+            if better.size == 0:
+                continue
+            # safety, for the lane changes worth making: the new follower must not brake too hard
+            if before is None:
+                before = np.maximum.accumulate(np.where(occupied, position, -1), axis=0)
+            prv = before.ravel()[cell[better]]
+            follow = order.ravel()[r[better] * e + np.maximum(prv, 0)] + world[better] * e
+            gap_follow = np.where(prv >= 0, vs[better] - hl[better] - flat_s[follow] - flat_hl[follow], np.inf)
+            follower_acc = idm_accel(flat_v[follow], flat_v0[follow], gap_follow, speed[better])
+            take = better[(gap_follow > 1.0) & (follower_acc >= -LC_MAX_BRAKE)]
+            best_gain[take] = gain[take]
+            best_lane[take] = new_lane[take]
+        self.veh_lane[world, j] = best_lane
