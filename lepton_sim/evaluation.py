@@ -20,7 +20,7 @@ from lepton_sim.agents.policy import Policy
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_json_atomic, write_text_atomic
 from lepton_sim.make import make_vec
-from lepton_sim.policies import check_compatible, load_policy
+from lepton_sim.policies import IncompatiblePolicy, check_compatible, load_policy
 from lepton_sim.runs import git_commit, package_versions
 from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
 from lepton_sim.stats import mean_interval, wilson_interval
@@ -50,6 +50,14 @@ class ScenarioResult:
     length_mean: float
     metrics: dict[str, tuple[float, float, float]]  # name -> (mean, low, high)
     episodes: list[EpisodeResult] = field(repr=False)
+    skipped: str | None = None  # why the policy could not run here (e.g. another action space)
+
+    @classmethod
+    def skipped_row(cls, label: str, scenario: Scenario, seeds: list[int], reason: str) -> "ScenarioResult":
+        nan2 = (math.nan, math.nan)
+        return cls(label=label, scenario=scenario.name, env=scenario.env, seeds=seeds, success_rate=math.nan,
+                   success_ci=nan2, return_mean=math.nan, return_ci=nan2, length_mean=math.nan, metrics={},
+                   episodes=[], skipped=reason)
 
     @classmethod
     def from_episodes(cls, label: str, scenario: Scenario, episodes: list[EpisodeResult]) -> "ScenarioResult":
@@ -82,6 +90,9 @@ class Report:
         lines = [f"### {self.policy} on {self.target}" + (f" ({self.split})" if self.split else ""), "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.rows:
+            if row.skipped:
+                lines.append(f"| {row.label} | skipped: {row.skipped} |" + " |" * (len(head) - 2))
+                continue
             cells = [row.label, str(len(row.seeds)),
                      f"{row.success_rate:.0%} [{row.success_ci[0]:.0%}, {row.success_ci[1]:.0%}]",
                      f"{row.return_mean:.2f} [{row.return_ci[0]:.2f}, {row.return_ci[1]:.2f}]",
@@ -135,7 +146,8 @@ def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs:
     env = make_vec(scenario, num_envs, render_mode=render_mode)
     results: list[EpisodeResult] = []
     try:
-        check_compatible(policy, env.single_observation_space, scenario.source or scenario.name)
+        check_compatible(policy, env.single_observation_space, env.single_action_space,
+                         scenario.source or scenario.name)
         for start in range(0, len(seeds), num_envs):
             batch = seeds[start:start + num_envs]
             padded = batch + [seeds[-1] + 1 + k for k in range(num_envs - len(batch))]  # extra envs: discarded
@@ -211,9 +223,17 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scena
         for item in items:
             pol = policy if isinstance(policy, Policy) else load_policy(policy, item.scenario, device=device)
             bar.set_postfix_str(item.label)
-            episodes_run = run_episodes(pol, item.scenario, item.seeds, num_envs=num_envs, progress=bar)
-            rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run))
             name = pol.name
+            try:
+                episodes_run = run_episodes(pol, item.scenario, item.seeds, num_envs=num_envs, progress=bar)
+            except IncompatiblePolicy as err:
+                if suite is None:
+                    raise
+                bar.write(f"skipping {item.label}: {err}")  # a suite may mix action modes; report the gap
+                rows.append(ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, str(err)))
+                bar.update(item.episodes)
+                continue
+            rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run))
     report = Report(policy=str(policy) if not isinstance(policy, Policy) else name, target=target,
                     split=shown_split, rows=rows)
     if out is not None:

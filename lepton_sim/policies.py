@@ -69,9 +69,16 @@ def _probe_spaces(scenario: Scenario) -> tuple:
         env.close()
 
 
-def check_compatible(policy: Policy, observation_space: object, where: str) -> None:
-    """A trained model must see the observation space it was trained on; say so clearly if not."""
-    expected = getattr(policy, "observation_space", None)
-    if expected is not None and getattr(expected, "shape", None) != getattr(observation_space, "shape", None):
-        raise LeptonError(f"{where}: the policy was trained on observations {expected} but this scenario gives "
-                          f"{observation_space}")
+class IncompatiblePolicy(LeptonError):
+    """The policy cannot act in this scenario (other observation or action space)."""
+
+
+def check_compatible(policy: Policy, observation_space: object, action_space: object, where: str) -> None:
+    """A trained model must see the observation space it was trained on and act in the same action space."""
+    for kind, expected, actual in (("observations", getattr(policy, "observation_space", None), observation_space),
+                                   ("actions", getattr(policy, "action_space", None), action_space)):
+        if expected is None:
+            continue
+        if type(expected) is not type(actual) or getattr(expected, "shape", None) != getattr(actual, "shape", None):
+            raise IncompatiblePolicy(f"{where}: the policy was trained on {kind} {expected} but this scenario has "
+                                     f"{actual}")

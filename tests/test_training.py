@@ -12,6 +12,7 @@ import yaml
 import lepton_sim
 from lepton_sim.agents.sb3.callbacks import latest_checkpoint
 from lepton_sim.cli import main
+from lepton_sim.policies import IncompatiblePolicy
 
 SCENARIO = "driving/lane-keep"
 
@@ -39,6 +40,14 @@ def test_train_save_reload_evaluate_and_render(tmp_path: Path, algo: str, overri
     if overrides.get("normalize"):  # each model file carries the observation statistics it was trained with
         for model in (run / "model.zip", run / "best_model.zip", checkpoint):
             assert model.with_name(model.stem + "_vecnormalize.pkl").is_file(), model
+
+    if algo == "ppo":  # a continuous-action policy on a suite that also holds a discrete-action scenario
+        rows = lepton_sim.evaluate(str(run), suite="driving/standard", episodes=1, progress=False).rows
+        skipped = {row.label for row in rows if row.skipped}
+        assert skipped == {"driving/dense-traffic", "dense-traffic-two-lanes"}
+        assert all("actions" in row.skipped for row in rows if row.skipped)
+        with pytest.raises(IncompatiblePolicy, match="trained on actions Box"):
+            lepton_sim.evaluate(str(run), scenario="driving/dense-traffic", episodes=1, progress=False)
 
     result = lepton_sim.rollout(str(run), SCENARIO, episodes=1, out=tmp_path / "video.mp4")
     frames = iio.imread(result.video)

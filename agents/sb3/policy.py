@@ -43,6 +43,10 @@ class SB3Policy(Policy):
     def observation_space(self) -> Any:
         return self.model.observation_space
 
+    @property
+    def action_space(self) -> Any:
+        return self.model.action_space
+
     def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
         if self.obs_normalizer is not None:
             observation = self.obs_normalizer.normalize_obs(observation)
