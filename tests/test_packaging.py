@@ -26,6 +26,9 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
             name = ".".join([package, *rel.parts]) if rel.parts else package
             if "__pycache__" not in name:
                 assert name in listed, f"{init.parent} is a package but {name} is missing from pyproject packages"
+    for folder in (ROOT / "scenarios").iterdir():  # data-only folders must be listed too, or their YAML is lost
+        if folder.is_dir() and any(folder.glob("*.yaml")):
+            assert f"lepton_sim.scenarios.{folder.name}" in listed, folder
 
 
 def test_editable_install_maps_envs_and_agents_into_lepton_sim() -> None:
