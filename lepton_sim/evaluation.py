@@ -230,7 +230,7 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scena
                 if suite is None:
                     raise
                 bar.write(f"skipping {item.label}: {err}")  # a suite may mix action modes; report the gap
-                rows.append(ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, str(err)))
+                rows.append(ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, err.reason))
                 bar.update(item.episodes)
                 continue
             rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run))

@@ -72,6 +72,10 @@ def _probe_spaces(scenario: Scenario) -> tuple:
 class IncompatiblePolicy(LeptonError):
     """The policy cannot act in this scenario (other observation or action space)."""
 
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
+
 
 def check_compatible(policy: Policy, observation_space: object, action_space: object, where: str) -> None:
     """A trained model must see the observation space it was trained on and act in the same action space."""
@@ -80,5 +84,5 @@ def check_compatible(policy: Policy, observation_space: object, action_space: ob
         if expected is None:
             continue
         if type(expected) is not type(actual) or getattr(expected, "shape", None) != getattr(actual, "shape", None):
-            raise IncompatiblePolicy(f"{where}: the policy was trained on {kind} {expected} but this scenario has "
-                                     f"{actual}")
+            raise IncompatiblePolicy(where, f"the policy was trained on {kind} {expected} but this scenario has "
+                                            f"{actual}")
