@@ -76,6 +76,7 @@ def train_shared(m: str, steps: int, seed: int, out: Path) -> Path:
     import lepton_sim
     from stable_baselines3 import PPO
 
+    from lepton_sim.agents.sb3.callbacks import normalizer_path
     from lepton_sim.agents.traffic.pettingzoo_vec import make_shared_vec_env
 
     path = out / f"{m}_shared_ppo_seed{seed}.zip"
@@ -86,13 +87,15 @@ def train_shared(m: str, steps: int, seed: int, out: Path) -> Path:
     sc = lepton_sim.load_scenario(scenario_name(m))
     venv = VecNormalize(make_shared_vec_env(sc.params, seed=seed), gamma=0.99)
     try:
-        model = PPO("MlpPolicy", venv, n_steps=sc.max_episode_steps, batch_size=256, n_epochs=10, ent_coef=0.01,
+        rollout = sc.max_episode_steps * venv.num_envs  # one episode per update, all signals
+        model = PPO("MlpPolicy", venv, n_steps=sc.max_episode_steps, batch_size=rollout // 4, n_epochs=10,
+                    ent_coef=0.01,
                     learning_rate=3e-4, seed=seed, device="cpu", verbose=0,
                     policy_kwargs={"net_arch": [64, 64]})
         model.learn(total_timesteps=steps)
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
-        venv.save(str(path.with_name(f"{path.stem}.vecnormalize.pkl")))  # SharedPolicy.load applies it
+        venv.save(str(normalizer_path(path)))  # SharedPolicy.load applies it
     finally:
         venv.close()
     return path

@@ -83,10 +83,14 @@ def single_cases(backend: str) -> dict[str, tuple[Callable[[], Any], Callable]]:
                                                sumo_warnings=False, add_system_info=info, add_per_agent_info=info,
                                                reward_fn="diff-waiting-time", **TIMING)
 
-    ours = lambda: TrafficSignalEnv(net=net, route=route, duration=3600, reward="diff-waiting-time",  # noqa: E731
-                                    backend=backend, **TIMING)
-    cases = {"lepton TrafficSignal-v0 (tripinfo metrics, per-step info)": (ours, run_gym)}
+    def ours(**kw: Any) -> Callable[[], Any]:
+        return lambda: TrafficSignalEnv(net=net, route=route, duration=3600, backend=backend,
+                                        **{"reward": "diff-waiting-time", **TIMING, **kw})
+
+    cases = {"lepton TrafficSignal-v0 (tripinfo metrics, per-step info)": (ours(), run_gym)}
     if backend == "libsumo":
+        cases["lepton TrafficSignal-v0, episode_metrics=False"] = (ours(episode_metrics=False), run_gym)
+        cases["lepton TrafficSignal-v0, its default reward (queue-entry)"] = (ours(reward="queue-entry"), run_gym)
         cases["sumo-rl SumoEnvironment, info on (its default)"] = (raw(True), run_gym)
         cases["sumo-rl SumoEnvironment, info off"] = (raw(False), run_gym)
     return cases
@@ -142,14 +146,16 @@ def measure(cases: dict[str, tuple[Callable[[], Any], Callable]], episodes: int,
 
 
 def report(title: str, best: dict[str, tuple]) -> None:
-    ours_name = next(n for n in best if n.startswith("lepton"))
-    ours = best[ours_name][0]
+    """One row per env; ratios of every lepton row against every sumo-rl row (like for like: metrics on vs
+    sumo-rl's info on, metrics off vs its info off)."""
     print(f"\n{title}")
-    print(f"| env | steps/s | steps | mean reset (s) | lepton / this |")
-    print("|---|---|---|---|---|")
+    print("| env | steps/s | steps | mean reset (s) |")
+    print("|---|---|---|---|")
     for name, (rate, steps, reset) in best.items():
-        ratio = "-" if name == ours_name else f"{ours / rate:.2f}"
-        print(f"| {name} | {rate:,.0f} | {steps} | {reset:.3f} | {ratio} |")
+        print(f"| {name} | {rate:,.0f} | {steps} | {reset:.3f} |")
+    for ours in (n for n in best if n.startswith("lepton")):
+        for peer in (n for n in best if not n.startswith("lepton")):
+            print(f"- {ours} / {peer}: {best[ours][0] / best[peer][0]:.2f}")
 
 
 def raw_traci_in_subprocess(episodes: int) -> None:
@@ -165,7 +171,7 @@ net, route = (_sumo_rl_path(p) for p in SINGLE)
 make = lambda: sumo_rl.SumoEnvironment(net_file=net, route_file=route, single_agent=True, num_seconds=3600,
     sumo_warnings=False, add_system_info=False, add_per_agent_info=False, **TIMING)
 rate, steps, reset = run_gym(make, {episodes})
-print(f"| sumo-rl SumoEnvironment (traci), info off | {{rate:,.0f}} | {{steps}} | {{reset:.3f}} | - |")
+print(f"| sumo-rl SumoEnvironment (traci), info off | {{rate:,.0f}} | {{steps}} | {{reset:.3f}} |")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("|")]

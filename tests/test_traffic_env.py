@@ -340,3 +340,9 @@ def test_vector_env_runs_each_simulation_in_its_own_process() -> None:
         assert info["mean_delay"][0] != info["mean_delay"][1]
     finally:
         venv.close()
+
+
+def test_episode_metrics_can_be_switched_off_for_speed() -> None:
+    with closing(single(duration=100, episode_metrics=False)) as env:
+        _, _, info = run_episode(env, seed=0)
+    assert set(info) == INFO_KEYS and np.isnan(info["mean_delay"]) and np.isnan(info["trip_delay"])

@@ -133,13 +133,16 @@ class SharedPolicy(Policy):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "SharedPolicy":
-        """A PPO .zip; observation statistics saved beside it (``<stem>.vecnormalize.pkl``) are applied."""
+        """A PPO .zip; VecNormalize statistics saved beside it (``<stem>_vecnormalize.pkl``, lepton-sim's
+        convention) are applied to observations."""
         import pickle
 
         from stable_baselines3 import PPO
 
+        from lepton_sim.agents.sb3.callbacks import normalizer_path
+
         path = Path(path)
-        stats = path.with_name(f"{path.stem}.vecnormalize.pkl")
+        stats = normalizer_path(path)
         normalizer = None
         if stats.is_file():
             with open(stats, "rb") as f:

@@ -79,6 +79,10 @@ class TrafficParams(EnvParams):
     phase_info: bool = Field(False, description="add per-phase 'phase_pressure' and 'phase_demand' arrays to info "
                                                 "(what max-pressure and greedy need); costs lane reads each step")
 
+    episode_metrics: bool = Field(True, description="SUMO tripinfo output and the episode metrics from it "
+                                                    "(mean_delay, never_inserted, ...); False leaves them NaN "
+                                                    "and saves SUMO ~8% simulation time")
+
     # simulator
     backend: Literal["libsumo", "traci"] = Field(
         "libsumo", description="libsumo (in-process, fast, one simulation per process) or traci (a SUMO "

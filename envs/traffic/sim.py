@@ -11,7 +11,7 @@ and the definition of its density/queue observation. What lepton-sim changes, an
   next decision) instead of one call plus Python bookkeeping per simulated second; results are identical.
 - Lane reads happen once per step and feed the observation, the ``queue`` rewards, the per-step info and the
   optional phase info, instead of each consumer querying SUMO again.
-- Episode metrics come from SUMO's tripinfo output plus the vehicles still waiting to be inserted
+- Episode metrics come from SUMO's tripinfo output, including unfinished and never-inserted vehicles
   (:mod:`.metrics`), not from vehicles currently in the network.
 - ``control`` lets SUMO run the net's own program (``fixed-time``) or actuated control, with the same spaces.
 """
@@ -42,7 +42,6 @@ from sumo_rl.environment.traffic_signal import TrafficSignal  # noqa: E402
 SumoEnvironment = _sumo_rl_env.SumoEnvironment
 MIN_GAP = TrafficSignal.MIN_GAP
 ACTUATED_PROGRAM = "lepton-actuated"
-STEP_INFO_KEYS = ("sim_time", "queue_length", "waiting_vehicles", "trip_delay")
 
 
 @dataclass
@@ -196,11 +195,16 @@ class TrafficSim(SumoEnvironment):
         self.sumo_seed = int(sumo_seed)
         self.tripinfo_path.unlink(missing_ok=True)
         cmd = [sumo_binary(), "-n", self._net, "-r", self._route, "-b", str(self.begin_time),
-               "--seed", str(self.sumo_seed), "--scale", repr(float(demand_scale)),
-               "--time-to-teleport", str(self.params.time_to_teleport), "--waiting-time-memory", "1000",
-               "--tripinfo-output", str(self.tripinfo_path), "--tripinfo-output.write-unfinished",
-               "--tripinfo-output.write-undeparted",
-               "--no-step-log", "--duration-log.disable"]
+               "--seed", str(self.sumo_seed), "--time-to-teleport", str(self.params.time_to_teleport),
+               "--waiting-time-memory", "1000", "--no-step-log"]
+        # Only options that are needed: with libsumo (one process, many simulations) some option sets, e.g.
+        # "--scale 1.0" or "--duration-log.disable" alone, let one episode's state leak into the next (the
+        # same seed then gives different results depending on the previous episode; SUMO 1.28).
+        if demand_scale != 1.0:
+            cmd += ["--scale", repr(float(demand_scale))]
+        if self.params.episode_metrics:
+            cmd += ["--tripinfo-output", str(self.tripinfo_path), "--tripinfo-output.write-unfinished",
+                    "--tripinfo-output.write-undeparted"]
         if not self.params.sumo_warnings:
             cmd.append("--no-warnings")
         if self._actuated_file is not None:
@@ -286,7 +290,7 @@ class TrafficSim(SumoEnvironment):
                              if self.params.phase_info else None)
         self._pending = self.sumo.simulation.getPendingVehicles()
         stats = "device.tripinfo.vehicleTripStatistics."
-        arrived = self.sumo.simulation.getParameter("", stats + "count")
+        arrived = self.sumo.simulation.getParameter("", stats + "count") if self.params.episode_metrics else "0"
         if arrived != self._arrived:  # the running mean changes only when trips complete
             self._arrived = arrived
             self._trip_delay = (float(self.sumo.simulation.getParameter("", stats + "timeLoss"))
@@ -379,7 +383,8 @@ class TrafficSim(SumoEnvironment):
         if self.keep_final_snapshot:
             self.final_snapshot = self.snapshot()
         self._stop_sumo()
-        self.metrics = episode_metrics(read_tripinfo(self.tripinfo_path))
+        if self.params.episode_metrics:
+            self.metrics = episode_metrics(read_tripinfo(self.tripinfo_path))
 
     def snapshot(self) -> dict[str, Any]:
         """Vehicle positions/speeds and signal states now (for rendering); the final one after the episode."""
