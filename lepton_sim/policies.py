@@ -50,8 +50,13 @@ def _load_model(model_path: Path, config: dict, device: str) -> Policy:
     backend = config.get("backend", "sb3")
     if backend != "sb3":
         raise LeptonError(f"{model_path}: back end {backend!r} is not supported yet; supported: sb3")
+    from lepton_sim.agents.sb3.callbacks import normalizer_path
     from lepton_sim.agents.sb3.policy import SB3Policy
 
+    stats = normalizer_path(model_path)
+    if (config.get("hyperparams") or {}).get("normalize") and not stats.is_file():
+        raise LeptonError(f"{model_path}: the run normalised observations but {stats.name} is missing beside the "
+                          "model; without it the policy would see unnormalised observations")
     try:
         return SB3Policy.load(model_path, algo=config.get("algo"), device=device)
     except ValueError as err:

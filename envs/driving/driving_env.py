@@ -80,7 +80,7 @@ class DrivingEnv(gymnasium.Env):
     | 12 + 3j             | lane j: that object's speed minus the ego's (0 if none)       | / 30 m/s  | [-5, 5]       |
     | 19 + 2k, 20 + 2k    | route waypoint k (k < K, ``waypoint_spacing`` m apart) x, y   | / 50 m    | [-5, 5]       |
     | 19 + 2K + r         | lidar ray r (angle 2 pi r / R from the heading, counter-clockwise): distance to the nearest box or road edge | / lidar_range | [0, 1] |
-    | 19 + 2K + R + 7j    | object j present (1) or empty slot (0); objects = other vehicles and obstacles within ``sensor_range``, nearest first | 1 | [0, 1] |
+    | 19 + 2K + R + 7j    | object j present (1) or empty slot (0); objects = other vehicles and obstacles within ``sensor_range``, nearest first (those > 5 m behind count double distance) | 1 | [0, 1] |
     | ... + 1, + 2        | object j centre x, y                                          | / 50 m    | [-5, 5]       |
     | ... + 3, + 4        | object j velocity minus ego velocity, x, y                    | / 30 m/s  | [-5, 5]       |
     | ... + 5, + 6        | object j length, width                                        | / 5 m     | [0, 2]        |

@@ -24,6 +24,7 @@ GOAL_SCALE = 100.0  # m, distance to goal is reported up to this
 OBJECT_FEATURES = 7  # present, x, y, vx, vy, length, width
 LANE_FEATURES = 9  # exists, free distance ahead, relative speed - for the lanes right of, at and left of the ego
 BASE_FEATURES = 10 + LANE_FEATURES
+BEHIND = 5.0  # m: objects farther behind than this are listed after those ahead at the same distance
 
 
 def observation_size(p: DrivingParams) -> int:
@@ -118,11 +119,16 @@ def lane_features(sim: "DrivingSim") -> np.ndarray:
 
 def nearest_objects(sim: "DrivingSim", dx: np.ndarray, dy: np.ndarray, dist2: np.ndarray, c: np.ndarray,
                 s: np.ndarray) -> np.ndarray:
-    """The ``num_objects`` nearest objects within ``sensor_range``: present, position, relative velocity, size."""
+    """The ``num_objects`` nearest objects within ``sensor_range``: present, position, relative velocity, size.
+
+    Objects more than ``BEHIND`` m behind the ego's centre rank at twice their distance, so that objects passed
+    (a row of cones) do not take the slots of those ahead.
+    """
     p = sim.params
     n, q = sim.num_worlds, p.num_objects
     dist2 = np.where(dist2 < p.sensor_range ** 2, dist2, np.inf)
-    order = np.argsort(dist2, axis=1)[:, :q]
+    rank = np.where(dx * c[:, None] + dy * s[:, None] < -BEHIND, 4.0 * dist2, dist2)
+    order = np.argsort(rank, axis=1)[:, :q]
     flat = order + (np.arange(n) * sim.num_objects)[:, None]
     present = np.isfinite(dist2.ravel()[flat])
     rdx, rdy = dx.ravel()[flat], dy.ravel()[flat]

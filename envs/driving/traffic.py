@@ -6,7 +6,9 @@ width overlaps (one or two), so a car changing lanes, or the ego straddling a li
 
 Neighbour search without all pairs: each (entity, lane) entry gets the key ``lane * BIG + s``; one argsort per
 world orders the keys by lane, then by position, so a vehicle's leader in a lane is the next entry of that lane.
-MOBIL's "who would lead / follow me in the next lane" is a count of keys below the query key.
+Leaders change only when some entity's lanes change, so the search runs only for those worlds (and once per
+simulated second); in between, gaps are refreshed from the cached leaders. MOBIL's new leader and follower in the
+next lane come from a running minimum / maximum, per lane, over the entities ordered along the road.
 """
 from __future__ import annotations
 
@@ -47,8 +49,6 @@ class Traffic:
         self.veh_active = z((n, v))  # 1.0 for vehicles in use
         self.veh_lat = z((n, v))  # lateral speed (m/s)
         self.veh_half_length = z((n, v))
-        self._row_e = (np.arange(n) * e)[:, None]
-        self._row_2e = (np.arange(n) * 2 * e)[:, None]
         # cached neighbour search: leaders (flat entity indexes) in a vehicle's lower and upper lane
         self._lead_a, self._lead_b = np.zeros((n, v), dtype=np.intp), np.zeros((n, v), dtype=np.intp)
         self._has_a, self._has_b = np.zeros((n, v), dtype=bool), np.zeros((n, v), dtype=bool)
