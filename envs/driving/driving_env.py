@@ -111,9 +111,9 @@ class DrivingEnv(gymnasium.Env):
     Truncation is left to ``max_episode_steps`` (scenarios set it; the registered default is 300).
 
     ``info`` on every step and reset: ``is_success``, ``collision``, ``off_road`` (bool), ``route_completion``
-    (0-1), ``time_to_goal`` (simulated s, NaN until reached), ``speed`` (m/s), ``x``, ``y``, ``heading`` (rear
-    axle, world frame), ``lateral_offset`` (m from the route lane's centre), ``lane`` (0 = rightmost),
-    ``elapsed_time`` (s) and ``world_id`` (names the road for :meth:`plot_trajectory`).
+    (0-1), ``time_to_goal`` (simulated s, NaN until reached), ``speed`` and ``average_speed`` (m/s, along the
+    route since the start), ``x``, ``y``, ``heading`` (rear axle, world frame), ``lateral_offset`` (m from the
+    route lane's centre), ``lane`` (0 = rightmost), ``elapsed_time`` (s) and ``world_id`` (names the road for :meth:`plot_trajectory`).
 
     ## Arguments
 
