@@ -10,24 +10,7 @@ from gymnasium import spaces
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import observation_bounds
 from lepton_sim.envs.driving.sim import DrivingSim
-
-
-class NanEqualFloat(np.float64):
-    """A float64 whose NaN equals NaN.
-
-    ``time_to_goal`` is NaN until the goal is reached, and Gymnasium's ``check_env`` compares two same-seed
-    infos with ``==``: plain NaN would fail it. Behaves as a float64 everywhere else (arrays, JSON, float()).
-    """
-
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
-        if np.float64.__eq__(self, other):
-            return True
-        return bool(np.isnan(self)) and isinstance(other, (float, np.floating)) and bool(np.isnan(other))
-
-    def __ne__(self, other: object) -> bool:  # type: ignore[override]
-        return not self.__eq__(other)
-
-    __hash__ = np.float64.__hash__
+from lepton_sim.envs.info import NanEqualFloat
 
 
 class DrivingEnv(gymnasium.Env):

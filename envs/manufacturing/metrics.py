@@ -1,37 +1,16 @@
 """Production-line metrics of one episode, reported through ``info`` on every step and reset.
 
-"Not applicable yet" is NaN (the evaluator ignores NaN). It is a NaN that equals other NaNs: Gymnasium's
-``check_env`` compares two same-seed steps' infos with ``==``, and IEEE NaN never equals itself. It is a
-``numpy.float64`` subclass, so vector envs batch it into plain float64 arrays.
+"Not applicable yet" is :data:`lepton_sim.envs.info.NOT_APPLICABLE`, a NaN that equals other NaNs (see there).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
+from lepton_sim.envs.info import NOT_APPLICABLE
 
 # every step's and reset's info carries exactly these keys
 INFO_KEYS = ("is_success", "parts_placed", "mis_sorted", "dropped", "missed", "parts_per_minute",
              "mis_sort_rate", "drop_rate", "time_to_success")
-
-
-class _NotApplicable(np.float64):
-    """NaN meaning "not applicable yet"; equal to any NaN so that identical episodes have equal infos."""
-
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
-        try:
-            return bool(math.isnan(other))  # type: ignore[arg-type]
-        except TypeError:
-            return False
-
-    def __ne__(self, other: object) -> bool:  # type: ignore[override]
-        return not self.__eq__(other)
-
-    __hash__ = np.float64.__hash__
-
-
-NOT_APPLICABLE = _NotApplicable("nan")
 
 
 class TaskMetrics:
