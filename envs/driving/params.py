@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lepton_sim.envs.params import EnvParams, IntRange, Range
 
@@ -21,6 +21,20 @@ MAX_OBSTACLES = 50
 START_MARGIN = 40.0  # m of road behind the ego's start
 FIRST_OBSTACLE = 40.0  # m from the start to the earliest obstacle, so the ego can see and react
 GOAL_CLEARANCE = 15.0  # m between the last obstacle and the goal
+
+
+# allowed [min, max] (and unit, for messages) of every range parameter
+RANGE_BOUNDS = {
+    "lanes": (1, MAX_LANES, ""),
+    "curvature": (0.0, MAX_CURVATURE, " 1/m"),
+    "curve_length": (5.0, 2000.0, " m"),
+    "route_length": (20.0, 10000.0, " m"),
+    "obstacles": (0, MAX_OBSTACLES, ""),
+    "vehicles": (0, MAX_VEHICLES, ""),
+    "vehicle_speed": (0.5, 60.0, " m/s"),
+    "vehicle_spacing": (8.0, 1000.0, " m"),
+    "ego_speed": (0.0, 50.0, " m/s"),
+}
 
 
 def _check_range(name: str, value: Range, low: float, high: float, unit: str = "") -> Range:
@@ -101,50 +115,11 @@ class DrivingParams(EnvParams):
             raise ValueError(f"obs_mode {value!r} is not supported; allowed: {', '.join(OBS_MODES)}")
         return value
 
-    @field_validator("lanes")
+    @field_validator(*RANGE_BOUNDS)
     @classmethod
-    def _lanes(cls, value: IntRange) -> IntRange:
-        return _check_range("lanes", value, 1, MAX_LANES)
-
-    @field_validator("curvature")
-    @classmethod
-    def _curvature(cls, value: Range) -> Range:
-        return _check_range("curvature", value, 0.0, MAX_CURVATURE, " 1/m")
-
-    @field_validator("curve_length")
-    @classmethod
-    def _curve_length(cls, value: Range) -> Range:
-        return _check_range("curve_length", value, 5.0, 2000.0, " m")
-
-    @field_validator("route_length")
-    @classmethod
-    def _route_length(cls, value: Range) -> Range:
-        return _check_range("route_length", value, 20.0, 10000.0, " m")
-
-    @field_validator("obstacles")
-    @classmethod
-    def _obstacles(cls, value: IntRange) -> IntRange:
-        return _check_range("obstacles", value, 0, MAX_OBSTACLES)
-
-    @field_validator("vehicles")
-    @classmethod
-    def _vehicles(cls, value: IntRange) -> IntRange:
-        return _check_range("vehicles", value, 0, MAX_VEHICLES)
-
-    @field_validator("vehicle_speed")
-    @classmethod
-    def _vehicle_speed(cls, value: Range) -> Range:
-        return _check_range("vehicle_speed", value, 0.5, 60.0, " m/s")
-
-    @field_validator("vehicle_spacing")
-    @classmethod
-    def _vehicle_spacing(cls, value: Range) -> Range:
-        return _check_range("vehicle_spacing", value, 8.0, 1000.0, " m")
-
-    @field_validator("ego_speed")
-    @classmethod
-    def _ego_speed(cls, value: Range) -> Range:
-        return _check_range("ego_speed", value, 0.0, 50.0, " m/s")
+    def _range_within_bounds(cls, value: Range, info: ValidationInfo) -> Range:
+        low, high, unit = RANGE_BOUNDS[info.field_name]
+        return _check_range(info.field_name, value, low, high, unit)
 
     @model_validator(mode="after")
     def _consistent(self) -> "DrivingParams":
