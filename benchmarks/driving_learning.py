@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import time
-from pathlib import Path
 
 import lepton_sim
 from lepton_sim.agents.sb3.callbacks import CHECKPOINT_RE

@@ -77,7 +77,7 @@ def main() -> None:
     rows.append(("lepton/ArmReach-v0 robot=kuka", best_of(lambda: gymnasium.make("lepton/ArmReach-v0", robot="kuka"),
                                                           args.steps, args.repeats), "-", float("nan")))
 
-    print(f"\n| env | steps/s | peer (same run) | peer steps/s | ratio |\n|---|---|---|---|---|")
+    print("\n| env | steps/s | peer (same run) | peer steps/s | ratio |\n|---|---|---|---|---|")
     for ours, ours_sps, peer, peer_sps in rows:
         ratio = f"{ours_sps / peer_sps:.2f}x" if np.isfinite(peer_sps) else "-"
         peer_txt = f"{peer_sps:.0f}" if np.isfinite(peer_sps) else "-"

@@ -106,7 +106,6 @@ class Traffic:
         decision is due, or the world was reset; other worlds reuse their leaders with fresh gaps. A vehicle on
         a lane line keeps the leaders of both its lanes and follows the nearer one.
         """
-        e, v = self.num_entities, self.num_vehicles
         inv_w = 1.0 / self.lane_width
         across = self.d * inv_w + half_road * inv_w  # position across the road in lane widths
         reach = self.half_width * inv_w

@@ -169,7 +169,6 @@ def _obstacles(p: DrivingParams, col: Callable[[str], np.ndarray], lanes: np.nda
                s_goal: np.ndarray, sites: int) -> tuple[np.ndarray, ...]:
     """Obstacle slots ``(k, 3 S)``: S sites of 3 slots each (a parked car uses the first, cones 1-3)."""
     k = len(lanes)
-    shape = (k, sites, CONES_PER_SITE)
     if sites == 0:
         empty = np.zeros((k, 0))
         return empty + FAR_AWAY, empty, empty, empty, empty, empty.astype(np.int8)
