@@ -9,6 +9,7 @@ import yaml
 
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS
 from lepton_sim.agents.sb3.hyperparams import load_hyperparams, sb3_kwargs
+from lepton_sim.agents.sb3.vec_env import uses_shared_policy
 from lepton_sim.errors import LeptonError
 from lepton_sim.runs import new_run_dir, write_run_record
 from lepton_sim.scenario import Scenario, load_scenario, scenario_from_dict
@@ -49,6 +50,9 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
     seed = sc.seed if seed is None else seed
     steps = int(steps or hp.get("n_timesteps", 100_000))
     n_envs = int(n_envs or hp.get("n_envs", 1))
+    shared = uses_shared_policy(sc)
+    if shared:  # one policy for every agent of one in-process simulation: no second (evaluation) simulation
+        n_envs, eval_freq = 1, 0
     run_dir = Path(out) if out else new_run_dir(sc.name, algo, seed, runs_root)
     if (run_dir / "config.yaml").exists():
         raise LeptonError(f"{run_dir} already holds a run; choose another --out or --resume it")
@@ -60,6 +64,7 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
         "eval_episodes": eval_episodes,
         "checkpoint_freq": int(checkpoint_freq or max(steps // 5, 1)),
         "time_limit": time_limit,
+        "policy_sharing": shared,
     }
     write_run_record(run_dir, config)
     return _run(run_dir, config, sc, device, progress_bar, resume=False)

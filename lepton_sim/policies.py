@@ -57,6 +57,10 @@ def _load_model(model_path: Path, config: dict, device: str) -> Policy:
     if (config.get("hyperparams") or {}).get("normalize") and not stats.is_file():
         raise LeptonError(f"{model_path}: the run normalised observations but {stats.name} is missing beside the "
                           "model; without it the policy would see unnormalised observations")
+    if config.get("policy_sharing"):  # one per-agent network acting for every agent (multi-agent traffic)
+        from lepton_sim.agents.traffic.pettingzoo_vec import SharedPolicy
+
+        return SharedPolicy.load(model_path, device=device)
     try:
         return SB3Policy.load(model_path, algo=config.get("algo"), device=device)
     except ValueError as err:

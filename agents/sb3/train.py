@@ -51,8 +51,8 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
         done_steps = checkpoint[1]
     normalizer = normalizer_path(checkpoint[0]) if checkpoint else None
     env = _make_env(scenario, hp, n_envs, seed + done_steps, log_dir / "monitor.csv", normalizer)
-    eval_env = _make_env(scenario, hp, min(n_envs, eval_episodes), seed + EVAL_SEED_OFFSET, None, normalizer,
-                         training=False)
+    eval_env = None if eval_freq <= 0 else _make_env(scenario, hp, min(n_envs, eval_episodes),
+                                                     seed + EVAL_SEED_OFFSET, None, normalizer, training=False)
 
     if checkpoint is not None:
         model = cls.load(checkpoint[0], env=env, device=device)
@@ -83,7 +83,8 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
         callbacks[0].save()  # a final checkpoint, so a later --resume with more --steps continues from here
     finally:
         env.close()
-        eval_env.close()
+        if eval_env is not None:
+            eval_env.close()
     return run_dir
 
 

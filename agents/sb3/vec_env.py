@@ -1,6 +1,7 @@
 """Scenario -> SB3 VecEnv: native numpy-batched envs through an adapter, others through SB3's own VecEnvs."""
 from __future__ import annotations
 
+import importlib
 from functools import partial
 from typing import Any, Sequence
 
@@ -86,9 +87,20 @@ def _sub_info(info: dict[str, Any], i: int) -> dict[str, Any]:
     return out
 
 
+# multi-agent envs trained with one policy shared by all agents: env id -> factory(params, seed, monitor) -> VecEnv
+SHARED_POLICY_VEC_ENVS = {"lepton/TrafficNetwork-v0": "lepton_sim.agents.traffic.pettingzoo_vec:make_shared_vec_env"}
+
+
+def uses_shared_policy(scenario: Scenario) -> bool:
+    return scenario.env in SHARED_POLICY_VEC_ENVS
+
+
 def make_sb3_vec_env(scenario: Scenario, n_envs: int, seed: int) -> VecEnv:
     """The fastest SB3 VecEnv for the scenario: native batched env, subprocesses for simulators that allow one
     simulation per process (libsumo), else SB3's in-process DummyVecEnv."""
+    if uses_shared_policy(scenario):  # one slot per agent of one simulation; n_envs does not apply
+        module, function = SHARED_POLICY_VEC_ENVS[scenario.env].split(":")
+        return getattr(importlib.import_module(module), function)(scenario.params, seed=seed, monitor=False)
     mode = vectorization_mode(scenario, n_envs)
     if mode == "vector_entry_point":
         venv: VecEnv = GymnasiumVecEnvAdapter(make_vec(scenario, n_envs, autoreset_mode=AutoresetMode.SAME_STEP))
