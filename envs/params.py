@@ -5,17 +5,28 @@ Every env validates its keyword arguments with a subclass of :class:`EnvParams`,
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field  # noqa: F401  (re-exported for the domain schemas)
 
 
 class EnvParams(BaseModel):
-    """Base class: unknown keys are errors, values are immutable once validated."""
+    """Base class: unknown keys are errors, values are immutable once validated.
+
+    Subclasses with an ``obs_mode`` field list the modes they support in ``OBS_MODES``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    OBS_MODES: ClassVar[tuple[str, ...]] = ("state",)
+
+    @field_validator("obs_mode", check_fields=False)
+    @classmethod
+    def _supported_obs_mode(cls, value: str) -> str:
+        if value not in cls.OBS_MODES:
+            raise ValueError(f"obs_mode {value!r} is not supported; allowed: {', '.join(cls.OBS_MODES)}")
+        return value
 
 
 class Range(BaseModel):

@@ -25,7 +25,7 @@ from lepton_sim.errors import ScenarioError
     (PickPlaceParams, {"part_size": [0.05, 0.03]}, "part_size", "low (0.05) is greater than high (0.03)"),
     (ReachParams, {"initial_joint_noise": -0.1}, "initial_joint_noise", "greater than or equal to 0"),
     (ReachParams, {"target_z": [0.0, 0.9]}, "target_z", "above the maximum"),
-    (ReachParams, {"obs_mode": "depth"}, "obs_mode", "unsupported obs_mode 'depth'; allowed: state, rgb"),
+    (ReachParams, {"obs_mode": "depth"}, "obs_mode", "obs_mode 'depth' is not supported; allowed: state, rgb"),
     (ReachParams, {"lanes": 2}, "lanes", "Extra inputs are not permitted"),
 ])
 def test_bad_values_name_the_field(model: type, kwargs: dict, field: str, message: str) -> None:
