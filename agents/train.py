@@ -14,8 +14,8 @@ from lepton_sim.errors import LeptonError
 from lepton_sim.runs import new_run_dir, write_run_record
 from lepton_sim.scenario import Scenario, load_scenario, scenario_from_dict
 
-ENV_PREFIX = "params."
-BACKENDS = ("sb3",)  # RLlib joins here with the same scenario files, run layout and policy interface  # overrides starting with this set env params, e.g. params.lanes=3
+ENV_PREFIX = "params."  # overrides starting with this set env params, e.g. params.lanes=3
+BACKENDS = ("sb3",)  # RLlib joins here with the same scenario files, run layout and policy interface
 
 
 def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", steps: int | None = None,
