@@ -39,17 +39,14 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
               resume: bool = False, time_limit: float | None = None) -> Path:
     """Train (or, with ``resume``, continue from the latest checkpoint) and save model.zip in ``run_dir``."""
     cls = algorithm_class(algo)
-    part = len(list((run_dir / "logs").glob("part*"))) if resume else 0
-    log_dir = run_dir / "logs" / f"part{part}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-
-    done_steps = 0
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise LeptonError(f"{run_dir}: nothing to resume from (no checkpoints/ckpt_*_steps.zip)")
-    if checkpoint is not None:
-        done_steps = checkpoint[1]
+    done_steps = checkpoint[1] if checkpoint else 0
     normalizer = normalizer_path(checkpoint[0]) if checkpoint else None
+    part = len(list((run_dir / "logs").glob("part*"))) if resume else 0  # each resume logs to a new part
+    log_dir = run_dir / "logs" / f"part{part}"
+    log_dir.mkdir(parents=True, exist_ok=True)
     env = _make_env(scenario, hp, n_envs, seed + done_steps, log_dir / "monitor.csv", normalizer)
     eval_env = None if eval_freq <= 0 else _make_env(scenario, hp, min(n_envs, eval_episodes),
                                                      seed + EVAL_SEED_OFFSET, None, normalizer, training=False)
