@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import yaml
 
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS
+from lepton_sim.agents.sb3.callbacks import latest_checkpoint
 from lepton_sim.agents.sb3.hyperparams import load_hyperparams, sb3_kwargs
 from lepton_sim.agents.sb3.vec_env import uses_shared_policy
 from lepton_sim.errors import LeptonError
@@ -91,5 +92,7 @@ def _resume(run_dir: Path, steps: int | None, device: str, progress_bar: bool) -
     if steps is not None:
         config["steps"] = int(steps)
     sc = scenario_from_dict(config["scenario"], source=config.get("scenario_source") or str(config_path))
+    if latest_checkpoint(run_dir) is None:  # fail before the run record is touched
+        raise LeptonError(f"{run_dir}: nothing to resume from (no checkpoints/ckpt_*_steps.zip)")
     write_run_record(run_dir, config, append_command=True)
     return _run(run_dir, config, sc, device, progress_bar, resume=True)
