@@ -31,8 +31,9 @@ def _sumo_rl_path(rel: str) -> str:
     return str(resolve_sumo_file(f"sumo_rl:{rel}"))
 
 
-def run_gym(make: Callable[[], Any], episodes: int, seed: int = 0) -> tuple[float, int, float]:
-    """(steps/s, steps, mean reset seconds) over whole episodes of a Gymnasium-style env."""
+def _time_episodes(make: Callable[[], Any], episodes: int, seed: int,
+                   play_episode: Callable[[Any, np.random.Generator], int]) -> tuple[float, int, float]:
+    """(steps/s, steps, mean reset seconds) over whole episodes; ``play_episode`` returns its env steps."""
     env = make()
     rng = np.random.default_rng(seed)
     steps, reset_time = 0, 0.0
@@ -41,34 +42,37 @@ def run_gym(make: Callable[[], Any], episodes: int, seed: int = 0) -> tuple[floa
         t = time.perf_counter()
         env.reset(seed=seed + ep)
         reset_time += time.perf_counter() - t
-        n = env.action_space.n
-        while True:
-            *_, terminated, truncated, _ = env.step(int(rng.integers(n)))
-            steps += 1
-            if terminated or truncated:
-                break
+        steps += play_episode(env, rng)
     elapsed = time.perf_counter() - start
     env.close()
     return steps / elapsed, steps, reset_time / episodes
+
+
+def _random_gym_episode(env: Any, rng: np.random.Generator) -> int:
+    n, steps = env.action_space.n, 0
+    while True:
+        *_, terminated, truncated, _ = env.step(int(rng.integers(n)))
+        steps += 1
+        if terminated or truncated:
+            return steps
+
+
+def _random_parallel_episode(env: Any, rng: np.random.Generator) -> int:
+    steps = 0
+    while env.agents:  # one env step = one joint step of all agents
+        env.step({a: int(rng.integers(env.action_space(a).n)) for a in env.agents})
+        steps += 1
+    return steps
+
+
+def run_gym(make: Callable[[], Any], episodes: int, seed: int = 0) -> tuple[float, int, float]:
+    """Random actions over whole episodes of a Gymnasium-style env."""
+    return _time_episodes(make, episodes, seed, _random_gym_episode)
 
 
 def run_parallel(make: Callable[[], Any], episodes: int, seed: int = 0) -> tuple[float, int, float]:
-    """The same for a PettingZoo Parallel env (one env step = one joint step of all agents)."""
-    env = make()
-    rng = np.random.default_rng(seed)
-    steps, reset_time = 0, 0.0
-    start = time.perf_counter()
-    for ep in range(episodes):
-        t = time.perf_counter()
-        env.reset(seed=seed + ep)
-        reset_time += time.perf_counter() - t
-        while env.agents:
-            actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
-            env.step(actions)
-            steps += 1
-    elapsed = time.perf_counter() - start
-    env.close()
-    return steps / elapsed, steps, reset_time / episodes
+    """The same for a PettingZoo Parallel env."""
+    return _time_episodes(make, episodes, seed, _random_parallel_episode)
 
 
 def single_cases(backend: str) -> dict[str, tuple[Callable[[], Any], Callable]]:
