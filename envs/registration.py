@@ -24,6 +24,9 @@ class LeptonEnvSpec:
     max_episode_steps: int | None = None
     vector_entry_point: str | None = None  # native numpy-batched VectorEnv, if the env has one
     max_envs_per_process: int | None = None  # e.g. 1 for libsumo: vectorise with subprocesses
+    # the simulator keeps state from one episode to the next inside a process (libsumo, SUMO 1.28: the same seed
+    # can give another result after other episodes), so evaluation runs each batch in fresh worker processes
+    isolate_episodes: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 

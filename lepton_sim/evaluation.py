@@ -139,23 +139,33 @@ def _env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
 
 def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs: int | None = None,
                  render_mode: str | None = None, on_step: StepCallback | None = None,
-                 progress: tqdm | None = None) -> list[EpisodeResult]:
-    """Run one episode per seed, ``num_envs`` at a time, and return their results in seed order."""
+                 progress: tqdm | None = None, isolate: bool | None = None) -> list[EpisodeResult]:
+    """Run one episode per seed, ``num_envs`` at a time, and return their results in seed order.
+
+    ``isolate`` (default: the env spec's ``isolate_episodes``) runs each batch in fresh worker processes, for
+    simulators whose episodes are not independent inside one process (libsumo)."""
     scenario = scenario.with_params(dict(policy.env_overrides))
     num_envs = min(num_envs or default_num_envs(scenario, len(seeds)), len(seeds))
-    env = make_vec(scenario, num_envs, render_mode=render_mode)
+    isolate = scenario.spec.isolate_episodes if isolate is None else isolate
     results: list[EpisodeResult] = []
+    env = None
     try:
-        check_compatible(policy, env.single_observation_space, env.single_action_space,
-                         scenario.source or scenario.name)
         for start in range(0, len(seeds), num_envs):
+            if env is None:
+                env = make_vec(scenario, num_envs, render_mode=render_mode, mode="async" if isolate else None)
+                check_compatible(policy, env.single_observation_space, env.single_action_space,
+                                 scenario.source or scenario.name)
             batch = seeds[start:start + num_envs]
             padded = batch + [seeds[-1] + 1 + k for k in range(num_envs - len(batch))]  # extra envs: discarded
             results += _run_batch(policy, env, scenario, padded, on_step)[:len(batch)]
             if progress is not None:
                 progress.update(len(batch))
+            if isolate:
+                env.close()
+                env = None
     finally:
-        env.close()
+        if env is not None:
+            env.close()
     return results
 
 

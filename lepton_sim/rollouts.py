@@ -46,9 +46,10 @@ def rollout(policy: str | Path | Policy, scenario: str | Path | Scenario, episod
         episode_infos[-1].append(_env_info(info, 0))
 
     results: list[EpisodeResult] = []
-    for k in range(episodes):  # one env at a time, so frames and infos follow one episode
+    for k in range(episodes):  # one env at a time, in this process, so frames and infos follow one episode
         episode_infos.append([])
-        results += run_episodes(pol, sc, [first + k], num_envs=1, render_mode="rgb_array", on_step=record)
+        results += run_episodes(pol, sc, [first + k], num_envs=1, render_mode="rgb_array", on_step=record,
+                                isolate=False)
     if not frames:
         raise LeptonError(f"{sc.name}: the env rendered no frames")
     write_video(out, frames, float(found["fps"]))

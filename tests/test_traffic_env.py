@@ -163,12 +163,19 @@ def test_fixed_time_delay_matches_a_direct_sumo_run(tmp_path: Path) -> None:
                     "--tripinfo-output.write-unfinished", "--statistic-output", str(tmp_path / "stats.xml"),
                     "--no-step-log", "--no-warnings"], check=True)
     trips = read_tripinfo(tmp_path / "trips.xml")
+    subprocess.run([sumo_binary(), "-n", str(p.net_path), "-r", str(p.route_paths[0]), "--seed", "0", "-e", "600",
+                    "--time-to-teleport", "-1", "--tripinfo-output", str(tmp_path / "all.xml"),
+                    "--tripinfo-output.write-undeparted", "--no-step-log", "--no-warnings"], check=True)
+    outside = read_tripinfo(tmp_path / "all.xml")
+    outside_wait = outside.depart_delay[~outside.inserted]  # SUMO's rows for vehicles never inserted
     stats = ET.parse(tmp_path / "stats.xml").getroot()
     waiting = int(stats.find("vehicles").get("waiting"))  # SUMO's own count of vehicles never inserted
     waiting_delay = float(stats.find("vehicleTripStatistics").get("departDelayWaiting"))
     delays = trips.time_loss + trips.depart_delay
     direct = (delays.sum() + waiting * waiting_delay) / (len(delays) + waiting)
-    assert info["never_inserted"] == waiting > 0
+    assert len(outside_wait[outside_wait > 0]) == waiting > 0
+    # counted: due more than one decision interval (delta_time) before the end; the rest are charged only
+    assert info["never_inserted"] == np.sum(outside_wait > p.delta_time) > 0
     assert info["mean_delay"] == pytest.approx(direct, abs=0.01)  # SUMO rounds departDelayWaiting to 0.01 s
     assert info["mean_delay_inserted"] == pytest.approx(delays.mean(), abs=1e-9)
     assert info["throughput"] == int(trips.arrived.sum())

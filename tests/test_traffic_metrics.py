@@ -38,6 +38,15 @@ def test_metrics_charge_never_inserted_vehicles(tmp_path: Path) -> None:
     assert m.throughput == 2
 
 
+def test_vehicles_due_in_the_last_decision_are_charged_but_not_counted(tmp_path: Path) -> None:
+    """e (due 30 s before the end) is an ordinary insertion wait with a 40 s grace; still charged in mean_delay."""
+    path = tmp_path / "tripinfo.xml"
+    path.write_text(TRIPINFO)
+    m = episode_metrics(read_tripinfo(path), grace=40.0)
+    assert m.never_inserted == 1  # only d, which waited 60 s
+    assert m.mean_delay == pytest.approx((10 + 20 + 10 + 60 + 30) / 5)
+
+
 def test_metrics_before_the_end_are_nan_with_the_same_keys(tmp_path: Path) -> None:
     path = tmp_path / "tripinfo.xml"
     path.write_text(TRIPINFO)

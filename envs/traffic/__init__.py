@@ -5,7 +5,10 @@
 - ``grid_env.parallel_env(...)``: PettingZoo Parallel env, one agent per signal.
 
 Importing this package only registers ids (pydantic/numpy); SUMO, sumo-rl and libsumo load with the env.
-libsumo runs one simulation per process, hence ``max_envs_per_process=1``: vector envs use subprocesses.
+libsumo runs one simulation per process, hence ``max_envs_per_process=1``: vector envs use subprocesses. And a
+libsumo process carries state from one simulation into the next (on the Cologne maps the same seed gave 42.3 or
+43.4 s of delay depending on the episodes run before it), hence ``isolate_episodes``: evaluation runs every batch
+of episodes in fresh processes, so a report's numbers depend only on the seeds.
 """
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 from lepton_sim.envs.traffic.params import TrafficParams
@@ -16,6 +19,7 @@ register(LeptonEnvSpec(
     entry_point="lepton_sim.envs.traffic.signal_env:TrafficSignalEnv",
     params_model=TrafficParams,
     max_envs_per_process=1,
+    isolate_episodes=True,
 ))
 register(LeptonEnvSpec(
     id="lepton/TrafficNetwork-v0",
@@ -23,6 +27,7 @@ register(LeptonEnvSpec(
     entry_point="lepton_sim.envs.traffic.network_env:TrafficNetworkEnv",
     params_model=TrafficParams,
     max_envs_per_process=1,
+    isolate_episodes=True,
 ))
 
 __all__ = ["TrafficParams"]

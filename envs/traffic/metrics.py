@@ -8,8 +8,14 @@ episode window counts:
   ``--tripinfo-output.write-unfinished``): delay = ``timeLoss + departDelay`` (RESCO's delay);
 - vehicles scheduled in the window but never inserted (SUMO writes them with
   ``--tripinfo-output.write-undeparted``: ``depart="-1"``, ``departDelay`` = end of window - scheduled depart):
-  delay = that wait, i.e. each is charged end of window minus its scheduled depart; counted in
-  ``never_inserted``. (Vehicles scheduled exactly at or after the end have departDelay <= 0 and are not due.)
+  delay = that wait, i.e. each is charged end of window minus its scheduled depart. (Vehicles scheduled exactly at
+  or after the end have departDelay <= 0 and are not due.)
+
+``never_inserted`` counts the vehicles still outside that were due more than ``grace`` seconds before the end (the
+envs pass one decision interval, ``delta_time``). A vehicle due in the last second that finds its entry occupied
+is an ordinary insertion wait, the same as an inserted vehicle's departDelay, and which controllers leave one
+depends only on the signal state in that last second; blocking shows up as vehicles that waited longer. Those
+last-interval vehicles are still charged their wait in ``mean_delay``.
 
 ``mean_delay`` is the mean over both groups. ``mean_delay_inserted`` drops the never-inserted vehicles, which is
 what RESCO reports (comparable with its published tables, but blind to blocking). ``mean_waiting_time`` is SUMO's
@@ -51,7 +57,7 @@ METRIC_KEYS = ("mean_delay", "never_inserted", "mean_waiting_time", "mean_trip_t
 @dataclass(frozen=True)
 class EpisodeMetrics:
     mean_delay: float  # s per vehicle, never-inserted vehicles charged
-    never_inserted: float  # vehicles due in the window that never entered the network
+    never_inserted: float  # vehicles due in the window (more than `grace` s before its end) still outside
     mean_waiting_time: float  # s per inserted vehicle
     mean_trip_time: float  # s per completed trip
     throughput: float  # completed trips
@@ -98,15 +104,16 @@ def read_tripinfo(path: str | Path) -> Trips:
                  arrived=arrival >= 0, inserted=depart >= 0)
 
 
-def episode_metrics(trips: Trips) -> EpisodeMetrics:
-    """Inserted trips' timeLoss + departDelay, plus each never-inserted vehicle's wait (see module docstring)."""
+def episode_metrics(trips: Trips, grace: float = 0.0) -> EpisodeMetrics:
+    """Inserted trips' timeLoss + departDelay, plus each never-inserted vehicle's wait; ``never_inserted`` counts
+    those due more than ``grace`` s before the end (see module docstring)."""
     inserted = trips.inserted
     due = ~inserted & (trips.depart_delay > 0)
     delay = trips.time_loss[inserted] + trips.depart_delay[inserted]
     charged = np.concatenate([delay, trips.depart_delay[due]])
     return EpisodeMetrics(
         mean_delay=_mean(charged),
-        never_inserted=float(due.sum()),
+        never_inserted=float((due & (trips.depart_delay > grace)).sum()),
         mean_waiting_time=_mean(trips.waiting_time[inserted]),
         mean_trip_time=_mean(trips.duration[trips.arrived]),
         throughput=float(trips.arrived.sum()),

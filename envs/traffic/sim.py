@@ -384,7 +384,7 @@ class TrafficSim(SumoEnvironment):
             self.final_snapshot = self.snapshot()
         self._stop_sumo()
         if self.params.episode_metrics:
-            self.metrics = episode_metrics(read_tripinfo(self.tripinfo_path))
+            self.metrics = episode_metrics(read_tripinfo(self.tripinfo_path), grace=self.delta_time)
 
     def snapshot(self) -> dict[str, Any]:
         """Vehicle positions/speeds and signal states now (for rendering); the final one after the episode."""
