@@ -52,8 +52,8 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
     steps = int(steps or hp.get("n_timesteps", 100_000))
     n_envs = int(n_envs or hp.get("n_envs", 1))
     shared = uses_shared_policy(sc)
-    if shared:  # one policy for every agent of one in-process simulation: no second (evaluation) simulation
-        n_envs, eval_freq = 1, 0
+    if shared:  # one policy for every signal of one in-process simulation (periodic evaluation in subprocesses)
+        n_envs = 1
     run_dir = Path(out) if out else new_run_dir(sc.name, algo, seed, runs_root)
     if (run_dir / "config.yaml").exists():
         raise LeptonError(f"{run_dir} already holds a run; choose another --out or --resume it")

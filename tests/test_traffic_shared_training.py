@@ -2,6 +2,7 @@
 (PettingZoo-to-VecEnv adapter), saved in a run folder and evaluated on the joint env like any other policy."""
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -15,10 +16,17 @@ from lepton_sim.policies import load_policy
 def test_shared_ppo_trains_on_a_grid_and_evaluates_on_the_joint_env(tmp_path: Path) -> None:
     short = {"duration": 300}  # 30 decisions of 10 s
     run = lepton_sim.train("traffic/2x2-grid", algo="ppo", steps=256, out=tmp_path / "run", progress_bar=False,
+                           eval_freq=128, eval_episodes=2,
                            overrides={"params.duration": 300, "n_steps": 32, "batch_size": 64, "n_epochs": 2})
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["policy_sharing"] is True and config["eval_freq"] == 0  # no second simulation in the process
+    assert config["policy_sharing"] is True
     assert (run / "model.zip").is_file() and (run / "model_vecnormalize.pkl").is_file()
+    # periodic evaluation on the joint env, in worker processes beside the training simulation (4 signals x 32
+    # decisions = 128 agent steps per rollout)
+    curve = list(csv.DictReader((run / "evaluations.csv").open()))
+    assert [int(r["timesteps"]) for r in curve] == [128, 256]
+    assert all(float(r["mean_length"]) == 30 and float(r["mean_return"]) < 0 for r in curve)
+    assert (run / "best_model.zip").is_file() and (run / "best_model_vecnormalize.pkl").is_file()
 
     scenario = lepton_sim.load_scenario("traffic/2x2-grid", max_episode_steps=30, **short)
     policy = load_policy(str(run), scenario)

@@ -5,6 +5,7 @@ import csv
 import re
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
@@ -84,23 +85,63 @@ class EvalCsvCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         parent: EvalCallback = self.parent  # type: ignore[assignment]
-        returns = parent.evaluations_results[-1]
-        lengths = parent.evaluations_length[-1]
         successes = parent._is_success_buffer  # this evaluation's episodes (SB3 keeps it until the next one)
-        row = {
-            "timesteps": self.num_timesteps,
-            "mean_return": float(sum(returns) / len(returns)),
-            "std_return": float(_std(returns)),
-            "success_rate": float(sum(successes) / len(successes)) if successes else "",
-            "mean_length": float(sum(lengths) / len(lengths)),
-            "wall_time_s": round(time.time() - self.start, 2),
-        }
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_evaluation(self.path, self.num_timesteps, list(parent.evaluations_results[-1]),
+                          list(parent.evaluations_length[-1]), successes, time.time() - self.start)
+        return True
+
+
+def append_evaluation(path: Path, timesteps: int, returns: list[float], lengths: list[float],
+                      successes: list[bool], wall_time: float) -> None:
+    """One row of evaluations.csv (the learning curve that `lepton-sim plot` reads)."""
+    row = {
+        "timesteps": timesteps,
+        "mean_return": float(sum(returns) / len(returns)),
+        "std_return": float(_std(returns)),
+        "success_rate": float(sum(successes) / len(successes)) if successes else "",
+        "mean_length": float(sum(lengths) / len(lengths)),
+        "wall_time_s": round(wall_time, 2),
+    }
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EvalCsvCallback.FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+class PolicyEvalCallback(BaseCallback):
+    """Periodic evaluation through lepton-sim's evaluation loop, which runs the episodes in fresh worker
+    processes. For training envs that hold the process's only simulation (a parameter-shared traffic run on
+    libsumo), where SB3's EvalCallback would need a second simulation beside it. Writes the same
+    evaluations.csv rows and best_model.zip as the EvalCallback path."""
+
+    def __init__(self, run_dir: Path, scenario: Any, make_policy: Callable[[Any], Any], eval_freq: int,
+                 seeds: list[int], start_wall_time: float = 0.0) -> None:
+        super().__init__()
+        self.run_dir, self.scenario, self.make_policy = run_dir, scenario, make_policy
+        self.eval_freq, self.seeds = eval_freq, seeds
+        self.start = time.time() - start_wall_time
+        self.last_eval = 0
+        self.best = -float("inf")
+
+    def _on_training_start(self) -> None:
+        self.last_eval = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last_eval < self.eval_freq:
+            return True
+        from lepton_sim.evaluation import run_episodes
+
+        self.last_eval = self.num_timesteps
+        episodes = run_episodes(self.make_policy(self.model), self.scenario, self.seeds, isolate=True)
+        returns = [e.episode_return for e in episodes]
+        append_evaluation(self.run_dir / "evaluations.csv", self.num_timesteps, returns,
+                          [e.length for e in episodes], [e.success for e in episodes], time.time() - self.start)
+        mean = sum(returns) / len(returns)
+        if mean > self.best:
+            self.best = mean
+            save_model_atomic(self.model, self.run_dir / "best_model.zip")
         return True
 
 

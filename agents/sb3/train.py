@@ -10,11 +10,11 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
-from lepton_sim.agents.sb3.callbacks import (CheckpointCallback, EvalCsvCallback, SaveBestCallback,
-                                             StopAfterWallTime, latest_checkpoint, normalizer_path,
-                                             save_model_atomic)
+from lepton_sim.agents.sb3.callbacks import (CheckpointCallback, EvalCsvCallback, PolicyEvalCallback,
+                                             SaveBestCallback, StopAfterWallTime, latest_checkpoint,
+                                             normalizer_path, save_model_atomic)
 from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
-from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
+from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env, uses_shared_policy
 from lepton_sim.errors import LeptonError
 from lepton_sim.scenario import Scenario
 
@@ -48,8 +48,10 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
     log_dir = run_dir / "logs" / f"part{part}"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = _make_env(scenario, hp, n_envs, seed + done_steps, log_dir / "monitor.csv", normalizer)
-    eval_env = None if eval_freq <= 0 else _make_env(scenario, hp, min(n_envs, eval_episodes),
-                                                     seed + EVAL_SEED_OFFSET, None, normalizer, training=False)
+    shared = uses_shared_policy(scenario)  # its simulation lives in this process: evaluate elsewhere
+    eval_env = None if eval_freq <= 0 or shared else _make_env(scenario, hp, min(n_envs, eval_episodes),
+                                                               seed + EVAL_SEED_OFFSET, None, normalizer,
+                                                               training=False)
 
     if checkpoint is not None:
         model = cls.load(checkpoint[0], env=env, device=device)
@@ -67,7 +69,14 @@ def train_sb3(run_dir: Path, scenario: Scenario, algo: str, hp: dict[str, Any], 
     callbacks: list = [CheckpointCallback(run_dir, checkpoint_freq)]
     if time_limit:
         callbacks.append(StopAfterWallTime(time_limit))
-    if eval_freq > 0:
+    if eval_freq > 0 and shared:
+        from lepton_sim.agents.traffic.pettingzoo_vec import SharedPolicy
+
+        seeds = [seed + EVAL_SEED_OFFSET + k for k in range(eval_episodes)]
+        callbacks.append(PolicyEvalCallback(
+            run_dir, scenario, lambda m: SharedPolicy(m, obs_normalizer=m.get_vec_normalize_env()), eval_freq,
+            seeds, previous_wall))
+    elif eval_freq > 0:
         callbacks.append(EvalCallback(
             eval_env, n_eval_episodes=eval_episodes, eval_freq=max(eval_freq // n_envs, 1),
             callback_on_new_best=SaveBestCallback(run_dir),
