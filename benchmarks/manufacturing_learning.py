@@ -42,30 +42,53 @@ def _curve(run_dir: Path) -> list[dict[str, float]]:
         return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _load_for_inference(run_dir: Path, algo: str) -> Any:
-    """The final model as a Policy. A model trained with HerReplayBuffer cannot be loaded without an env
+def _load_for_inference(model_path: Path, algo: str) -> Any:
+    """A model file as a Policy. A model trained with HerReplayBuffer cannot be loaded without an env
     (SB3 asserts), so the buffer class is replaced: inference needs no replay buffer."""
     from lepton_sim.agents.sb3.algorithms import algorithm_class
     from lepton_sim.agents.sb3.policy import SB3Policy
 
-    model = algorithm_class(algo).load(run_dir / "model.zip", device="cpu", custom_objects={
+    model = algorithm_class(algo).load(model_path, device="cpu", custom_objects={
         "replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1})
-    return SB3Policy(model, name=f"{algo}+her:{run_dir.name}")
+    return SB3Policy(model, name=f"{algo}+her:{model_path.parent.name}")
+
+
+def _checkpoint_curve(run_dir: Path, algo: str, scenario: str, episodes: int) -> list[dict[str, float]]:
+    """Success of every checkpoint on the (uncurriculumed) scenario's held-out seeds."""
+    from lepton_sim.agents.sb3.callbacks import CHECKPOINT_RE
+
+    found = sorted((int(m.group(1)), path) for path in (run_dir / "checkpoints").glob("ckpt_*_steps.zip")
+                   if (m := CHECKPOINT_RE.search(path.name)))
+    curve = []
+    for steps, path in found:
+        report = lepton_sim.evaluate(_load_for_inference(path, algo), scenario=scenario, episodes=episodes,
+                                     progress=False)
+        curve.append({"timesteps": steps, "success_rate": report.rows[0].success_rate})
+        print(f"  checkpoint {steps}: {report.rows[0].success_rate:.0%}", flush=True)
+    return curve
 
 
 def run(task: str, scenario: str, algo: str, hp: dict[str, Any], steps: int, eval_freq: int, out: Path,
-        time_limit: float | None = None, final_episodes: int = 50, train: bool = True) -> dict[str, Any]:
+        time_limit: float | None = None, final_episodes: int = 50, train: bool = True,
+        start_grasped: float = 0.0) -> dict[str, Any]:
+    """Train on ``scenario`` and measure it there. With ``start_grasped`` > 0 training uses the grasped-start
+    curriculum, so the curve comes from evaluating checkpoints on the plain scenario instead of the training
+    env's periodic evaluation."""
     start = time.time()
     run_dir = out / task
+    curriculum = {"params.start_grasped_prob": start_grasped} if start_grasped > 0 else {}
     if train:
         run_dir = lepton_sim.train(scenario, algo=algo, steps=steps, seed=0, n_envs=1, device="cpu",
-                                   out=run_dir, overrides=hp, eval_freq=eval_freq, eval_episodes=20,
+                                   out=run_dir, overrides={**hp, **curriculum},
+                                   eval_freq=0 if curriculum else eval_freq, eval_episodes=20,
+                                   checkpoint_freq=eval_freq * 5 if curriculum else None,
                                    time_limit=time_limit, progress_bar=False)
     wall = time.time() - start
-    report = lepton_sim.evaluate(_load_for_inference(run_dir, algo), scenario=scenario, episodes=final_episodes,
-                                 progress=False)
+    report = lepton_sim.evaluate(_load_for_inference(run_dir / "model.zip", algo), scenario=scenario,
+                                 episodes=final_episodes, progress=False)
     floor = lepton_sim.evaluate("random", scenario=scenario, episodes=final_episodes, progress=False)
-    curve = _curve(run_dir)
+    curve = (_checkpoint_curve(run_dir, algo, scenario, final_episodes) if curriculum
+             else [{"timesteps": c["timesteps"], "success_rate": c["success_rate"]} for c in _curve(run_dir)])
     steps_done = int(curve[-1]["timesteps"]) if curve else 0
     result = {"task": task, "algo": f"{algo}+her", "steps_trained": steps_done, "wall_s": round(wall, 1),
               "curve": [(int(c["timesteps"]), c["success_rate"]) for c in curve],
@@ -90,6 +113,9 @@ def main() -> None:
     parser.add_argument("--pick-place-minutes", type=float, default=8.0)
     parser.add_argument("--pick-place-config", choices=["short", "zoo"], default="short",
                         help="short: SAC+HER [256, 256], batch 256 (fits minutes); zoo: rl-zoo3's TQC+HER")
+    parser.add_argument("--start-grasped", type=float, default=0.0,
+                        help="pick-place training curriculum: share of episodes that start with the part in the "
+                             "gripper (checkpoints are evaluated on the plain task)")
     parser.add_argument("--out", type=Path, default=None, help="run folders (default: a temp folder)")
     parser.add_argument("--evaluate-only", action="store_true", help="re-evaluate the runs already in --out")
     args = parser.parse_args()
@@ -102,7 +128,7 @@ def main() -> None:
     if args.task in ("pick-place", "all"):
         algo, hp = ("tqc", PICK_PLACE_TQC) if args.pick_place_config == "zoo" else ("sac", PICK_PLACE_SHORT)
         results.append(run("pick-place", "manufacturing/pick-place", algo, hp, 1_000_000, 2000, out,
-                           time_limit=args.pick_place_minutes * 60, train=train))
+                           time_limit=args.pick_place_minutes * 60, train=train, start_grasped=args.start_grasped))
     (out / "learning.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"\nrun folders and learning.json in {out}")
 

@@ -72,33 +72,16 @@ def train_single(m: str, steps: int, seed: int, out: Path) -> Path:
 
 
 def train_shared(m: str, steps: int, seed: int, out: Path) -> Path:
-    """Parameter-shared PPO over all signals (PettingZoo adapter); returns the saved model path."""
+    """Parameter-shared PPO over all signals through ``lepton_sim.train`` (PettingZoo adapter; one rollout is one
+    episode of every signal); returns the run folder, whose evaluations.csv is the learning curve."""
     import lepton_sim
-    from stable_baselines3 import PPO
 
-    from lepton_sim.agents.sb3.callbacks import normalizer_path
-    from lepton_sim.agents.traffic.pettingzoo_vec import make_shared_vec_env
-
-    path = out / f"{m}_shared_ppo_seed{seed}.zip"
-    if path.is_file():
-        return path
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    sc = lepton_sim.load_scenario(scenario_name(m))
-    venv = VecNormalize(make_shared_vec_env(sc.params, seed=seed), gamma=0.99)
-    try:
-        rollout = sc.max_episode_steps * venv.num_envs  # one episode per update, all signals
-        model = PPO("MlpPolicy", venv, n_steps=sc.max_episode_steps, batch_size=rollout // 4, n_epochs=10,
-                    ent_coef=0.01,
-                    learning_rate=3e-4, seed=seed, device="cpu", verbose=0,
-                    policy_kwargs={"net_arch": [64, 64]})
-        model.learn(total_timesteps=steps)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
-        venv.save(str(normalizer_path(path)))  # SharedPolicy.load applies it
-    finally:
-        venv.close()
-    return path
+    run = out / f"{m}_shared_ppo_seed{seed}"
+    if (run / "model.zip").is_file():
+        return run
+    return lepton_sim.train(scenario_name(m), algo="ppo", steps=steps, seed=seed, out=run, progress_bar=False,
+                            eval_freq=max(steps // 5, 1), eval_episodes=2,
+                            overrides={"batch_size": 360, "policy_kwargs": {"net_arch": [64, 64]}})
 
 
 def evaluate(policy: Any, m: str, seeds: int) -> dict[str, float]:
@@ -142,7 +125,7 @@ def main() -> None:
         if learned is None and single_signal and args.steps > 0:
             learned = str(train_single(m, args.steps, args.train_seed, out))
         elif learned is None and not single_signal and args.shared_steps > 0:
-            learned = SharedPolicy.load(train_shared(m, args.shared_steps, args.train_seed, out))
+            learned = str(train_shared(m, args.shared_steps, args.train_seed, out))
         elif learned is not None and str(learned).endswith(".zip") and not single_signal:
             learned = SharedPolicy.load(learned)
         if learned is not None:

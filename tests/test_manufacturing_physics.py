@@ -97,6 +97,35 @@ def test_gripper_grasps_and_lifts_a_part() -> None:
     assert obs["achieved_goal"][2] > start[2] + 0.1  # lifted against gravity by friction between the fingers
 
 
+def test_grasped_start_holds_the_part_until_the_gripper_opens() -> None:
+    """The pick-place training curriculum: the part starts between the fingers, is carried up with the hand, and
+    falls to the table once the fingers open."""
+    env = gymnasium.make("lepton/ArmPickPlace-v0", start_grasped_prob=1.0, start_grasped_height=0.1)
+    try:
+        obs, _ = env.reset(seed=0)
+        o = obs["observation"]
+        assert o[9] == pytest.approx(0.02 + 0.1, abs=1e-3) and np.linalg.norm(o[0:3] - o[7:10]) < 0.01
+        for _ in range(5):  # up 5 x 2.5 cm, fingers still shut
+            obs, *_ = env.step(np.array([0.0, 0.0, 0.5, -1.0], np.float32))
+        o = obs["observation"]
+        assert o[9] > 0.2 and np.linalg.norm(o[0:3] - o[7:10]) < 0.01
+        for _ in range(20):  # fingers open, hand still: the part drops onto the table top
+            obs, *_ = env.step(np.array([0.0, 0.0, 0.0, 1.0], np.float32))
+        assert obs["observation"][9] == pytest.approx(0.02, abs=0.005)
+    finally:
+        env.close()
+
+
+def test_grasped_start_share_follows_its_probability() -> None:
+    env = gymnasium.make("lepton/ArmPickPlace-v0", start_grasped_prob=0.5)
+    try:
+        in_air = [env.reset(seed=seed)[0]["observation"][9] > 0.021 for seed in range(40)]
+        again = [env.reset(seed=seed)[0]["observation"][9] > 0.021 for seed in range(40)]
+    finally:
+        env.close()
+    assert 10 <= sum(in_air) <= 30 and in_air == again
+
+
 def test_camera_images_shapes_and_depth() -> None:
     env = gymnasium.make("lepton/ConveyorSort-v0").unwrapped
     try:

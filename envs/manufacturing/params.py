@@ -111,13 +111,17 @@ class PickPlaceParams(GripperParams):
     target_y: Range = _range_field([-0.15, 0.15], "target y (m)")
     target_z: Range = _range_field([0.0, 0.2], "target height (m) of the part's bottom above the table")
     target_on_table_prob: float = Field(0.3, ge=0.0, le=1.0, description="probability that the target is on the table")
+    start_grasped_prob: float = Field(
+        0.0, ge=0.0, le=1.0, description="training curriculum: probability that an episode starts with the part "
+        "already held in the gripper above its start position (evaluation scenarios keep 0)")
+    start_grasped_height: Range = _range_field([0.0, 0.2], "height (m) of a grasped start above the table")
 
     @field_validator("part_x", "part_y", "target_x", "target_y")
     @classmethod
     def _xy_reachable(cls, value: Range) -> Range:
         return value.within(-0.3, 0.3)
 
-    @field_validator("target_z")
+    @field_validator("target_z", "start_grasped_height")
     @classmethod
     def _z_reachable(cls, value: Range) -> Range:
         return value.within(0.0, 0.4)

@@ -46,6 +46,9 @@ class ArmPickPlaceEnv(GoalArmEnv):
     ## Starting State
     Arm at neutral, fingers closed; part on the table at (``part_x``, ``part_y``); target at (``target_x``,
     ``target_y``, size/2 + ``target_z``), on the table with probability ``target_on_table_prob``.
+    Training curriculum (``start_grasped_prob``, default 0): that share of episodes starts with the part already
+    held between the fingers, ``start_grasped_height`` above its start position - a reset to a state a
+    demonstration would pass through (Nair et al. 2018), which lets HER learn carrying and placing early.
 
     ## Episode End
     Terminates on success; truncated after 50 steps.
@@ -82,6 +85,9 @@ class ArmPickPlaceEnv(GoalArmEnv):
             goal[2] += prm.target_z.sample(rng)
         start = (prm.part_x.sample(rng), prm.part_y.sample(rng), size / 2)
         self.goal = goal
+        if prm.start_grasped_prob > 0 and rng.random() < prm.start_grasped_prob:
+            start = (start[0], start[1], size / 2 + prm.start_grasped_height.sample(rng))
+            self.robot.hold_at(np.array(start), size)
         self.part = self.parts.create(size, mass, friction, 0, False, start)
         self.part_size = size
         p.resetBasePositionAndOrientation(self.marker, goal.tolist(), (0, 0, 0, 1), physicsClientId=cid)

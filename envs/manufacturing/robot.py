@@ -161,6 +161,19 @@ class Robot:
         self._command(angles, 0.0)
         self.read_state()
 
+    def hold_at(self, grasp_point: np.ndarray, finger_width: float) -> None:
+        """Teleport the arm so the grasp point is at ``grasp_point`` (tool down), fingers ``finger_width`` apart
+        and commanded shut: a part placed between them is held once physics runs (grasped-start resets)."""
+        cid = self.sim.cid
+        for _ in range(5):  # IK from the current posture; re-solving from the result converges to ~1 mm
+            angles = self.inverse_kinematics(grasp_point)
+            for j, a in zip(self.model.arm_joints, angles):
+                p.resetJointState(self.body, j, float(a), 0.0, physicsClientId=cid)
+        for j in self.model.finger_joints:
+            p.resetJointState(self.body, j, finger_width / 2, 0.0, physicsClientId=cid)
+        self._command(angles, 0.0)
+        self.read_state()
+
     def apply_action(self, action: np.ndarray) -> None:
         """Turn one action into motor targets (called just before the physics step)."""
         action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
