@@ -10,11 +10,12 @@ against RESCO's best learner/fixed-time. RESCO's own delay drops never-inserted 
 is that metric, shown for reference.
 
 Single-signal maps train with ``lepton_sim.train`` (SB3 PPO, hyperparameters from agents/hyperparams/ppo.yaml);
-multi-signal maps with parameter-shared PPO over the PettingZoo env (``--shared-steps``, off by default: the
-big maps need hours on 2 cores).
+multi-signal maps with parameter-shared PPO over the PettingZoo env, also through ``lepton_sim.train``
+(``--shared-steps`` agent decisions, off by default; 200k take 1.5-6 min per map on 2 cores).
 
 Usage:
   python benchmarks/traffic_resco.py --maps single-intersection cologne1 ingolstadt1 --seeds 5 --steps 100000
+  python benchmarks/traffic_resco.py --maps grid4x4 cologne8 --steps 0 --shared-steps 200000
   python benchmarks/traffic_resco.py --maps cologne1 --policy cologne1=runs/my_run   # evaluate an existing run
 """
 from __future__ import annotations
@@ -93,7 +94,7 @@ def evaluate(policy: Any, m: str, seeds: int) -> dict[str, float]:
 def fmt(result: dict[str, float] | None) -> str:
     if not result:
         return "-"
-    return f"{result['mean_delay']:.1f} ± {result['mean_delay_ci']:.1f} ({result['never_inserted']:.0f})"
+    return f"{result['mean_delay']:.1f} ± {result['mean_delay_ci']:.1f} ({result['never_inserted']:.1f})"
 
 
 def main() -> None:
