@@ -10,7 +10,11 @@ Training goes through ``lepton_sim.train`` (evaluations.csv gives success vs ste
 re-evaluated with ``lepton_sim.evaluate`` on held-out seeds. Hyperparameters are rl-zoo3's for the panda-gym
 tasks, passed as overrides (they are the values recommended for agents/hyperparams/{sac,tqc}.yaml).
 
+* ``--start-grasped 0.5`` trains pick-place with the grasped-start curriculum (half the training episodes begin with
+  the part in the gripper) and evaluates every checkpoint on the plain task: 98 % at 150k steps (RESULTS.md).
+
 Usage: python benchmarks/manufacturing_learning.py [--task reach|pick-place|all] [--pick-place-minutes 6]
+       python benchmarks/manufacturing_learning.py --task pick-place --pick-place-minutes 60 --start-grasped 0.5
 """
 from __future__ import annotations
 
