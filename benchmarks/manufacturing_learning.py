@@ -58,7 +58,7 @@ def _load_for_inference(model_path: Path, algo: str) -> Any:
 
 
 def _checkpoint_curve(run_dir: Path, algo: str, scenario: str, episodes: int) -> list[dict[str, float]]:
-    """Success of every checkpoint on the (uncurriculumed) scenario's held-out seeds."""
+    """Success of every checkpoint on the plain scenario's held-out seeds (no curriculum)."""
     from lepton_sim.agents.sb3.callbacks import CHECKPOINT_RE
 
     found = sorted((int(m.group(1)), path) for path in (run_dir / "checkpoints").glob("ckpt_*_steps.zip")
