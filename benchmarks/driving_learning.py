@@ -14,7 +14,7 @@ import csv
 import time
 
 import lepton_sim
-from lepton_sim.agents.sb3.callbacks import CHECKPOINT_RE
+from lepton_sim.agents.sb3.callbacks import checkpoints
 from lepton_sim.evaluation import ScenarioResult, run_episodes
 from lepton_sim.policies import load_policy
 from lepton_sim.scenario import load_suite, suite_items
@@ -54,12 +54,11 @@ def main() -> None:
                            checkpoint_freq=args.checkpoint_freq, eval_freq=args.checkpoint_freq)
     train_wall = time.time() - start
 
-    checkpoints = sorted(((int(CHECKPOINT_RE.search(p.name).group(1)), p)
-                          for p in (run / "checkpoints").glob("ckpt_*_steps.zip")))
-    print(f"\ntrained {checkpoints[-1][0]:,} steps in {train_wall / 60:.1f} min; evaluating {len(checkpoints)} "
+    found = checkpoints(run)
+    print(f"\ntrained {found[-1][0]:,} steps in {train_wall / 60:.1f} min; evaluating {len(found)} "
           f"checkpoints on {sum(i.episodes for i in items)} held-out episodes each")
     results = []
-    for steps, path in checkpoints:
+    for steps, path in found:
         rate, _ = success_on(str(path), items)
         wall = path.stat().st_mtime - start
         results.append((steps, wall, rate))

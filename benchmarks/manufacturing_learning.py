@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import lepton_sim
+from lepton_sim.agents.sb3.policy import SB3Policy  # loads HER models without their replay buffer
 
 HER = {"policy": "MultiInputPolicy", "her": True,
        "her_kwargs": {"n_sampled_goal": 4, "goal_selection_strategy": "future"}}
@@ -46,27 +47,14 @@ def _curve(run_dir: Path) -> list[dict[str, float]]:
         return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _load_for_inference(model_path: Path, algo: str) -> Any:
-    """A model file as a Policy. A model trained with HerReplayBuffer cannot be loaded without an env
-    (SB3 asserts), so the buffer class is replaced: inference needs no replay buffer."""
-    from lepton_sim.agents.sb3.algorithms import algorithm_class
-    from lepton_sim.agents.sb3.policy import SB3Policy
-
-    model = algorithm_class(algo).load(model_path, device="cpu", custom_objects={
-        "replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1})
-    return SB3Policy(model, name=f"{algo}+her:{model_path.parent.name}")
-
-
 def _checkpoint_curve(run_dir: Path, algo: str, scenario: str, episodes: int) -> list[dict[str, float]]:
     """Success of every checkpoint on the plain scenario's held-out seeds (no curriculum)."""
-    from lepton_sim.agents.sb3.callbacks import CHECKPOINT_RE
+    from lepton_sim.agents.sb3.callbacks import checkpoints
 
-    found = sorted((int(m.group(1)), path) for path in (run_dir / "checkpoints").glob("ckpt_*_steps.zip")
-                   if (m := CHECKPOINT_RE.search(path.name)))
     curve = []
-    for steps, path in found:
-        report = lepton_sim.evaluate(_load_for_inference(path, algo), scenario=scenario, episodes=episodes,
-                                     progress=False)
+    for steps, path in checkpoints(run_dir):
+        report = lepton_sim.evaluate(SB3Policy.load(path, algo=algo, device="cpu"), scenario=scenario,
+                                     episodes=episodes, progress=False)
         curve.append({"timesteps": steps, "success_rate": report.rows[0].success_rate})
         print(f"  checkpoint {steps}: {report.rows[0].success_rate:.0%}", flush=True)
     return curve
@@ -88,8 +76,8 @@ def run(task: str, scenario: str, algo: str, hp: dict[str, Any], steps: int, eva
                                    checkpoint_freq=eval_freq * 5 if curriculum else None,
                                    time_limit=time_limit, progress_bar=False)
     wall = time.time() - start
-    report = lepton_sim.evaluate(_load_for_inference(run_dir / "model.zip", algo), scenario=scenario,
-                                 episodes=final_episodes, progress=False)
+    report = lepton_sim.evaluate(SB3Policy.load(run_dir / "model.zip", algo=algo, device="cpu"),
+                                 scenario=scenario, episodes=final_episodes, progress=False)
     floor = lepton_sim.evaluate("random", scenario=scenario, episodes=final_episodes, progress=False)
     curve = (_checkpoint_curve(run_dir, algo, scenario, final_episodes) if curriculum
              else [{"timesteps": c["timesteps"], "success_rate": c["success_rate"]} for c in _curve(run_dir)])

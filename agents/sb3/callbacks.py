@@ -27,10 +27,15 @@ def save_model_atomic(model, path: Path) -> None:  # noqa: ANN001
         write_atomic(normalizer_path(path), lambda tmp: normalizer.save(tmp))
 
 
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's checkpoints as (timesteps, path), oldest first."""
+    return sorted((int(m.group(1)), p) for p in (run_dir / "checkpoints").glob("ckpt_*_steps.zip")
+                  if (m := CHECKPOINT_RE.search(p.name)))
+
+
 def latest_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
-    found = [(p, int(m.group(1))) for p in (run_dir / "checkpoints").glob("ckpt_*_steps.zip")
-             if (m := CHECKPOINT_RE.search(p.name))]
-    return max(found, key=lambda item: item[1]) if found else None
+    found = checkpoints(run_dir)
+    return (found[-1][1], found[-1][0]) if found else None
 
 
 class CheckpointCallback(BaseCallback):
