@@ -156,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except LeptonError as err:
+    except LeptonError as err:  # exit 2 is argparse's, for command-line syntax; everything else that fails is 1
         print(f"lepton-sim {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except ValidationError as err:  # an env's own parameter check, outside a scenario file
         print(f"lepton-sim {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("interrupted; saved files are intact (checkpoints allow --resume)", file=sys.stderr)
         return 130

@@ -77,6 +77,6 @@ def test_metric_missing_from_info_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_missing_policy_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["evaluate", "runs/does-not-exist", "--scenario", SCENARIO, "--episodes", "1", "--no-progress"])
-    assert code == 2
+    assert code == 1
     err = capsys.readouterr().err
     assert "neither an existing run folder or model file nor a baseline" in err and "scripted" in err

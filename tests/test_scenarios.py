@@ -125,6 +125,6 @@ def test_cli_lists_and_shows_scenarios(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_cli_reports_bad_scenario_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, GOOD.replace("lanes: 2", "lanes: 7"))
-    assert main(["evaluate", "random", "--scenario", str(path), "--episodes", "1", "--no-progress"]) == 2
+    assert main(["evaluate", "random", "--scenario", str(path), "--episodes", "1", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "params.lanes" in err and "Traceback" not in err

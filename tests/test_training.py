@@ -75,10 +75,10 @@ def test_resume_continues_the_step_count(tmp_path: Path) -> None:
 
 
 def test_training_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", SCENARIO, "--algo", "dqnn", "--steps", "10", "--no-progress"]) == 2
+    assert main(["train", SCENARIO, "--algo", "dqnn", "--steps", "10", "--no-progress"]) == 1
     assert "unknown algorithm 'dqnn'; allowed: ppo" in capsys.readouterr().err
     assert main(["train", SCENARIO, "--steps", "10", "--set", "learning_rat=0.1", "--out", str(tmp_path / "a"),
-                 "--no-progress"]) == 2
+                 "--no-progress"]) == 1
     assert "unknown hyperparameter(s) learning_rat" in capsys.readouterr().err
-    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 1
     assert "not a run folder" in capsys.readouterr().err
