@@ -11,6 +11,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field  # noqa: F401  (re-exported for the domain schemas)
 
+RENAMED_OBS_MODES = {"rgb": "pixels"}  # old name -> new: an old scenario file fails with a pointer to the new name
+
 
 class EnvParams(BaseModel):
     """Base class: unknown keys are errors, values are immutable once validated.
@@ -24,6 +26,9 @@ class EnvParams(BaseModel):
     @field_validator("obs_mode", check_fields=False)
     @classmethod
     def _supported_obs_mode(cls, value: str) -> str:
+        if value in RENAMED_OBS_MODES:
+            raise ValueError(f"obs_mode {value!r} was renamed to {RENAMED_OBS_MODES[value]!r}; "
+                             f"allowed: {', '.join(cls.OBS_MODES)}")
         if value not in cls.OBS_MODES:
             raise ValueError(f"obs_mode {value!r} is not supported; allowed: {', '.join(cls.OBS_MODES)}")
         return value
@@ -72,4 +77,4 @@ class IntRange(Range):
         return int(rng.integers(int(self.low), int(self.high) + 1))
 
 
-ObsMode = Annotated[str, "observation mode: 'state' now; camera modes come with the perception work"]
+ObsMode = Annotated[str, "observation mode: 'state', or a camera mode such as 'pixels' where the env has cameras"]

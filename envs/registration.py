@@ -3,6 +3,10 @@
 Each domain package (``driving``, ``manufacturing``, ``traffic``) calls :func:`register` for its envs on import.
 The scenario loader uses :data:`LEPTON_ENVS` to validate a scenario's ``params`` against the env's pydantic model,
 so a wrong field is reported with the scenario file and field path before any simulator starts.
+
+Gymnasium's registry gets the observation pipeline's factories (``observation_pipeline.make_env`` /
+``make_vector_env``, with the id in the kwargs) instead of the base classes, so ``obs_mode`` is applied the same
+way by ``gymnasium.make``, ``gymnasium.make_vec`` and ``lepton_sim.make``.
 """
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from typing import Any
 import gymnasium
 from pydantic import BaseModel
 
+PIPELINE = "lepton_sim.envs.observation_pipeline"
+ENV_ID_KWARG = "lepton_id"  # the registry kwarg that tells the pipeline's factories which env to build
+
 
 @dataclass(frozen=True)
 class LeptonEnvSpec:
@@ -19,7 +26,7 @@ class LeptonEnvSpec:
 
     id: str
     domain: str  # "driving" | "manufacturing" | "traffic"
-    entry_point: str  # "module:Class", imported lazily by Gymnasium
+    entry_point: str  # the base env, "module:Class" (state observation and cameras), imported lazily
     params_model: type[BaseModel]  # validates the env's keyword arguments (scenario ``params``)
     max_episode_steps: int | None = None
     vector_entry_point: str | None = None  # native numpy-batched VectorEnv, if the env has one
@@ -29,19 +36,30 @@ class LeptonEnvSpec:
     isolate_episodes: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def obs_modes(self) -> tuple[str, ...]:
+        """The observation modes the env supports (its params schema validates ``obs_mode`` against them)."""
+        return tuple(getattr(self.params_model, "OBS_MODES", ("state",)))
+
 
 LEPTON_ENVS: dict[str, LeptonEnvSpec] = {}
 
 
 def register(spec: LeptonEnvSpec) -> None:
-    """Register ``spec`` with Gymnasium and with lepton-sim's own table."""
+    """Register ``spec`` with Gymnasium (through the observation pipeline) and with lepton-sim's own table."""
+    from lepton_sim.envs.observation_pipeline import STAGES
+
+    unknown = [mode for mode in spec.obs_modes if mode not in STAGES]
+    if unknown:
+        raise ValueError(f"{spec.id}: obs modes {unknown} have no stage in the observation pipeline; "
+                         f"known: {', '.join(STAGES)}")
     LEPTON_ENVS[spec.id] = spec
     if spec.id in gymnasium.registry:
         return
     gymnasium.register(
         id=spec.id,
-        entry_point=spec.entry_point,
-        vector_entry_point=spec.vector_entry_point,
+        entry_point=f"{PIPELINE}:make_env",
+        vector_entry_point=f"{PIPELINE}:make_vector_env" if spec.vector_entry_point else None,
         max_episode_steps=spec.max_episode_steps,
-        kwargs=dict(spec.kwargs),
+        kwargs={ENV_ID_KWARG: spec.id, **spec.kwargs},
     )

@@ -134,7 +134,9 @@ def test_vector_reset_int_seed_gives_seed_plus_index() -> None:
 
 
 def test_obs_mode_other_than_state_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="obs_mode 'rgb' is not supported; allowed: state"):
+    with pytest.raises(ValueError, match="obs_mode 'pixels' is not supported; allowed: state"):
+        gym.make(ENV_ID, obs_mode="pixels")
+    with pytest.raises(ValueError, match="obs_mode 'rgb' was renamed to 'pixels'"):
         gym.make(ENV_ID, obs_mode="rgb")
 
 

@@ -135,8 +135,8 @@ def test_render_rgb_array(env_id: str) -> None:
     assert env.metadata["render_fps"] == 25  # one step = 0.04 s of simulated time: videos play in real time
 
 
-def test_rgb_observation_mode(env_id: str) -> None:
-    env = gymnasium.make(env_id, obs_mode="rgb")
+def test_pixels_observation_mode(env_id: str) -> None:
+    env = gymnasium.make(env_id, obs_mode="pixels")
     try:
         obs, _ = env.reset(seed=0)
         obs2 = env.step(env.action_space.sample())[0]

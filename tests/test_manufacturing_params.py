@@ -25,7 +25,8 @@ from lepton_sim.errors import ScenarioError
     (PickPlaceParams, {"part_size": [0.05, 0.03]}, "part_size", "low (0.05) is greater than high (0.03)"),
     (ReachParams, {"initial_joint_noise": -0.1}, "initial_joint_noise", "greater than or equal to 0"),
     (ReachParams, {"target_z": [0.0, 0.9]}, "target_z", "above the maximum"),
-    (ReachParams, {"obs_mode": "depth"}, "obs_mode", "obs_mode 'depth' is not supported; allowed: state, rgb"),
+    (ReachParams, {"obs_mode": "depth"}, "obs_mode", "obs_mode 'depth' is not supported; allowed: state, pixels"),
+    (ReachParams, {"obs_mode": "rgb"}, "obs_mode", "obs_mode 'rgb' was renamed to 'pixels'"),
     (ReachParams, {"lanes": 2}, "lanes", "Extra inputs are not permitted"),
 ])
 def test_bad_values_name_the_field(model: type, kwargs: dict, field: str, message: str) -> None:
@@ -40,7 +41,7 @@ def test_env_constructor_validates() -> None:
         gymnasium.make("lepton/ConveyorSort-v0", robot="abb")
     from lepton_sim.envs.manufacturing.reach import ArmReachEnv
 
-    with pytest.raises(ValueError, match="unsupported render_mode 'human'"):
+    with pytest.raises(ValueError, match="render_mode 'human' is not supported"):
         ArmReachEnv(render_mode="human")
 
 

@@ -11,6 +11,7 @@ from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import observation_bounds
 from lepton_sim.envs.driving.sim import DrivingSim
 from lepton_sim.envs.info import NanEqualFloat
+from lepton_sim.envs.rendering import check_render_mode
 
 
 class DrivingEnv(gymnasium.Env):
@@ -116,9 +117,7 @@ class DrivingEnv(gymnasium.Env):
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self.params = DrivingParams(**kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: None, 'rgb_array'")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.params.policy_dt}
         self.sim = DrivingSim(self.params, 1)
         low, high = observation_bounds(self.params)

@@ -19,6 +19,7 @@ from gymnasium.vector.utils import batch_space
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import observation_bounds
 from lepton_sim.envs.driving.sim import DrivingSim
+from lepton_sim.envs.rendering import check_render_mode
 
 
 class DrivingVectorEnv(VectorEnv):
@@ -31,11 +32,9 @@ class DrivingVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.params = DrivingParams(**kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: None, 'rgb_array'")
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.params.policy_dt,
                          "autoreset_mode": self.autoreset_mode}

@@ -19,6 +19,7 @@ from lepton_sim.envs.manufacturing.params import ArmParams
 from lepton_sim.envs.manufacturing.robot import ROBOT_MODELS, Robot
 from lepton_sim.envs.manufacturing.scene import create_floor_and_table
 from lepton_sim.envs.manufacturing.sim import CONTROL_DT, BulletSim
+from lepton_sim.envs.rendering import check_render_mode
 
 
 class ArmEnv(gym.Env):
@@ -30,10 +31,8 @@ class ArmEnv(gym.Env):
     nullspace_ik: ClassVar[bool] = False
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unsupported render_mode {render_mode!r}; allowed: None, 'rgb_array'")
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.params = self.params_model(**kwargs)
-        self.render_mode = render_mode
         self.sim = BulletSim()
         self.floor, self.table = create_floor_and_table(self.sim)
         self.robot = Robot(self.sim, ROBOT_MODELS[self.params.robot], control_type=self.params.control_type,
@@ -46,7 +45,7 @@ class ArmEnv(gym.Env):
         # depends only on its seed, never on what the previous episode left behind
         self._snapshot = p.saveState(physicsClientId=self.sim.cid)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.robot.n_action,), dtype=np.float32)
-        self.observation_space = self._observation_space()
+        self.observation_space = self._state_observation_space()
         self._cameras: dict[tuple[str, int, int], Camera] = {}  # fixed cameras, built once per size
 
     # ------------------------------------------------------------------------------------------------ task hooks
@@ -67,26 +66,13 @@ class ArmEnv(gym.Env):
         raise NotImplementedError
 
     def _state_observation(self) -> Any:
+        """The task's observation (camera modes are the observation pipeline's wrappers, see ``camera_image``)."""
         raise NotImplementedError
 
     def _state_observation_space(self) -> spaces.Space:
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------------ gym API
-    def _observation_space(self) -> spaces.Space:
-        return self._state_observation_space()
-
-    def _image_space(self) -> spaces.Box:
-        s = self.params.camera_size
-        return spaces.Box(0, 255, shape=(s, s, 3), dtype=np.uint8)
-
-    def _image(self) -> np.ndarray:
-        s = self.params.camera_size
-        return self.camera_image(self.params.obs_camera, s, s).rgb
-
-    def _observation(self) -> Any:
-        return self._state_observation()
-
     def _info(self) -> dict[str, Any]:
         return self.metrics.info(self.sim.time)
 
@@ -99,7 +85,7 @@ class ArmEnv(gym.Env):
         p.restoreState(self._snapshot, physicsClientId=self.sim.cid)
         self.robot.reset(self.np_random, self.params.initial_joint_noise)
         self._reset_task()
-        return self._observation(), self._info()
+        return self._state_observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
         self.robot.apply_action(action)
@@ -108,7 +94,7 @@ class ArmEnv(gym.Env):
         self.steps += 1
         self.robot.read_state()
         reward, terminated = self._evaluate()
-        return self._observation(), float(reward), bool(terminated), False, self._info()
+        return self._state_observation(), float(reward), bool(terminated), False, self._info()
 
     def render(self) -> np.ndarray | None:
         """An RGB frame (``render_width`` x ``render_height``) from the front view, when render_mode='rgb_array'."""

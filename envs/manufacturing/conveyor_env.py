@@ -190,13 +190,9 @@ class ConveyorEnv(ArmEnv):
 
     # ---------------------------------------------------------------------------------------- observation
     def _state_observation_space(self) -> spaces.Space:
-        if self.params.obs_mode == "rgb":
-            return self._image_space()
         return spaces.Box(-10.0, 10.0, shape=(OBS_DIM,), dtype=np.float32)
 
     def _state_observation(self) -> np.ndarray:
-        if self.params.obs_mode == "rgb":
-            return self._image()
         r = self.robot
         slots = np.zeros((SLOTS, SLOT_DIM))
         for row, part in zip(slots, [q for q in self.parts if q.status == ACTIVE][:SLOTS]):

@@ -36,7 +36,7 @@ class ConveyorPickEnv(ConveyorEnv):
     | 44 + 3b      | bin b (0..3): 1 if the bin exists                        |      |
     | 45-46 + 3b   | bin b: floor centre x, y                                 | m    |
 
-    ``obs_mode="rgb"``: a ``camera_size`` square uint8 RGB image from ``obs_camera``.
+    ``obs_mode="pixels"``: a ``camera_size`` square uint8 RGB image from ``obs_camera``.
 
     ## Rewards
     ``sparse``: +1 for each part put into a bin, -1 for each part dropped (off the belt and outside the bins)

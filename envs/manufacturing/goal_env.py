@@ -37,12 +37,10 @@ class GoalArmEnv(ArmEnv):
 
     def _state_observation_space(self) -> spaces.Space:
         goal = spaces.Box(-GOAL_BOUND, GOAL_BOUND, shape=(3,), dtype=np.float32)
-        main = self._image_space() if self.params.obs_mode == "rgb" else self._state_vector_space()
-        return spaces.Dict({"observation": main, "achieved_goal": goal, "desired_goal": goal})
+        return spaces.Dict({"observation": self._state_vector_space(), "achieved_goal": goal, "desired_goal": goal})
 
     def _state_observation(self) -> dict[str, np.ndarray]:
-        main = self._image() if self.params.obs_mode == "rgb" else self._state_vector().astype(np.float32)
-        return {"observation": main,
+        return {"observation": self._state_vector().astype(np.float32),
                 "achieved_goal": self._achieved_goal().astype(np.float32),
                 "desired_goal": self.goal.astype(np.float32)}
 

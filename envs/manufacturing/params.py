@@ -14,7 +14,7 @@ from lepton_sim.envs.params import EnvParams, IntRange, Range
 
 ROBOTS = ("panda", "kuka")
 GRIPPER_ROBOTS = ("panda",)  # pybullet_data's Kuka iiwa has no gripper: reach only
-OBS_MODES = ("state", "rgb")
+OBS_MODES = ("state", "pixels")
 MAX_BINS = 4
 MAX_CLASSES = 4
 MIN_PART_SIZE, MAX_PART_SIZE = 0.02, 0.07  # the Panda gripper opens to 0.08 m
@@ -33,9 +33,10 @@ class ArmParams(EnvParams):
     control_type: Literal["ee", "joints"] = Field(
         "ee", description="'ee': action = end-effector displacement (IK); 'joints': action = arm joint deltas")
     reward_type: Literal["sparse", "dense"] = Field("sparse", description="sparse (success/fail) or dense (shaped)")
-    obs_mode: str = Field("state", description="'state' (vector) or 'rgb' (camera image, uint8 HxWx3)")
-    obs_camera: Literal["overhead", "wrist", "front"] = Field("overhead", description="camera used by obs_mode 'rgb'")
-    camera_size: int = Field(84, ge=16, le=512, description="side in pixels of the obs_mode 'rgb' image")
+    obs_mode: str = Field("state", description="'state' (vector) or 'pixels' (camera image, uint8 HxWx3)")
+    obs_camera: Literal["overhead", "wrist", "front"] = Field("overhead",
+                                                              description="camera used by obs_mode 'pixels'")
+    camera_size: int = Field(84, ge=16, le=512, description="side in pixels of the obs_mode 'pixels' image")
     render_width: int = Field(480, ge=16, le=1920, description="width of render() frames")
     render_height: int = Field(360, ge=16, le=1080, description="height of render() frames")
     robot_visuals: Literal["collision", "full"] = Field(

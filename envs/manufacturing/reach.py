@@ -32,7 +32,8 @@ class ArmReachEnv(GoalArmEnv):
     | achieved_goal | 0-2   | grasp point position                      | m    |
     | desired_goal  | 0-2   | target position                           | m    |
 
-    ``obs_mode="rgb"``: ``observation`` is a ``camera_size`` square uint8 RGB image from ``obs_camera``.
+    ``obs_mode="pixels"``: ``observation`` is a ``camera_size`` square uint8 RGB image from ``obs_camera`` (the
+    goals stay; see ``lepton_sim.envs.pixel_observation``).
 
     ## Rewards
     ``reward_type="sparse"``: -1 until within ``distance_threshold`` of the target, then 0; ``"dense"``: minus
