@@ -67,7 +67,7 @@ MALFORMED = [
     ("YAML syntax", GOOD.replace("metrics: [collision, off_road]", "metrics: [collision, off_road"),
      ["invalid YAML", "s.yaml:"]),
     ("not a mapping", "- env: lepton/Driving-v0\n", ["expected a mapping"]),
-    ("missing env", "description: x\nparams: {}\n", ["env: unknown env id None"]),
+    ("missing env", "description: x\nparams: {}\n", ["env: required field is missing", "Known ids"]),
 ]
 
 
