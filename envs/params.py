@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
@@ -26,6 +26,8 @@ class EnvParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     OBS_MODES: ClassVar[tuple[str, ...]] = ("state",)
+    # allowed [low, high] (None: unbounded) and unit (for messages) of range fields, checked by one validator
+    RANGE_BOUNDS: ClassVar[Mapping[str, Bounds]] = {}
 
     @field_validator("*", mode="before")
     @classmethod
@@ -45,6 +47,12 @@ class EnvParams(BaseModel):
         if value not in cls.OBS_MODES:
             raise ValueError(f"obs_mode {value!r} is not supported; allowed: {', '.join(cls.OBS_MODES)}")
         return value
+
+    @field_validator("*")
+    @classmethod
+    def _range_within_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        bounds = cls.RANGE_BOUNDS.get(info.field_name or "")
+        return value if bounds is None else check_range(info.field_name, value, *bounds)
 
 
 class Range(BaseModel):
@@ -78,13 +86,26 @@ class Range(BaseModel):
     def sample(self, rng: np.random.Generator) -> float:
         return float(self.low if self.low == self.high else rng.uniform(self.low, self.high))
 
-    def within(self, low: float | None = None, high: float | None = None) -> "Range":
-        """Raise ValueError unless the whole range lies inside [low, high] (used by field validators)."""
-        if low is not None and self.low < low:
-            raise ValueError(f"range [{self.low}, {self.high}] goes below the minimum {low}")
-        if high is not None and self.high > high:
-            raise ValueError(f"range [{self.low}, {self.high}] goes above the maximum {high}")
-        return self
+    def within(self, low: float | None = None, high: float | None = None, name: str = "range") -> "Range":
+        """Raise ValueError unless the whole range lies inside [low, high] (see :func:`check_range`)."""
+        return check_range(name, self, low, high)
+
+
+Bounds = tuple[float | None, float | None, str]  # (low, high, unit), e.g. (0.0, 0.05, " 1/m")
+
+
+def check_range(name: str, value: Range, low: float | None, high: float | None, unit: str = "") -> Range:
+    """The one range validator: ``value`` unless part of it lies outside [low, high], else a ValueError that
+    names the field, the limits and the value (``lanes must be within [1, 4], got [7, 7]``)."""
+    if (low is None or value.low >= low) and (high is None or value.high <= high):
+        return value
+    if low is None:
+        limit = f"at most {high:g}{unit}"
+    elif high is None:
+        limit = f"at least {low:g}{unit}"
+    else:
+        limit = f"within [{low:g}, {high:g}]{unit}"
+    raise ValueError(f"{name} must be {limit}, got [{value.low:g}, {value.high:g}]")
 
 
 class IntRange(Range):

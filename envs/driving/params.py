@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from lepton_sim.envs.params import EnvParams, IntRange, Range
+from lepton_sim.envs.params import Bounds, EnvParams, IntRange, Range
 
 OBS_MODES = ("state",)
 ACTION_MODES = ("continuous", "discrete")
@@ -23,8 +23,8 @@ FIRST_OBSTACLE = 40.0  # m from the start to the earliest obstacle, so the ego c
 GOAL_CLEARANCE = 15.0  # m between the last obstacle and the goal
 
 
-# allowed [min, max] (and unit, for messages) of every range parameter
-RANGE_BOUNDS = {
+# allowed [min, max] (and unit, for messages) of every range parameter (checked by EnvParams)
+RANGE_BOUNDS: dict[str, Bounds] = {
     "lanes": (1, MAX_LANES, ""),
     "curvature": (0.0, MAX_CURVATURE, " 1/m"),
     "curve_length": (5.0, 2000.0, " m"),
@@ -37,17 +37,11 @@ RANGE_BOUNDS = {
 }
 
 
-def _check_range(name: str, value: Range, low: float, high: float, unit: str = "") -> Range:
-    if value.low < low or value.high > high:
-        shown = f"[{value.low:g}, {value.high:g}]"
-        raise ValueError(f"{name} must be within [{low:g}, {high:g}]{unit}, got {shown}")
-    return value
-
-
 class DrivingParams(EnvParams):
     """Keyword arguments of ``lepton/Driving-v0`` (and its vector env). Units: metres, seconds, radians."""
 
     OBS_MODES: ClassVar[tuple[str, ...]] = OBS_MODES
+    RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = RANGE_BOUNDS
 
     obs_mode: str = Field("state", description="observation mode; only 'state' for now")
     action_mode: Literal["continuous", "discrete"] = Field(
@@ -109,13 +103,6 @@ class DrivingParams(EnvParams):
 
     render_size: int = Field(400, ge=32, le=2048, description="rendered image side (pixels)")
     render_scale: float = Field(4.0, gt=0.0, le=50.0, description="pixels per metre")
-
-
-    @field_validator(*RANGE_BOUNDS)
-    @classmethod
-    def _range_within_bounds(cls, value: Range, info: ValidationInfo) -> Range:
-        low, high, unit = RANGE_BOUNDS[info.field_name]
-        return _check_range(info.field_name, value, low, high, unit)
 
     @model_validator(mode="after")
     def _consistent(self) -> "DrivingParams":

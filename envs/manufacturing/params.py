@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lepton_sim.envs.params import EnvParams, IntRange, Range
+from lepton_sim.envs.params import Bounds, EnvParams, IntRange, Range
 
 ROBOTS = ("panda", "kuka")
 GRIPPER_ROBOTS = ("panda",)  # pybullet_data's Kuka iiwa has no gripper: reach only
@@ -59,6 +59,9 @@ class GripperParams(ArmParams):
     part_size: Range = _range_field(0.04, "cube side (m), sampled per part, rounded to 1 mm")
     part_mass: Range = _range_field(1.0, "part mass (kg), sampled per part")
     part_friction: Range = _range_field(0.5, "part lateral friction coefficient, sampled per part")
+    RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "part_size": (MIN_PART_SIZE, MAX_PART_SIZE, " m"), "part_mass": (0.01, 5.0, " kg"),
+        "part_friction": (0.05, 2.0, "")}
 
     @field_validator("robot")
     @classmethod
@@ -66,21 +69,6 @@ class GripperParams(ArmParams):
         if value not in GRIPPER_ROBOTS:
             raise ValueError(f"robot {value!r} has no gripper; tasks that grasp need one of: {', '.join(GRIPPER_ROBOTS)}")
         return value
-
-    @field_validator("part_size")
-    @classmethod
-    def _size_ok(cls, value: Range) -> Range:
-        return value.within(MIN_PART_SIZE, MAX_PART_SIZE)
-
-    @field_validator("part_mass")
-    @classmethod
-    def _mass_ok(cls, value: Range) -> Range:
-        return value.within(0.01, 5.0)
-
-    @field_validator("part_friction")
-    @classmethod
-    def _friction_ok(cls, value: Range) -> Range:
-        return value.within(0.05, 2.0)
 
 
 class ReachParams(ArmParams):
@@ -90,16 +78,8 @@ class ReachParams(ArmParams):
     target_x: Range = _range_field([-0.15, 0.15], "target x (m)")
     target_y: Range = _range_field([-0.15, 0.15], "target y (m)")
     target_z: Range = _range_field([0.0, 0.3], "target z (m) above the table")
-
-    @field_validator("target_x", "target_y")
-    @classmethod
-    def _xy_reachable(cls, value: Range) -> Range:
-        return value.within(-0.3, 0.3)
-
-    @field_validator("target_z")
-    @classmethod
-    def _z_reachable(cls, value: Range) -> Range:
-        return value.within(0.0, 0.5)
+    RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "target_x": (-0.3, 0.3, " m"), "target_y": (-0.3, 0.3, " m"), "target_z": (0.0, 0.5, " m")}
 
 
 class PickPlaceParams(GripperParams):
@@ -116,16 +96,10 @@ class PickPlaceParams(GripperParams):
         0.0, ge=0.0, le=1.0, description="training curriculum: probability that an episode starts with the part "
         "already held in the gripper above its start position (evaluation scenarios keep 0)")
     start_grasped_height: Range = _range_field([0.0, 0.2], "height (m) of a grasped start above the table")
-
-    @field_validator("part_x", "part_y", "target_x", "target_y")
-    @classmethod
-    def _xy_reachable(cls, value: Range) -> Range:
-        return value.within(-0.3, 0.3)
-
-    @field_validator("target_z", "start_grasped_height")
-    @classmethod
-    def _z_reachable(cls, value: Range) -> Range:
-        return value.within(0.0, 0.4)
+    RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {
+        **GripperParams.RANGE_BOUNDS, "part_x": (-0.3, 0.3, " m"), "part_y": (-0.3, 0.3, " m"),
+        "target_x": (-0.3, 0.3, " m"), "target_y": (-0.3, 0.3, " m"), "target_z": (0.0, 0.4, " m"),
+        "start_grasped_height": (0.0, 0.4, " m")}
 
 
 class ConveyorPickParams(GripperParams):
@@ -141,30 +115,23 @@ class ConveyorPickParams(GripperParams):
     num_bins: int = Field(1, ge=1, le=MAX_BINS, description="bins beside the belt")
     success_fraction: float = Field(1.0, gt=0.0, le=1.0,
                                     description="fraction of the episode's parts that must be binned correctly")
+    RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {  # the lower limits of speed and rate: the validators below
+        **GripperParams.RANGE_BOUNDS, "conveyor_speed": (None, 0.5, " m/s"), "arrival_rate": (None, 2.0, " parts/s"),
+        "parts_per_episode": (1, 12, ""), "part_offset": (-0.05, 0.05, " m")}
 
     @field_validator("conveyor_speed")
     @classmethod
     def _speed_ok(cls, value: Range) -> Range:
         if value.low < 0:
             raise ValueError(f"conveyor speed must be >= 0 m/s, got [{value.low}, {value.high}]")
-        return value.within(0.0, 0.5)
+        return value
 
     @field_validator("arrival_rate")
     @classmethod
     def _rate_ok(cls, value: Range) -> Range:
         if value.low <= 0:
             raise ValueError(f"arrival rate must be > 0 parts/s, got [{value.low}, {value.high}]")
-        return value.within(None, 2.0)
-
-    @field_validator("parts_per_episode")
-    @classmethod
-    def _parts_ok(cls, value: IntRange) -> IntRange:
-        return value.within(1, 12)
-
-    @field_validator("part_offset")
-    @classmethod
-    def _offset_ok(cls, value: Range) -> Range:
-        return value.within(-0.05, 0.05)
+        return value
 
 
 class ConveyorSortParams(ConveyorPickParams):
