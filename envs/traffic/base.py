@@ -7,8 +7,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
+from lepton_sim.envs.rendering import check_render_mode
 from lepton_sim.envs.traffic.params import TrafficParams
-from lepton_sim.envs.traffic.sim import TrafficSim
+from lepton_sim.envs.traffic.simulation import TrafficSim
 from lepton_sim.envs.traffic.sumo_setup import SumoError
 
 MAX_SEED = 2**31 - 1
@@ -26,10 +27,7 @@ class TrafficEnvBase(gym.Env, EzPickle):
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         EzPickle.__init__(self, render_mode=render_mode, **kwargs)
         self.params = TrafficParams(**kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: "
-                             f"{', '.join(self.metadata['render_modes'])}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         # one env step is delta_time simulated seconds: a video at render_fps plays in real time
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.params.delta_time}
         self.sim = TrafficSim(self.params, owner_description=f"{type(self).__name__} on {self.params.net}")

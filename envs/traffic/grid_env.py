@@ -15,9 +15,10 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from lepton_sim.envs.rendering import check_render_mode
 from lepton_sim.envs.traffic.base import common_info, render_frame, start_episode
 from lepton_sim.envs.traffic.params import TrafficParams
-from lepton_sim.envs.traffic.sim import TrafficSim
+from lepton_sim.envs.traffic.simulation import TrafficSim
 from lepton_sim.envs.traffic.sumo_setup import SumoError
 
 
@@ -37,9 +38,7 @@ class TrafficGridEnv(ParallelEnv):
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self.params = TrafficParams(**kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: rgb_array")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.params.delta_time}
         self.sim = TrafficSim(self.params, owner_description=f"TrafficGridEnv on {self.params.net}")
         self.sim.keep_final_snapshot = render_mode == "rgb_array"

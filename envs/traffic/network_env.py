@@ -11,15 +11,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from lepton_sim.envs.padding import pad_rows
 from lepton_sim.envs.traffic.base import TrafficEnvBase
-
-
-def padded_stack(rows: list[np.ndarray], width: int) -> np.ndarray:
-    """Stack 1-D arrays into (len(rows), width), zero-padded on the right."""
-    out = np.zeros((len(rows), width), np.float32)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
 
 
 class TrafficNetworkEnv(TrafficEnvBase):
@@ -70,24 +63,19 @@ class TrafficNetworkEnv(TrafficEnvBase):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._start_episode(seed)
-        return padded_stack(self.sim.observations(), self.obs_width), self._info()
+        return pad_rows(self.sim.observations(), self.obs_width), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.asarray(action, np.int64).reshape(-1)
         if action.shape != self.num_phases.shape or (action < 0).any() or (action >= self.num_phases).any():
             raise ValueError(f"action {action.tolist()} is outside the action space {self.action_space}")
         self._advance(action)
-        obs = padded_stack(self.sim.observations(), self.obs_width)
+        obs = pad_rows(self.sim.observations(), self.obs_width)
         reward = float(self.sim.rewards().sum())
         return obs, reward, False, self.sim.done, self._info()
 
     def _phase_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         pressure, demand = self.sim.phase_info()
         width = int(self.num_phases.max())
-        out = []
-        for rows in (pressure, demand):
-            arr = np.full((len(rows), width), -np.inf)
-            for i, row in enumerate(rows):
-                arr[i, :len(row)] = row
-            out.append(arr)
-        return out[0], out[1]
+        return (pad_rows(pressure, width, fill=-np.inf, dtype=np.float64),
+                pad_rows(demand, width, fill=-np.inf, dtype=np.float64))

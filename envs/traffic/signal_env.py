@@ -14,7 +14,7 @@ class TrafficSignalEnv(TrafficEnvBase):
     Choose the green phase of the only traffic signal of a SUMO network every ``delta_time`` simulated seconds
     (RESCO timing: 10 s, with a 3 s yellow inserted when the phase changes, and ``min_green``). The network and
     its demand are real SUMO files (e.g. sumo-rl's single-intersection, RESCO cologne1 / ingolstadt1), simulated
-    by SUMO through libsumo (default) or traci. Built on sumo-rl's SumoEnvironment / TrafficSignal.
+    by SUMO through libsumo (default) or traci. Built on sumo-rl's TrafficSignal (the signal logic).
     Networks with several signals are rejected: use ``lepton/TrafficNetwork-v0`` or the PettingZoo env.
 
     ## Action Space
