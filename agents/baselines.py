@@ -1,69 +1,36 @@
-"""Named non-learning policies for ``lepton-sim evaluate NAME``: ``random`` everywhere, plus each domain's own.
-
-Domains register their baselines from ``lepton_sim.agents.<domain>`` (imported lazily here, so that listing
-baselines never starts a simulator). A name may exist for several domains (``scripted``); the env's domain picks.
-"""
+"""The ``random`` baseline, for every domain: uniformly random actions, seeded per episode."""
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import Callable
+import copy
+from typing import Any, Mapping
 
 import gymnasium
+import numpy as np
 
-from lepton_sim.agents.policy import Policy, RandomPolicy
-
-# factory(env_id, observation_space, action_space) -> Policy
-BaselineFactory = Callable[[str, gymnasium.Space, gymnasium.Space], Policy]
-
-
-@dataclass(frozen=True)
-class Baseline:
-    name: str
-    domain: str  # "driving" | "manufacturing" | "traffic" | "any"
-    factory: BaselineFactory
-    description: str
+from lepton_sim.baselines import register_baseline
+from lepton_sim.policy import Policy, PolicyContext
 
 
-_BASELINES: dict[tuple[str, str], Baseline] = {}
-_DOMAIN_MODULES = ("lepton_sim.agents.driving", "lepton_sim.agents.manufacturing", "lepton_sim.agents.traffic")
+class RandomPolicy(Policy):
+    """Uniformly random actions; each sub-env draws from its own space seeded with its episode seed, so results
+    repeat exactly whatever the batch size."""
 
+    name = "random"
 
-def register_baseline(name: str, domain: str, factory: BaselineFactory, description: str) -> None:
-    _BASELINES[(name, domain)] = Baseline(name, domain, factory, description)
+    def __init__(self, action_space: gymnasium.Space) -> None:
+        self.single_action_space = action_space
+        self._spaces: list[gymnasium.Space] = []
 
+    def reset(self, context: PolicyContext) -> None:
+        self._spaces = []
+        for seed in context.seeds:
+            space = copy.deepcopy(context.action_space)
+            space.seed(int(seed))
+            self._spaces.append(space)
 
-def _load_domains() -> None:
-    for module in _DOMAIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:  # a real missing dependency, not an absent domain package
-                raise
-
-
-def available_baselines(domain: str | None = None) -> list[Baseline]:
-    _load_domains()
-    return sorted(
-        (b for b in _BASELINES.values() if domain is None or b.domain in (domain, "any")),
-        key=lambda b: (b.domain, b.name),
-    )
-
-
-def is_baseline(name: str) -> bool:
-    _load_domains()
-    return any(key[0] == name for key in _BASELINES)
-
-
-def make_baseline(name: str, env_id: str, domain: str, observation_space: gymnasium.Space,
-                  action_space: gymnasium.Space) -> Policy:
-    """Build baseline ``name`` for an env of ``domain``; a clear error lists the names that domain offers."""
-    _load_domains()
-    baseline = _BASELINES.get((name, domain)) or _BASELINES.get((name, "any"))
-    if baseline is None:
-        names = ", ".join(b.name for b in available_baselines(domain))
-        raise ValueError(f"no baseline named {name!r} for the {domain} domain (env {env_id}); available: {names}")
-    return baseline.factory(env_id, observation_space, action_space)
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+        return np.stack([np.asarray(space.sample()) for space in self._spaces]), None
 
 
 register_baseline("random", "any", lambda env_id, obs_space, act_space: RandomPolicy(act_space),

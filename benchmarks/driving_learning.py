@@ -14,9 +14,9 @@ import csv
 import time
 
 import lepton_sim
-from lepton_sim.agents.sb3.callbacks import checkpoints
 from lepton_sim.evaluation import ScenarioResult, run_episodes
-from lepton_sim.policies import load_policy
+from lepton_sim.loading import load_policy
+from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import load_suite, suite_items
 
 SCENARIO = "driving/obstacle-avoid"
@@ -54,7 +54,7 @@ def main() -> None:
                            checkpoint_freq=args.checkpoint_freq, eval_freq=args.checkpoint_freq)
     train_wall = time.time() - start
 
-    found = checkpoints(run)
+    found = RunFolder(run).checkpoints()
     print(f"\ntrained {found[-1][0]:,} steps in {train_wall / 60:.1f} min; evaluating {len(found)} "
           f"checkpoints on {sum(i.episodes for i in items)} held-out episodes each")
     results = []

@@ -49,10 +49,10 @@ def _curve(run_dir: Path) -> list[dict[str, float]]:
 
 def _checkpoint_curve(run_dir: Path, algo: str, scenario: str, episodes: int) -> list[dict[str, float]]:
     """Success of every checkpoint on the plain scenario's held-out seeds (no curriculum)."""
-    from lepton_sim.agents.sb3.callbacks import checkpoints
+    from lepton_sim.runs import RunFolder
 
     curve = []
-    for steps, path in checkpoints(run_dir):
+    for steps, path in RunFolder(run_dir).checkpoints():
         report = lepton_sim.evaluate(SB3Policy.load(path, algo=algo, device="cpu"), scenario=scenario,
                                      episodes=episodes, progress=False)
         curve.append({"timesteps": steps, "success_rate": report.rows[0].success_rate})

@@ -112,7 +112,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import lepton_sim
-    from lepton_sim.agents.traffic.pettingzoo_vec import SharedPolicy
+    from lepton_sim.agents.sb3.policy import SB3Policy
+    from lepton_sim.multi_agent import SharedPolicy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def main() -> None:
         elif learned is None and not single_signal and args.shared_steps > 0:
             learned = str(train_shared(m, args.shared_steps, args.train_seed, out))
         elif learned is not None and str(learned).endswith(".zip") and not single_signal:
-            learned = SharedPolicy.load(learned)
+            learned = SharedPolicy(SB3Policy.load(learned, algo="ppo"))
         if learned is not None:
             row["ppo"] = evaluate(learned, m, args.seeds)
         row["wall_s"] = time.time() - t0

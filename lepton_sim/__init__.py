@@ -18,10 +18,10 @@ from lepton_sim.make import make, make_vec  # noqa: E402
 from lepton_sim.scenario import Scenario, Suite, load_scenario, load_suite  # noqa: E402
 
 
-_LAZY = {"train": "lepton_sim.agents.train", "evaluate": "lepton_sim.evaluation", "rollout": "lepton_sim.rollouts"}
+_LAZY = {"train": "lepton_sim.training", "evaluate": "lepton_sim.evaluation", "rollout": "lepton_sim.rollouts"}
 
 
-def __getattr__(name: str):  # noqa: ANN202  (PEP 562: training/evaluation load torch and SB3 only when used)
+def __getattr__(name: str):  # noqa: ANN202  (PEP 562: training and evaluation load their back end only when used)
     if name in _LAZY:
         import importlib
 

@@ -11,8 +11,9 @@ from lepton_sim.errors import LeptonError
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from lepton_sim.agents.sb3.hyperparams import parse_override
-    from lepton_sim.agents.train import train
+    from lepton_sim.backends import get_backend
+    from lepton_sim.runs import RunFolder
+    from lepton_sim.training import parse_override, train
 
     if args.resume is None and args.scenario is None:
         raise LeptonError("train needs a SCENARIO (or --resume RUN_DIR)")
@@ -20,11 +21,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
     run_dir = train(args.scenario, algo=args.algo, steps=args.steps, seed=args.seed, n_envs=args.n_envs,
                     device=args.device, out=args.out, overrides=overrides, hyperparams_file=args.hyperparams,
                     resume=args.resume, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-                    time_limit=args.time_limit, progress_bar=not args.no_progress)
-    print(f"run folder: {run_dir}")
-    print(f"  final model: {run_dir / 'model.zip'}")
-    if (run_dir / "best_model.zip").exists():
-        print(f"  best model:  {run_dir / 'best_model.zip'}")
+                    checkpoint_freq=args.checkpoint_freq, time_limit=args.time_limit,
+                    progress_bar=not args.no_progress, backend=args.backend, multi_agent=args.multi_agent)
+    run = get_backend(RunFolder(run_dir).read_config().backend).run_folder(run_dir)
+    print(f"run folder: {run.path}")
+    print(f"  final model: {run.final_model}")
+    if run.best_model.exists():
+        print(f"  best model:  {run.best_model}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -103,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an agent on a scenario (a run folder holds the result)")
     p.add_argument("scenario", nargs="?", help="scenario name (driving/obstacle-avoid) or path to a YAML file")
     p.add_argument("--algo", default="ppo", help="ppo | sac | td3 | tqc (default ppo)")
+    p.add_argument("--backend", default="sb3", help="training back end (default sb3)")
+    p.add_argument("--multi-agent", choices=["joint", "shared", "independent"],
+                   help="envs with several agents: one joint agent, or one policy shared by every agent "
+                        "(default: the hyperparameters' multi_agent, else shared)")
     p.add_argument("--steps", type=int, help="total env steps (default: n_timesteps of the hyperparameters)")
     p.add_argument("--seed", type=int, help="default: the scenario's seed")
     p.add_argument("--n-envs", type=int, help="parallel envs (default: the hyperparameters' n_envs)")
@@ -114,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--eval-freq", type=int, help="evaluate every N env steps (default steps/10; 0 = never)")
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--checkpoint-freq", type=int, help="checkpoint every N env steps (default steps/5)")
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much wall-clock time")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

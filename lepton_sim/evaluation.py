@@ -16,11 +16,11 @@ from typing import Any, Callable, Literal, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from lepton_sim.agents.policy import Policy
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_json_atomic, write_text_atomic
+from lepton_sim.loading import load_policy
 from lepton_sim.make import make_vec
-from lepton_sim.policies import IncompatiblePolicy, check_compatible, load_policy
+from lepton_sim.policy import IncompatiblePolicy, Policy, PolicyContext, check_compatible
 from lepton_sim.runs import git_commit, package_versions
 from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
 from lepton_sim.stats import mean_interval, wilson_interval
@@ -51,16 +51,19 @@ class ScenarioResult:
     metrics: dict[str, tuple[float, float, float]]  # name -> (mean, low, high)
     episodes: list[EpisodeResult] = field(repr=False)
     skipped: str | None = None  # why the policy could not run here (e.g. another action space)
+    env_overrides: dict[str, Any] = field(default_factory=dict)  # scenario params the policy changed to run
 
     @classmethod
-    def skipped_row(cls, label: str, scenario: Scenario, seeds: list[int], reason: str) -> "ScenarioResult":
+    def skipped_row(cls, label: str, scenario: Scenario, seeds: list[int], reason: str,
+                    env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
         nan2 = (math.nan, math.nan)
         return cls(label=label, scenario=scenario.name, env=scenario.env, seeds=seeds, success_rate=math.nan,
                    success_ci=nan2, return_mean=math.nan, return_ci=nan2, length_mean=math.nan, metrics={},
-                   episodes=[], skipped=reason)
+                   episodes=[], skipped=reason, env_overrides=dict(env_overrides or {}))
 
     @classmethod
-    def from_episodes(cls, label: str, scenario: Scenario, episodes: list[EpisodeResult]) -> "ScenarioResult":
+    def from_episodes(cls, label: str, scenario: Scenario, episodes: list[EpisodeResult],
+                      env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
         n = len(episodes)
         successes = sum(e.success for e in episodes)
         ret_mean, ret_lo, ret_hi = mean_interval([e.episode_return for e in episodes])
@@ -68,7 +71,8 @@ class ScenarioResult:
         return cls(label=label, scenario=scenario.name, env=scenario.env, seeds=[e.seed for e in episodes],
                    success_rate=successes / n if n else math.nan, success_ci=wilson_interval(successes, n),
                    return_mean=ret_mean, return_ci=(ret_lo, ret_hi),
-                   length_mean=float(np.mean([e.length for e in episodes])), metrics=metrics, episodes=episodes)
+                   length_mean=float(np.mean([e.length for e in episodes])), metrics=metrics, episodes=episodes,
+                   env_overrides=dict(env_overrides or {}))
 
 
 @dataclass
@@ -99,6 +103,9 @@ class Report:
                      f"{row.length_mean:.0f}"]
             cells += [_fmt_metric(row.metrics.get(m)) for m in metric_names]
             lines.append("| " + " | ".join(cells) + " |")
+        overrides = {_fmt_overrides(row.env_overrides) for row in self.rows if row.env_overrides}
+        if overrides:  # a report never hides that the scenario was changed for this policy
+            lines += ["", f"Scenario parameters set by the policy: {'; '.join(sorted(overrides))}"]
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir: str | Path) -> tuple[Path, Path]:
@@ -108,6 +115,10 @@ class Report:
         write_json_atomic(json_path, self.to_dict())
         write_text_atomic(md_path, self.to_markdown())
         return json_path, md_path
+
+
+def _fmt_overrides(overrides: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items())
 
 
 def _fmt_metric(value: tuple[float, float, float] | None) -> str:
@@ -125,11 +136,12 @@ def default_num_envs(scenario: Scenario, episodes: int) -> int:
     return max(1, min(episodes, 16))
 
 
-def _env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
-    """Sub-env ``i``'s entries of a Gymnasium vector info dict (keys with a ``_key`` mask)."""
+def sub_env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """Sub-env ``i``'s entries of a Gymnasium vector info dict (keys with a ``_key`` mask; the nested
+    ``final_info`` and ``final_obs`` of same-step autoreset are left out)."""
     out = {}
     for key, value in info.items():
-        if key.startswith("_") or isinstance(value, dict):
+        if key.startswith("_") or key in ("final_obs", "final_info") or isinstance(value, dict):
             continue
         mask = info.get(f"_{key}")
         if mask is None or mask[i]:
@@ -172,20 +184,24 @@ def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs:
 def _run_batch(policy: Policy, env: Any, scenario: Scenario, seeds: list[int],
                on_step: StepCallback | None) -> list[EpisodeResult]:
     n = len(seeds)
-    policy.reset(env, seeds)
+    policy.reset(PolicyContext(observation_space=env.single_observation_space,
+                               action_space=env.single_action_space, seeds=list(seeds), env_id=scenario.env,
+                               scenario=scenario.name, params=dict(scenario.params)))
     obs, info = env.reset(seed=seeds)
     returns, lengths = np.zeros(n), np.zeros(n, dtype=int)
     running = np.ones(n, dtype=bool)
     finished: list[EpisodeResult | None] = [None] * n
+    state, episode_start = None, np.ones(n, dtype=bool)
     while running.any():
-        action = policy.act(obs, info)
+        action, state = policy.act(obs, state, episode_start, info=info)
+        episode_start = np.zeros(n, dtype=bool)
         obs, reward, terminated, truncated, info = env.step(action)
         returns += np.where(running, reward, 0.0)
         lengths += running
         if on_step is not None:
             on_step(env, info, running.copy())
         for i in np.flatnonzero(running & (terminated | truncated)):
-            finished[i] = _episode_result(seeds[i], returns[i], lengths[i], _env_info(info, i), scenario)
+            finished[i] = _episode_result(seeds[i], returns[i], lengths[i], sub_env_info(info, i), scenario)
             running[i] = False
     return finished  # type: ignore[return-value]
 
@@ -240,10 +256,11 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scena
                 if suite is None:
                     raise
                 bar.write(f"skipping {item.label}: {err}")  # a suite may mix action modes; report the gap
-                rows.append(ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, err.reason))
+                rows.append(ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, err.reason,
+                                                       pol.env_overrides))
                 bar.update(item.episodes)
                 continue
-            rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run))
+            rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run, pol.env_overrides))
     report = Report(policy=str(policy) if not isinstance(policy, Policy) else name, target=target,
                     split=shown_split, rows=rows)
     if out is not None:

@@ -9,24 +9,18 @@ import numpy as np
 
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_atomic
-from lepton_sim.policies import read_run_config
+from lepton_sim.runs import RunFolder
 
 
 def read_evaluations(run_dir: Path) -> dict[str, np.ndarray]:
-    path = run_dir / "evaluations.csv"
-    if not path.is_file():
-        return {}
-    rows = list(csv.DictReader(path.open()))
+    rows = RunFolder(run_dir).read_evaluations()
     return {key: np.array([float(r[key]) if r[key] != "" else np.nan for r in rows]) for key in rows[0]} if rows else {}
 
 
 def read_training_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(env steps at episode end, episode return) from the monitor files of every training part."""
     steps, returns, offset = [], [], 0
-    for part in sorted((run_dir / "logs").glob("part*"), key=lambda p: int(p.name[4:] or 0)):
-        monitor = part / "monitor.csv"
-        if not monitor.is_file():
-            continue
+    for monitor in RunFolder(run_dir).monitor_files():
         with monitor.open() as f:
             f.readline()  # SB3's JSON comment line (start time, env id)
             rows = list(csv.DictReader(f))
@@ -54,8 +48,8 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png
 
     fig, (ax_ret, ax_succ, ax_train) = plt.subplots(1, 3, figsize=(15, 4))
     for run in map(Path, run_dirs):
-        config = read_run_config(run)
-        label = f"{config['algo']} s{config['seed']} ({run.name})"
+        config = RunFolder(run).read_config()
+        label = f"{config.algo} s{config.seed} ({run.name})"
         evals = read_evaluations(run)
         if evals:
             line, = ax_ret.plot(evals["timesteps"], evals["mean_return"], marker="o", label=label)
@@ -68,7 +62,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png
             ax_train.plot(steps[window - 1:], _smooth(returns, window), label=label)
         if not evals and not len(steps):
             raise LeptonError(f"{run}: no evaluations.csv or monitor.csv yet: nothing to plot")
-    scenario = read_run_config(Path(run_dirs[0]))["scenario"]["name"]
+    scenario = RunFolder(run_dirs[0]).read_config().scenario.get("name", "")
     for ax, title in ((ax_ret, "evaluation return"), (ax_succ, "evaluation success rate"),
                       (ax_train, "training return (smoothed)")):
         ax.set_title(f"{scenario}: {title}")

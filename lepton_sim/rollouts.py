@@ -7,11 +7,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lepton_sim.agents.policy import Policy
 from lepton_sim.errors import LeptonError
-from lepton_sim.evaluation import EpisodeResult, _env_info, run_episodes
+from lepton_sim.evaluation import EpisodeResult, run_episodes, sub_env_info
 from lepton_sim.io import write_atomic
-from lepton_sim.policies import load_policy
+from lepton_sim.loading import load_policy
+from lepton_sim.policy import Policy
 from lepton_sim.scenario import Scenario, load_scenario
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -43,7 +43,7 @@ def rollout(policy: str | Path | Policy, scenario: str | Path | Scenario, episod
         if not frames:
             found.update(plotter=_trajectory_plotter(env), fps=env.metadata.get("render_fps") or 30)
         frames.append(_first_frame(env.render()))
-        episode_infos[-1].append(_env_info(info, 0))
+        episode_infos[-1].append(sub_env_info(info, 0))
 
     results: list[EpisodeResult] = []
     for k in range(episodes):  # one env at a time, in this process, so frames and infos follow one episode

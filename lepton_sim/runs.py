@@ -1,44 +1,228 @@
-"""Run folders: everything needed to reproduce a training run lives in one directory.
+"""Run folders: everything needed to reproduce, evaluate and resume a training run lives in one directory, and
+this module is the only one that spells its layout.
 
-Layout (rl-baselines3-zoo's, adapted)::
+Layout (rl-baselines3-zoo's, adapted; ``<model>`` is the back end's model file or folder, ``.zip`` for SB3)::
 
     runs/<scenario>/<algo>-s<seed>-<time>/
-        config.yaml      resolved scenario, algorithm, hyperparameters, steps, seed, n_envs, device, back end
+        config.yaml      the training configuration (lepton_sim.training_config.TrainConfig)
         command.txt      the command line that started (or resumed) the run
-        meta.json        package versions, git commit, Python, platform, start time
-        model.zip        final model          best_model.zip   best periodic evaluation
-        checkpoints/     ckpt_<steps>_steps.zip (+ replay buffer / normalisation stats)
-        evaluations.csv  periodic evaluation: timesteps, return, success rate, wall time
-        logs/part<k>/    SB3 progress.csv, monitor.csv and TensorBoard events (k counts resumes)
+        meta.json        package versions, git commit, Python, platform, start time, device used
+        model<sfx>       final model           best_model<sfx>   best periodic evaluation
+        checkpoints/     ckpt_<steps>_steps<sfx> (+ back-end state beside it: normalisation stats, replay buffer)
+        evaluations.csv  periodic evaluation: timesteps, return, success rate, length, wall time
+        logs/part<k>/    the back end's own logs (k counts resumes): progress.csv, monitor.csv, TensorBoard
 """
 from __future__ import annotations
 
+import csv
 import datetime as _dt
+import json
 import platform
+import re
 import shlex
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from lepton_sim.training_config import TrainConfig
 
 TRACKED_PACKAGES = ("lepton-sim", "gymnasium", "numpy", "torch", "stable-baselines3", "sb3-contrib", "pybullet",
                     "eclipse-sumo", "libsumo", "sumo-rl", "pettingzoo", "ray")
+CONFIG = "config.yaml"
+COMMAND = "command.txt"
+META = "meta.json"
+EVALUATIONS = "evaluations.csv"
+EVALUATION_FIELDS = ["timesteps", "mean_return", "std_return", "success_rate", "mean_length", "wall_time_s"]
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+MONITOR = "monitor.csv"
+FINAL_STEM, BEST_STEM = "model", "best_model"
+_CHECKPOINT_RE = re.compile(r"^ckpt_(\d+)_steps")
 
 
-def new_run_dir(scenario_name: str, algo: str, seed: int, root: str | Path = "runs") -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / scenario_name.replace("/", "-") / f"{algo}-s{seed}-{stamp}"
-    suffix = 1
-    while path.exists():
-        path = path.with_name(f"{algo}-s{seed}-{stamp}-{suffix}")
-        suffix += 1
-    path.mkdir(parents=True)
-    return path
+class RunFolder:
+    """One run folder. ``model_suffix`` is the back end's model file suffix (``.zip``; ``""`` for a folder)."""
+
+    def __init__(self, path: str | Path, model_suffix: str = ".zip") -> None:
+        self.path = Path(path)
+        self.model_suffix = model_suffix
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # --------------------------------------------------------------------------------------- locating runs
+    @staticmethod
+    def is_run(path: str | Path) -> bool:
+        """A folder is a run folder when it holds a training configuration (not merely when it is a folder)."""
+        return (Path(path) / CONFIG).is_file()
+
+    @classmethod
+    def containing(cls, model_path: str | Path) -> "RunFolder | None":
+        """The run folder a model file (final, best or checkpoint) belongs to, if any."""
+        path = Path(model_path)
+        for candidate in (path.parent, path.parent.parent):
+            if cls.is_run(candidate) and (candidate == path.parent or path.parent.name == CHECKPOINTS):
+                return cls(candidate, _suffix_of(path))
+        return None
+
+    @classmethod
+    def create(cls, path: str | Path, model_suffix: str = ".zip") -> "RunFolder":
+        """A new run folder; refuses one that already holds a run."""
+        run = cls(path, model_suffix)
+        if cls.is_run(run.path):
+            raise LeptonError(f"{run.path} already holds a run; choose another --out or --resume it")
+        run.path.mkdir(parents=True, exist_ok=True)
+        return run
+
+    @staticmethod
+    def default_path(scenario_name: str, algo: str, seed: int, root: str | Path = "runs") -> Path:
+        """``<root>/<scenario>/<algo>-s<seed>-<time>``, made unique with a suffix."""
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(root) / scenario_name.replace("/", "-") / f"{algo}-s{seed}-{stamp}"
+        suffix = 1
+        while path.exists():
+            path = path.with_name(f"{algo}-s{seed}-{stamp}-{suffix}")
+            suffix += 1
+        return path
+
+    # --------------------------------------------------------------------------------------- paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def command_path(self) -> Path:
+        return self.path / COMMAND
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / META
+
+    @property
+    def evaluations_path(self) -> Path:
+        return self.path / EVALUATIONS
+
+    @property
+    def final_model(self) -> Path:
+        return self.path / f"{FINAL_STEM}{self.model_suffix}"
+
+    @property
+    def best_model(self) -> Path:
+        return self.path / f"{BEST_STEM}{self.model_suffix}"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def checkpoint(self, steps: int) -> Path:
+        return self.checkpoints_dir / f"ckpt_{int(steps)}_steps{self.model_suffix}"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The run's checkpoints as (timesteps, path), oldest first."""
+        found = []
+        for path in self.checkpoints_dir.glob(f"ckpt_*_steps{self.model_suffix}"):
+            match = _CHECKPOINT_RE.match(path.name)
+            if match and path.name == f"ckpt_{match.group(1)}_steps{self.model_suffix}":
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def replay_buffer(self, steps: int) -> Path:
+        return self.checkpoints_dir / f"replay_buffer_{int(steps)}.pkl"
+
+    def replay_buffers(self) -> list[Path]:
+        return sorted(self.checkpoints_dir.glob("replay_buffer_*.pkl"))
+
+    @staticmethod
+    def companion(model_path: Path, name: str, suffix: str) -> Path:
+        """A file that belongs to one model file: ``<stem>_<name><suffix>`` beside it (normalisation stats)."""
+        return model_path.with_name(f"{_stem_of(model_path)}_{name}{suffix}")
+
+    def log_parts(self) -> list[Path]:
+        """``logs/part<k>`` folders, in the order the run (and its resumes) wrote them."""
+        return sorted((self.path / LOGS).glob("part*"), key=lambda p: int(p.name[4:] or 0))
+
+    def new_log_dir(self) -> Path:
+        """The next ``logs/part<k>`` (part0 for a new run, one more per resume), created."""
+        path = self.path / LOGS / f"part{len(self.log_parts())}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def monitor_files(self) -> list[Path]:
+        """Per-part training-episode logs (SB3's monitor.csv format), in order."""
+        return [part / MONITOR for part in self.log_parts() if (part / MONITOR).is_file()]
+
+    # --------------------------------------------------------------------------------------- files
+    def read_config(self) -> "TrainConfig":
+        from lepton_sim.training_config import TrainConfig
+
+        if not self.is_run(self.path):
+            raise LeptonError(f"{self.path} is not a lepton-sim run folder (no {CONFIG})")
+        try:
+            data = yaml.safe_load(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise LeptonError(f"{self.config_path}: cannot read the run's configuration: {err}") from None
+        return TrainConfig.from_file_data(data, str(self.config_path))
+
+    def write_record(self, config: "TrainConfig", resumed: bool = False) -> None:
+        """Write config.yaml, command.txt and meta.json (a resume appends its command and its meta)."""
+        write_text_atomic(self.config_path, yaml.safe_dump(config.to_file_data(), sort_keys=False))
+        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n"
+        previous = self.command_path.read_text() if resumed and self.command_path.exists() else ""
+        write_text_atomic(self.command_path, previous + command)
+        meta: dict[str, Any] = {"started": _dt.datetime.now().isoformat(timespec="seconds"),
+                                "versions": package_versions(), "git": git_commit(),
+                                "platform": platform.platform(), "argv": sys.argv}
+        if resumed and self.meta_path.exists():
+            history = json.loads(self.meta_path.read_text())
+            meta = {**history, "resumed": [*history.get("resumed", []), meta]}
+        write_json_atomic(self.meta_path, meta)
+
+    def record_device(self, device: str) -> None:
+        """Note in meta.json the device training actually ran on (config.yaml keeps the one asked for)."""
+        meta = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
+        target = meta["resumed"][-1] if meta.get("resumed") else meta
+        target["device_used"] = device
+        write_json_atomic(self.meta_path, meta)
+
+    def read_evaluations(self) -> list[dict[str, str]]:
+        if not self.evaluations_path.is_file():
+            return []
+        with self.evaluations_path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def append_evaluation(self, row: dict[str, Any]) -> None:
+        """One row of evaluations.csv (the learning curve that ``lepton-sim plot`` reads)."""
+        new = not self.evaluations_path.exists()
+        with open(self.evaluations_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=EVALUATION_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def last_wall_time(self) -> float:
+        """Wall time of the last periodic evaluation, so a resumed run's curve continues on the same clock."""
+        rows = self.read_evaluations()
+        return float(rows[-1]["wall_time_s"]) if rows else 0.0
+
+
+def _suffix_of(model_path: Path) -> str:
+    return "" if model_path.is_dir() else model_path.suffix
+
+
+def _stem_of(model_path: Path) -> str:
+    return model_path.name if model_path.is_dir() else model_path.stem
 
 
 def package_versions() -> dict[str, str]:
@@ -62,20 +246,3 @@ def git_commit() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
-
-
-def write_run_record(run_dir: Path, config: dict[str, Any], append_command: bool = False) -> None:
-    """Write config.yaml, command.txt and meta.json (the command is appended when a run is resumed)."""
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n"
-    previous = (run_dir / "command.txt").read_text() if append_command and (run_dir / "command.txt").exists() else ""
-    write_text_atomic(run_dir / "command.txt", previous + command)
-    meta = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "versions": package_versions(),
-            "git": git_commit(), "platform": platform.platform(), "argv": sys.argv}
-    meta_path = run_dir / "meta.json"
-    if append_command and meta_path.exists():
-        import json
-
-        history = json.loads(meta_path.read_text())
-        meta = {**history, "resumed": [*history.get("resumed", []), meta]}
-    write_json_atomic(meta_path, meta)

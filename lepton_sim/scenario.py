@@ -225,21 +225,34 @@ def _name_for(path: Path) -> str:
 
 # --------------------------------------------------------------------------------------------- validation
 
+def _field_path(prefix: str, loc: tuple) -> str:
+    """``("test", 0, "episodes")`` -> ``test[0].episodes``, the way the messages of suite entries read."""
+    text = prefix
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part != "":
+            text += f".{part}" if text else str(part)
+    return text
+
+
 def _format_errors(err: ValidationError, source: str, prefix: str = "", model: type[BaseModel] | None = None) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in (prefix, *e["loc"]) if x != "")
+        loc = _field_path(prefix, e["loc"])
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_fields(model, e["loc"][:-1])) if model else ""
             msg = f"unknown field {str(e['loc'][-1])!r}" + (f"; allowed: {allowed}" if allowed else "")
-            loc = ".".join(str(x) for x in (prefix, *e["loc"][:-1]) if x != "") or "(top level)"
+            loc = _field_path(prefix, e["loc"][:-1]) or "(top level)"
         elif e["type"] == "missing":
             msg = "required field is missing"
         else:
             msg = e["msg"]
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 shown = repr(e["input"])
-                msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                if shown not in msg:  # custom validators usually say what they got already
+                    msg += f" (got {shown})"
         lines.append(f"{source}: {loc}: {msg}")
     if len(lines) > MAX_ERROR_LINES:
         lines = lines[:MAX_ERROR_LINES] + [f"{source}: ... and {len(lines) - MAX_ERROR_LINES} more problems"]

@@ -11,7 +11,7 @@ import pytest
 import lepton_sim
 from lepton_sim.cli import main
 from lepton_sim.evaluation import run_episodes
-from lepton_sim.policies import load_policy
+from lepton_sim.loading import load_policy
 from lepton_sim.stats import mean_interval, wilson_interval
 
 SCENARIO = "driving/lane-keep"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lepton_sim
-from lepton_sim.agents.baselines import make_baseline
+from lepton_sim.baselines import make_baseline
 from lepton_sim.agents.manufacturing.scripted import ConveyorController
 
 
@@ -33,7 +33,7 @@ def test_factory_picks_the_controller_from_the_env_id() -> None:
                                env.action_space)
         assert isinstance(policy, ConveyorController) and policy.sorting
         obs, _ = env.reset(seed=0)
-        actions = policy.act(np.stack([obs, obs]))  # batched: one action per sub-env
+        actions, _ = policy.act(np.stack([obs, obs]))  # batched: one action per sub-env
         assert actions.shape == (2, 4) and env.action_space.contains(actions[0])
     finally:
         env.close()

@@ -57,8 +57,8 @@ def test_wheel_has_no_top_level_envs_or_agents_and_ships_scenarios(wheel: Path) 
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"lepton_sim"}
     assert "lepton_sim/envs/driving/__init__.py" in names
-    assert "lepton_sim/agents/policy.py" in names
-    assert "lepton_sim/agents/hyperparams/ppo.yaml" in names
+    assert "lepton_sim/policy.py" in names and "lepton_sim/agents/sb3/backend.py" in names
+    assert "lepton_sim/agents/hyperparams/sb3/ppo.yaml" in names
     assert any(n.startswith("lepton_sim/scenarios/driving/") and n.endswith(".yaml") for n in names)
 
 
@@ -66,7 +66,7 @@ def test_normal_install_imports_from_the_wheel(wheel: Path, tmp_path: Path) -> N
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    code = ("import lepton_sim, lepton_sim.envs, lepton_sim.agents.baselines, lepton_sim.scenario as s;"
+    code = ("import lepton_sim, lepton_sim.envs, lepton_sim.baselines, lepton_sim.scenario as s;"
             "print(lepton_sim.envs.__file__); print(len(s.builtin_names()))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import lepton_sim
-from lepton_sim.agents.baselines import available_baselines
+from lepton_sim.baselines import available_baselines
 from lepton_sim.evaluation import run_episodes
-from lepton_sim.policies import load_policy
+from lepton_sim.loading import load_policy
 
 
 def test_traffic_baselines_are_registered() -> None:
@@ -38,10 +38,10 @@ def test_max_pressure_controls_a_network_with_multidiscrete_actions() -> None:
     actions = []
     orig_act = policy.act
 
-    def recording_act(obs, info=None):  # noqa: ANN001, ANN202
-        action = orig_act(obs, info)
+    def recording_act(obs, state=None, episode_start=None, *, info=None):  # noqa: ANN001, ANN202
+        action, state = orig_act(obs, state, episode_start, info=info)
         actions.append(action)
-        return action
+        return action, state
 
     policy.act = recording_act
     (episode,) = run_episodes(policy, sc, [3], num_envs=1)
@@ -79,17 +79,19 @@ def test_ppo_smoke_train_save_reload_evaluate(tmp_path: Path) -> None:
     from lepton_sim.agents.sb3.policy import SB3Policy
 
     policy = SB3Policy.load(run / "model.zip", algo="ppo")
-    assert policy.act(np.zeros((3, 11), np.float32)).shape == (3,)
+    assert policy.act(np.zeros((3, 11), np.float32))[0].shape == (3,)
 
 
 @pytest.mark.slow
 def test_parameter_shared_ppo_on_a_grid(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
-    from lepton_sim.agents.traffic.pettingzoo_vec import SharedPolicy, make_shared_vec_env
+    from lepton_sim.agents.sb3.pettingzoo_vec import make_shared_vec_env
+    from lepton_sim.agents.sb3.policy import SB3Policy
+    from lepton_sim.multi_agent import SharedPolicy
 
     sc = lepton_sim.load_scenario("traffic/2x2-grid", duration=300)
-    venv = make_shared_vec_env(sc.params, seed=0)
+    venv = make_shared_vec_env(sc, seed=0)
     try:
         assert venv.num_envs == 4  # one slot per signal
         model = PPO("MlpPolicy", venv, n_steps=30, batch_size=60, n_epochs=1, seed=0, device="cpu")
@@ -97,6 +99,6 @@ def test_parameter_shared_ppo_on_a_grid(tmp_path: Path) -> None:
         model.save(tmp_path / "shared.zip")
     finally:
         venv.close()
-    policy = SharedPolicy.load(tmp_path / "shared.zip", device="cpu")
+    policy = SharedPolicy(SB3Policy.load(tmp_path / "shared.zip", algo="ppo", device="cpu"))
     (episode,) = run_episodes(policy, sc, [7], num_envs=1)  # evaluated on lepton/TrafficNetwork-v0
     assert episode.length == 30 and math.isfinite(episode.metrics["mean_delay"])

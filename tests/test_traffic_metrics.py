@@ -103,9 +103,9 @@ def test_max_pressure_policy_is_batched_and_keeps_current_phase_on_ties() -> Non
     obs = np.zeros((3, 11), np.float32)
     obs[:, 1] = 1.0  # every env currently shows phase 1
     info = {"phase_pressure": np.array([[2.0, 5.0], [6.0, 5.0], [4.0, 4.0]])}
-    assert policy.act(obs, info).tolist() == [1, 0, 1]  # tie in env 2: keep phase 1 (no needless yellow)
+    assert policy.act(obs, info=info)[0].tolist() == [1, 0, 1]  # tie in env 2: keep phase 1 (no needless yellow)
     with pytest.raises(ValueError, match="phase_info=True"):
-        policy.act(obs, {})
+        policy.act(obs, info={})
 
 
 def test_choose_phases_ignores_padding_of_smaller_signals() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 import lepton_sim
-from lepton_sim.agents.traffic.pettingzoo_vec import SharedPolicy
-from lepton_sim.policies import load_policy
+from lepton_sim.loading import load_policy
+from lepton_sim.multi_agent import SharedPolicy
 
 
 def test_shared_ppo_trains_on_a_grid_and_evaluates_on_the_joint_env(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_shared_ppo_trains_on_a_grid_and_evaluates_on_the_joint_env(tmp_path: Pa
                            eval_freq=128, eval_episodes=2,
                            overrides={"params.duration": 300, "n_steps": 32, "batch_size": 64, "n_epochs": 2})
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["policy_sharing"] is True
+    assert config["multi_agent"] == "shared"
     assert (run / "model.zip").is_file() and (run / "model_vecnormalize.pkl").is_file()
     # periodic evaluation on the joint env, in worker processes beside the training simulation (4 signals x 32
     # decisions = 128 agent steps per rollout)

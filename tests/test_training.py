@@ -10,9 +10,14 @@ import pytest
 import yaml
 
 import lepton_sim
-from lepton_sim.agents.sb3.callbacks import latest_checkpoint
 from lepton_sim.cli import main
-from lepton_sim.policies import IncompatiblePolicy
+from lepton_sim.policy import IncompatiblePolicy
+from lepton_sim.runs import RunFolder
+
+
+def latest_checkpoint(run: Path) -> tuple[Path, int]:
+    steps, path = RunFolder(run).latest_checkpoint()
+    return path, steps
 
 SCENARIO = "driving/lane-keep"
 
@@ -76,9 +81,65 @@ def test_resume_continues_the_step_count(tmp_path: Path) -> None:
 
 def test_training_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", SCENARIO, "--algo", "dqnn", "--steps", "10", "--no-progress"]) == 1
-    assert "unknown algorithm 'dqnn'; allowed: ppo" in capsys.readouterr().err
+    assert "unknown algorithm 'dqnn' for the sb3 back end; allowed: ppo" in capsys.readouterr().err
     assert main(["train", SCENARIO, "--steps", "10", "--set", "learning_rat=0.1", "--out", str(tmp_path / "a"),
                  "--no-progress"]) == 1
     assert "unknown hyperparameter(s) learning_rat" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 1
     assert "not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("learning_rat=0.1", "unknown hyperparameter(s) learning_rat"),
+    ("learning_rate=fast", "learning_rate='fast' is not a valid value for ppo"),
+    ("learning_rate=lin_x", "a linear schedule is lin_<number>"),
+    ("n_steps=2.5", "n_steps=2.5 is not a valid value"),
+    ("normalize=maybe", "normalize='maybe' must be true or false"),
+    ("noise_type=normal", "noise_type/noise_std apply to off-policy algorithms"),
+    ("device=tpu", "device: String should match pattern"),
+    ("multi_agent=shared", "lepton/Driving-v0 (driving/lane-keep) has a single agent"),
+])
+def test_bad_settings_give_one_line_and_leave_no_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            setting: str, message: str) -> None:
+    out = tmp_path / "run"
+    assert main(["train", SCENARIO, "--steps", "64", "--set", setting, "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_run_fields_and_schedules_in_set(tmp_path: Path) -> None:
+    """--set seed / device / verbose and rl-zoo3's lin_ schedules used to crash after the run folder existed."""
+    out = tmp_path / "run"
+    assert main(["train", SCENARIO, "--steps", "64", "--n-envs", "2", "--eval-freq", "0", "--out", str(out),
+                 "--set", "seed=3", "--set", "device=cpu", "--set", "verbose=0", "--set", "n_steps=32",
+                 "--set", "batch_size=32", "--set", "learning_rate=lin_3e-4", "--set", "clip_range=lin_0.2",
+                 "--no-progress"]) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["seed"] == 3 and config["device"] == "cpu" and config["hyperparams"]["learning_rate"] == "lin_3e-4"
+    assert "seed" not in config["hyperparams"]
+    assert json.loads((out / "meta.json").read_text())["device_used"] == "cpu"
+    from stable_baselines3 import PPO
+
+    model = PPO.load(out / "model.zip")
+    assert model.learning_rate(1.0) == pytest.approx(3e-4) and model.learning_rate(0.5) == pytest.approx(1.5e-4)
+
+
+def test_td3_explores_with_the_action_noise_of_its_hyperparameters(tmp_path: Path) -> None:
+    run = lepton_sim.train(SCENARIO, algo="td3", steps=120, out=tmp_path / "run", eval_freq=0, progress_bar=False,
+                           overrides={"learning_starts": 50, "batch_size": 32, "buffer_size": 1000,
+                                      "noise_std": 0.3})
+    from stable_baselines3 import TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["hyperparams"]["noise_type"] == "normal"  # from agents/hyperparams/sb3/td3.yaml
+    noise = TD3.load(run / "model.zip").action_noise  # the noise the model explored with
+    assert isinstance(noise, NormalActionNoise) and noise._sigma.tolist() == [0.3, 0.3]
+
+def test_old_run_folders_still_evaluate(tmp_path: Path) -> None:
+    """A run folder written before the typed training config (policy_sharing, no multi_agent) still loads."""
+    golden = Path(__file__).parent / "data" / "golden" / "ppo-lane-keep"
+    assert "policy_sharing" in (golden / "config.yaml").read_text()
+    config = RunFolder(golden).read_config()
+    assert config.multi_agent is None and config.algo == "ppo" and config.steps == 4096

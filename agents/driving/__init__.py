@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gymnasium
 
-from lepton_sim.agents.baselines import register_baseline
-from lepton_sim.agents.policy import Policy
+from lepton_sim.baselines import register_baseline
+from lepton_sim.policy import Policy
 
 
 def _scripted(env_id: str, observation_space: gymnasium.Space, action_space: gymnasium.Space) -> Policy:

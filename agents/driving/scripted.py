@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import gymnasium
 import numpy as np
 
-from lepton_sim.agents.policy import Policy
+from lepton_sim.policy import Policy, PolicyContext
 from lepton_sim.envs.driving.dynamics import CAR_WIDTH, FRONT_OVERHANG, REAR_OVERHANG
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import (BASE_FEATURES, OBJECT_FEATURES, POS_SCALE, SIZE_SCALE, SPEED_SCALE,
@@ -56,18 +56,17 @@ class ScriptedDriver(Policy):
         self.ego_center = 0.5 * (params.wheelbase + FRONT_OVERHANG - REAR_OVERHANG)
         self.ego_half_length = 0.5 * (params.wheelbase + FRONT_OVERHANG + REAR_OVERHANG)
 
-    def reset(self, env: gymnasium.vector.VectorEnv, seeds: list[int]) -> None:
-        """Read the env's parameters (speed limit, observation layout) from the vector env or its sub-envs."""
-        params = _find_params(env)
-        if params is not None:
-            self._configure(params)
+    def reset(self, context: PolicyContext) -> None:
+        """Read the scenario's parameters (speed limit, observation layout) from the context."""
+        self._configure(DrivingParams(**context.params))
 
     # ------------------------------------------------------------------------------------------------ act
-    def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
         p = self.p
         if p is None:
             raise ValueError(f"scripted driver: observation size {self.size} is not the default layout; call "
-                             "reset(env, seeds) with the env first so the driver reads its parameters")
+                             "reset(context) first so the driver reads the scenario's parameters")
         obs = np.asarray(observation, dtype=np.float64).reshape(-1, observation_size(p))
         k, r, q = p.num_waypoints, p.lidar_rays, p.num_objects
         v = obs[:, 0] * SPEED_SCALE
@@ -93,11 +92,11 @@ class ScriptedDriver(Policy):
         lead_speed = np.min(np.where(occupied, free[..., 1], np.inf), axis=1)
         target_speed = self._target_speed(v, gap, lead_speed, kappa, wp)
         if self.discrete:
-            return self._meta_action(target, current, ego_lat, width, v, target_speed)
+            return self._meta_action(target, current, ego_lat, width, v, target_speed), None
         accel = 1.5 * (target_speed - v)
         accel = np.where(accel >= 0.0, accel / p.max_accel, accel / p.max_brake)
         return np.stack([np.clip(accel, -1.0, 1.0), np.clip(steer / p.max_steer, -1.0, 1.0)],
-                        axis=1).astype(np.float32)
+                        axis=1).astype(np.float32), None
 
     # -------------------------------------------------------------------------------------------- helpers
     def _lane_clearance(self, objs: np.ndarray, ego_lat: np.ndarray, width: np.ndarray, lanes: np.ndarray,
@@ -215,15 +214,3 @@ class ScriptedDriver(Policy):
         action = np.where(settled & (target < current), LANE_RIGHT, action)
         return action
 
-
-def _find_params(env: Any) -> DrivingParams | None:
-    """The env's DrivingParams: native vector env, or the first sub-env of a Sync/Async vector env."""
-    for candidate in (env, getattr(env, "unwrapped", None)):
-        params = getattr(candidate, "params", None)
-        if isinstance(params, DrivingParams):
-            return params
-    try:
-        params = env.get_attr("params")[0]
-    except Exception:  # noqa: BLE001 - an env without the attribute: keep the defaults
-        return None
-    return params if isinstance(params, DrivingParams) else None

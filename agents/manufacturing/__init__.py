@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lepton_sim.agents.baselines import register_baseline
+from lepton_sim.baselines import register_baseline
 
 
 def _make_scripted(env_id: str, observation_space: Any, action_space: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import gymnasium
 import numpy as np
 
-from lepton_sim.agents.policy import Policy
+from lepton_sim.policy import Policy
 from lepton_sim.envs.manufacturing.conveyor_env import BIN_DIM, ROBOT_DIM, SLOT_DIM, SLOTS
 from lepton_sim.envs.manufacturing.params import MAX_BINS
 from lepton_sim.envs.manufacturing.robot import EE_STEP
@@ -58,10 +58,11 @@ class ReachController(Policy):
     name = "scripted"
     env_overrides = {"control_type": "ee", "obs_mode": "state"}
 
-    def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
         ee = np.asarray(observation["observation"])[:, :3]
         goal = np.asarray(observation["desired_goal"])
-        return _move(ee, goal, gain=1.0).astype(np.float32)
+        return _move(ee, goal, gain=1.0).astype(np.float32), None
 
 
 class PickPlaceController(Policy):
@@ -70,10 +71,11 @@ class PickPlaceController(Policy):
     name = "scripted"
     env_overrides = {"control_type": "ee", "obs_mode": "state"}
 
-    def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
         obs = np.asarray(observation["observation"])
         goals = np.asarray(observation["desired_goal"])
-        return np.stack([self._one(o, g) for o, g in zip(obs, goals)]).astype(np.float32)
+        return np.stack([self._one(o, g) for o, g in zip(obs, goals)]).astype(np.float32), None
 
     @staticmethod
     def _one(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -92,8 +94,9 @@ class ConveyorController(Policy):
     def __init__(self, sorting: bool) -> None:
         self.sorting = sorting
 
-    def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
-        return np.stack([self._one(o) for o in np.asarray(observation)]).astype(np.float32)
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+        return np.stack([self._one(o) for o in np.asarray(observation)]).astype(np.float32), None
 
     def _one(self, obs: np.ndarray) -> np.ndarray:
         ee, width = obs[:3], float(obs[6])

@@ -1,7 +1,6 @@
 """Scenario -> SB3 VecEnv: native numpy-batched envs through an adapter, others through SB3's own VecEnvs."""
 from __future__ import annotations
 
-import importlib
 from functools import partial
 from typing import Any, Sequence
 
@@ -10,6 +9,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from lepton_sim.agents.sb3.pettingzoo_vec import make_shared_vec_env
+from lepton_sim.evaluation import sub_env_info
 from lepton_sim.make import make, make_vec, vectorization_mode
 from lepton_sim.scenario import Scenario
 
@@ -41,10 +42,10 @@ class GymnasiumVecEnvAdapter(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
         dones = terminated | truncated
-        infos = [_sub_info(info, i) for i in range(self.num_envs)]
+        infos = [sub_env_info(info, i) for i in range(self.num_envs)]
         for i in np.flatnonzero(dones):
             final = info.get("final_info", {})
-            infos[i] = {**infos[i], **_sub_info(final, i)} if final else infos[i]
+            infos[i] = {**infos[i], **sub_env_info(final, i)} if final else infos[i]
             infos[i]["terminal_observation"] = _index(info["final_obs"], i)
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
         return obs, rewards.astype(np.float32), dones, infos
@@ -76,31 +77,12 @@ def _index(batch: Any, i: int) -> Any:
     return batch[i]
 
 
-def _sub_info(info: dict[str, Any], i: int) -> dict[str, Any]:
-    out = {}
-    for key, value in info.items():
-        if key.startswith("_") or key in ("final_obs", "final_info") or isinstance(value, dict):
-            continue
-        mask = info.get(f"_{key}")
-        if mask is None or mask[i]:
-            out[key] = value[i]
-    return out
-
-
-# multi-agent envs trained with one policy shared by all agents: env id -> factory(params, seed, monitor) -> VecEnv
-SHARED_POLICY_VEC_ENVS = {"lepton/TrafficNetwork-v0": "lepton_sim.agents.traffic.pettingzoo_vec:make_shared_vec_env"}
-
-
-def uses_shared_policy(scenario: Scenario) -> bool:
-    return scenario.env in SHARED_POLICY_VEC_ENVS
-
-
-def make_sb3_vec_env(scenario: Scenario, n_envs: int, seed: int) -> VecEnv:
+def make_sb3_vec_env(scenario: Scenario, n_envs: int, seed: int, multi_agent: str | None = None) -> VecEnv:
     """The fastest SB3 VecEnv for the scenario: native batched env, subprocesses for simulators that allow one
-    simulation per process (libsumo), else SB3's in-process DummyVecEnv."""
-    if uses_shared_policy(scenario):  # one slot per agent of one simulation; n_envs does not apply
-        module, function = SHARED_POLICY_VEC_ENVS[scenario.env].split(":")
-        return getattr(importlib.import_module(module), function)(scenario.params, seed=seed, monitor=False)
+    simulation per process (libsumo), else SB3's in-process DummyVecEnv. ``multi_agent="shared"``: one slot per
+    agent of one simulation (n_envs does not apply)."""
+    if multi_agent == "shared":
+        return make_shared_vec_env(scenario, seed=seed, monitor=False)
     mode = vectorization_mode(scenario, n_envs)
     if mode == "vector_entry_point":
         venv: VecEnv = GymnasiumVecEnvAdapter(make_vec(scenario, n_envs, autoreset_mode=AutoresetMode.SAME_STEP))

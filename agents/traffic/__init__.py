@@ -2,7 +2,7 @@
 
 Importing this package registers the baselines only (no SUMO, no torch).
 """
-from lepton_sim.agents.baselines import register_baseline
+from lepton_sim.baselines import register_baseline
 from lepton_sim.agents.traffic.baselines import actuated, fixed_time, greedy, max_pressure
 
 register_baseline("fixed-time", "traffic", fixed_time, "the network's own signal program, run by SUMO")

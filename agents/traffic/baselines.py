@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import gymnasium
 import numpy as np
 
-from lepton_sim.agents.policy import Policy
+from lepton_sim.policy import Policy, PolicyContext
 
 
 class _TrafficPolicy(Policy):
@@ -20,20 +20,20 @@ class _TrafficPolicy(Policy):
         if not isinstance(action_space, (gymnasium.spaces.Discrete, gymnasium.spaces.MultiDiscrete)):
             raise ValueError(f"{self.name} controls traffic signals (Discrete or MultiDiscrete actions), "
                              f"got {action_space}")
-        self.action_space = action_space
+        self.space = action_space  # adapts to the scenario's signals: no declared action_space
 
-    def reset(self, env: gymnasium.vector.VectorEnv, seeds: list[int]) -> None:
-        self.action_space = env.single_action_space
+    def reset(self, context: PolicyContext) -> None:
+        self.space = context.action_space
 
     @property
     def _phases(self) -> np.ndarray:
         """Number of green phases per signal (1-D: one entry for Discrete)."""
-        space = self.action_space
+        space = self.space
         return np.atleast_1d(space.nvec if isinstance(space, gymnasium.spaces.MultiDiscrete) else space.n)
 
     def _shape(self, observation: np.ndarray) -> tuple[int, ...]:
         n = np.asarray(observation).shape[0]
-        return (n,) if isinstance(self.action_space, gymnasium.spaces.Discrete) else (n, len(self._phases))
+        return (n,) if isinstance(self.space, gymnasium.spaces.Discrete) else (n, len(self._phases))
 
 
 class ProgramPolicy(_TrafficPolicy):
@@ -44,8 +44,9 @@ class ProgramPolicy(_TrafficPolicy):
         self.name = control
         self.env_overrides = {"control": control}
 
-    def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
-        return np.zeros(self._shape(observation), np.int64)
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+        return np.zeros(self._shape(observation), np.int64), None
 
 
 class PhaseScorePolicy(_TrafficPolicy):
@@ -58,16 +59,17 @@ class PhaseScorePolicy(_TrafficPolicy):
         super().__init__(action_space)
         self.name, self.key = name, key
 
-    def act(self, observation: Any, info: Mapping[str, Any] | None = None) -> np.ndarray:
+    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
+            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
         if info is None or self.key not in info:
             raise ValueError(f"{self.name} reads info[{self.key!r}]: create the env with phase_info=True "
                              "(evaluation does this through the policy's env_overrides)")
         scores = np.asarray(info[self.key], float)
         obs = np.asarray(observation, float)
-        discrete = isinstance(self.action_space, gymnasium.spaces.Discrete)
+        discrete = isinstance(self.space, gymnasium.spaces.Discrete)
         if discrete:  # (n, P) -> (n, 1, P) so one code path serves both env kinds
             scores, obs = scores[:, None, :], obs[:, None, :]
-        return choose_phases(scores, obs, self._phases).reshape(self._shape(observation))
+        return choose_phases(scores, obs, self._phases).reshape(self._shape(observation)), None
 
 
 def choose_phases(scores: np.ndarray, observation: np.ndarray, phases: np.ndarray) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""The stable-baselines3 back end: PPO, SAC, TD3 (stable-baselines3) and TQC (sb3-contrib)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lepton_sim.agents.sb3.algorithms import ALGORITHMS
+from lepton_sim.agents.sb3.hyperparams import check_hyperparams, load_hyperparams
+from lepton_sim.backends import Backend
+from lepton_sim.errors import LeptonError
+from lepton_sim.policy import Policy
+from lepton_sim.runs import RunFolder
+from lepton_sim.scenario import Scenario
+from lepton_sim.training_config import TrainConfig
+
+
+class SB3Backend(Backend):
+    name = "sb3"
+    model_suffix = ".zip"
+    algorithms = tuple(ALGORITHMS)
+    multi_agent_modes = ("joint", "shared")
+
+    def hyperparameters(self, algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:
+        return load_hyperparams(algo, scenario_name, path)
+
+    def check(self, config: TrainConfig, scenario: Scenario) -> TrainConfig:
+        check_hyperparams(config.algo, config.hyperparams)
+        if config.multi_agent == "shared" and config.algo != "ppo":
+            raise LeptonError(f"multi_agent: shared trains PPO over every agent's experience; got {config.algo}")
+        return config
+
+    def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool,
+              progress_bar: bool) -> None:
+        from lepton_sim.agents.sb3.train import train_sb3
+
+        train_sb3(run, config, scenario, resume=resume, progress_bar=progress_bar)
+
+    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto") -> Policy:
+        from lepton_sim.agents.sb3.policy import SB3Policy
+
+        normalized = bool(config is not None and config.hyperparams.get("normalize"))
+        return SB3Policy.load(model_path, algo=config.algo if config else None, device=device,
+                              normalized=normalized)

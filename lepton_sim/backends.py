@@ -1,0 +1,69 @@
+"""Training back ends behind one small interface, found by name through entry points (lepton_sim.plugins).
+
+A back end trains or resumes a run into a :class:`~lepton_sim.runs.RunFolder`, stores its model files through
+it, and loads a :class:`~lepton_sim.policy.Policy` from one of them. Everything else (scenarios, the training
+configuration, run records, evaluation, rollouts, plots) is the core's and the same for every back end. SB3 is
+the first entry (``lepton_sim.agents.sb3.backend``); RLlib plugs in beside it without a core change.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lepton_sim import plugins
+from lepton_sim.errors import LeptonError
+from lepton_sim.policy import Policy
+from lepton_sim.runs import RunFolder
+from lepton_sim.scenario import Scenario
+from lepton_sim.training_config import TrainConfig
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    model_suffix: ClassVar[str] = ".zip"  # "" where a model is a folder (an RLlib checkpoint)
+    algorithms: ClassVar[tuple[str, ...]]
+    multi_agent_modes: ClassVar[tuple[str, ...]] = ("joint", "shared")
+
+    def run_folder(self, path: str | Path) -> RunFolder:
+        return RunFolder(path, self.model_suffix)
+
+    @abstractmethod
+    def hyperparameters(self, algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:
+        """The default hyperparameters for ``algo`` on a scenario (from the back end's files, or ``path``)."""
+
+    @abstractmethod
+    def check(self, config: TrainConfig, scenario: Scenario) -> TrainConfig:
+        """Validate the hyperparameters against the algorithm's real constructor (names and values); raise a
+        LeptonError naming the key and what is allowed. Called before the run folder exists."""
+
+    @abstractmethod
+    def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool,
+              progress_bar: bool) -> None:
+        """Train (or continue from the latest checkpoint) and write the final model into ``run``."""
+
+    def checkpoints(self, run: RunFolder) -> list[tuple[int, Path]]:
+        """The run's checkpoints, oldest first."""
+        return run.checkpoints()
+
+    @abstractmethod
+    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto") -> Policy:
+        """A policy for inference from a model file of this back end (``config``: its run's, if known)."""
+
+
+@cache
+def get_backend(name: str) -> Backend:
+    """The back end registered as ``name``; a clear error lists the installed ones."""
+    try:
+        cls = plugins.load(plugins.BACKENDS, name)
+    except KeyError:
+        raise LeptonError(f"unknown training back end {name!r}; available: {', '.join(available_backends())}"
+                          ) from None
+    except ImportError as err:
+        raise LeptonError(f"back end {name!r} is not installed ({err}); install lepton-sim[{name}]") from None
+    return cls()
+
+
+def available_backends() -> list[str]:
+    return sorted(plugins.entry_points(plugins.BACKENDS))
