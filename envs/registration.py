@@ -34,6 +34,9 @@ class LeptonEnvSpec:
     # the simulator keeps state from one episode to the next inside a process (libsumo, SUMO 1.28: the same seed
     # can give another result after other episodes), so evaluation runs each batch in fresh worker processes
     isolate_episodes: bool = False
+    # several agents: a PettingZoo ParallelEnv class ("module:Class") over the same simulation, one agent each
+    # (training with one policy shared by every agent uses it); None for single-agent envs
+    parallel_entry_point: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
