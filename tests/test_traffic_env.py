@@ -22,6 +22,7 @@ import pytest
 import lepton_sim  # noqa: F401  (registers the env ids)
 from lepton_sim.envs.traffic.metrics import read_tripinfo
 from lepton_sim.envs.traffic.params import TrafficParams, resolve_sumo_file
+from lepton_sim.envs.traffic.sumo_setup import SumoLoadError
 
 NETS = "sumo_rl:nets"
 SINGLE = {"net": f"{NETS}/single-intersection/single-intersection.net.xml",
@@ -90,6 +91,40 @@ def test_pettingzoo_parallel_api() -> None:
         obs, infos = env.reset(seed=3)
         assert set(obs) == set(env.possible_agents) and len(env.possible_agents) == 4
         assert set(infos[env.possible_agents[0]]) == INFO_KEYS
+
+
+def test_make_without_arguments_simulates_the_single_intersection() -> None:
+    """Tools such as rl-zoo3 call gymnasium.make(id) with no arguments: that must give a working env."""
+    with closing(gymnasium.make("lepton/TrafficSignal-v0")) as env:
+        assert env.unwrapped.params.net_path == TrafficParams(**SINGLE).net_path
+        obs, info = env.reset(seed=0)
+        assert env.observation_space.contains(obs) and env.action_space.n == 2 and info["sim_time"] == 0
+        steps, truncated = 0, False
+        while not truncated:
+            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            steps += 1
+            assert env.observation_space.contains(obs) and isinstance(reward, float) and not terminated
+        assert steps == 360 and info["sim_time"] == 3600  # TrafficParams' window: 1 h in 10 s decisions
+        assert info["throughput"] > 1000
+
+
+@pytest.mark.parametrize("control", ["agent", "fixed-time", "actuated"])
+def test_observations_and_queue_reward_match_sumo_rls_traffic_signals(control: str) -> None:
+    """The per-step lane reads reproduce what each of sumo-rl's TrafficSignal objects (hosted by lepton-sim, not
+    by a SumoEnvironment) computes itself: its density/queue observation and its halted-vehicle count."""
+    with closing(gymnasium.make("lepton/TrafficNetwork-v0", **GRID, duration=300, reward="queue",
+                                reward_scale=0.5, control=control).unwrapped) as env:
+        env.reset(seed=7)
+        sim, rng, queued = env.sim, np.random.default_rng(7), 0
+        for _ in range(30):
+            env.step(rng.integers(env.action_space.nvec))
+            if sim.done:  # SUMO has closed; nothing left to ask the signals
+                break
+            theirs = [sig.compute_observation() for sig in sim.signals]
+            assert all(np.array_equal(a, b) for a, b in zip(sim.observations(), theirs))
+            assert sim.rewards().tolist() == [-0.5 * sig.get_total_queued() for sig in sim.signals]
+            queued += sum(sig.get_total_queued() for sig in sim.signals)
+        assert sim.done and queued > 0  # the comparison saw queues, not an empty network
 
 
 def test_single_env_rejects_a_network_with_several_signals() -> None:
@@ -275,27 +310,33 @@ def test_libsumo_and_traci_give_identical_results() -> None:
 
 
 BROKEN_NET = "<net>\n  <edge id='e'>\n"
+# well-formed, with a signal and an edge the demand below uses, so the parameter check passes it; SUMO cannot load it
 BAD_NET = ('<net version="1.20"><edge id="e" from="a" to="b"><lane id="e_0" index="0" speed="13" length="100" '
-           'shape="0,0 100,0"/></edge></net>')
+           'shape="0,0 100,0"/></edge><tlLogic id="t" type="static" programID="0" offset="0">'
+           '<phase duration="30" state="G"/></tlLogic></net>')
+BAD_NET_ROUTES = "<routes>\n  <flow id='f' begin='0' end='100' probability='0.2' from='e' to='e'/>\n</routes>\n"
 BROKEN_ROUTES = "<routes>\n  <flow id='f' route='r' begin='0' end='100' probability='0.2'/>\n<vehicle id="
 BAD_ROUTES = "<routes>\n  <flow id='f' route='nope' begin='0' end='100' probability='0.2'/>\n</routes>\n"
 
 
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
-@pytest.mark.parametrize("which, text, message", [
-    ("net", BROKEN_NET, "network file .*broken.net.xml is not valid XML"),
-    ("net", BAD_NET, "network file .*broken.net.xml could not be loaded: .*Unknown from-node 'a'"),
-    ("route", BROKEN_ROUTES, "route file .*broken.rou.xml is not valid XML"),
-    ("route", BAD_ROUTES, "route file.*broken.rou.xml could not be loaded.*route 'nope'.*not known"),
+@pytest.mark.parametrize("which, text, error, message", [
+    # found by the parameter check, before any SUMO process starts
+    ("net", BROKEN_NET, ValueError, "network file .*broken.net.xml is not valid XML"),
+    ("route", BROKEN_ROUTES, ValueError, "route file .*broken.rou.xml is not valid XML"),
+    # found by SUMO when it loads the files
+    ("net", BAD_NET, SumoLoadError, "network file .*broken.net.xml could not be loaded: .*Unknown from-node 'a'"),
+    ("route", BAD_ROUTES, SumoLoadError, "route file.*broken.rou.xml could not be loaded.*route 'nope'.*not known"),
 ])
 def test_broken_files_give_an_error_naming_the_file(tmp_path: Path, backend: str, which: str, text: str,
-                                                    message: str) -> None:
-    from lepton_sim.envs.traffic.sumo_setup import SumoLoadError
-
+                                                    error: type[Exception], message: str) -> None:
     files = {"net": str(TrafficParams(**SINGLE).net_path), "route": str(TrafficParams(**SINGLE).route_paths[0])}
     files[which] = str(tmp_path / f"broken.{'net' if which == 'net' else 'rou'}.xml")
     Path(files[which]).write_text(text)
-    with pytest.raises(SumoLoadError, match=message):
+    if text == BAD_NET:
+        files["route"] = str(tmp_path / "bad-net.rou.xml")
+        Path(files["route"]).write_text(BAD_NET_ROUTES)
+    with pytest.raises(error, match=message):
         env = gymnasium.make("lepton/TrafficSignal-v0", **files, duration=100, backend=backend)
         try:
             env.reset(seed=0)

@@ -1,6 +1,7 @@
 """Traffic-signal control on real SUMO networks (sumo-rl / RESCO), as Gymnasium and PettingZoo envs.
 
-- ``lepton/TrafficSignal-v0``: one intersection (``signal_env.TrafficSignalEnv``).
+- ``lepton/TrafficSignal-v0``: one intersection (``signal_env.TrafficSignalEnv``); without arguments sumo-rl's
+  single-intersection network and demand.
 - ``lepton/TrafficNetwork-v0``: every signal of a network jointly (``network_env.TrafficNetworkEnv``).
 - ``grid_env.parallel_env(...)``: PettingZoo Parallel env, one agent per signal.
 
@@ -13,6 +14,12 @@ of episodes in fresh processes, so a report's numbers depend only on the seeds.
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 from lepton_sim.envs.traffic.params import TrafficParams
 
+# What ``gymnasium.make("lepton/TrafficSignal-v0")`` with no arguments simulates (tools such as rl-zoo3 make envs
+# that way): sumo-rl's single intersection, the files of scenarios/traffic/single-intersection.yaml. Only the
+# Gymnasium registry has this default; scenarios name their own network and demand.
+DEFAULT_SIGNAL_FILES = {"net": "sumo_rl:nets/single-intersection/single-intersection.net.xml",
+                        "route": "sumo_rl:nets/single-intersection/single-intersection.rou.xml"}
+
 register(LeptonEnvSpec(
     id="lepton/TrafficSignal-v0",
     domain="traffic",
@@ -20,6 +27,7 @@ register(LeptonEnvSpec(
     params_model=TrafficParams,
     max_envs_per_process=1,
     isolate_episodes=True,
+    kwargs=DEFAULT_SIGNAL_FILES,
 ))
 register(LeptonEnvSpec(
     id="lepton/TrafficNetwork-v0",
