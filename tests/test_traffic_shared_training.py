@@ -37,3 +37,30 @@ def test_shared_ppo_trains_on_a_grid_and_evaluates_on_the_joint_env(tmp_path: Pa
     row = report.rows[0]
     assert row.length_mean == 30 and not math.isnan(row.metrics["mean_delay"][0])
     assert row.metrics["throughput"][0] > 0
+
+
+def test_joint_agent_trains_on_a_network_with_multidiscrete_actions(tmp_path: Path) -> None:
+    """multi_agent: joint: one agent acts for every signal (MultiDiscrete) on lepton/TrafficNetwork-v0 itself."""
+    run = lepton_sim.train("traffic/2x2-grid", algo="ppo", steps=64, n_envs=1, out=tmp_path / "run",
+                           progress_bar=False, eval_freq=0, multi_agent="joint",
+                           overrides={"params.duration": 300, "n_steps": 32, "batch_size": 32, "n_epochs": 1})
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["multi_agent"] == "joint" and config["n_envs"] == 1
+    scenario = lepton_sim.load_scenario("traffic/2x2-grid", duration=300)
+    policy = load_policy(str(run), scenario)
+    assert not isinstance(policy, SharedPolicy)
+    assert str(policy.action_space) == "MultiDiscrete([4 4 4 4])"  # one green-phase choice per signal
+    (episode,) = lepton_sim.evaluation.run_episodes(policy, scenario, [5], num_envs=1)
+    assert episode.length == 30 and math.isfinite(episode.metrics["mean_delay"])
+
+
+def test_multi_agent_modes_are_checked_against_the_env_and_back_end(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(lepton_sim.LeptonError, match="supports joint, shared, not 'independent'"):
+        lepton_sim.train("traffic/2x2-grid", steps=64, out=tmp_path / "a", multi_agent="independent")
+    with pytest.raises(lepton_sim.LeptonError, match="has a single agent"):
+        lepton_sim.train("traffic/single-intersection", steps=64, out=tmp_path / "b", multi_agent="shared")
+    with pytest.raises(lepton_sim.LeptonError, match="multi_agent: shared trains PPO"):
+        lepton_sim.train("traffic/2x2-grid", algo="sac", steps=64, out=tmp_path / "c")
+    assert not any((tmp_path / name).exists() for name in "abc")
