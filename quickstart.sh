@@ -4,7 +4,7 @@
 # the driving/standard suite, and writes a report, a learning curve and a rollout video.
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup-venv.sh test
+scripts/setup-venv.sh test,rllib
 export PATH="$PWD/.venv/bin:$PATH"
 
 SCENARIO="${SCENARIO:-driving/obstacle-avoid}"

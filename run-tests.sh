@@ -3,5 +3,5 @@
 # Extra arguments go to pytest, e.g. ./run-tests.sh -k driving
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup-venv.sh test
+scripts/setup-venv.sh test,rllib
 exec .venv/bin/python -m pytest -n 2 --timeout 900 "$@"

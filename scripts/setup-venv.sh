@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment in .venv and install lepton-sim into it.
 # torch goes in first: a CPU build where no NVIDIA GPU is present, so pip never pulls a multi-GB CUDA build.
-# Usage: scripts/setup-venv.sh [EXTRAS]   e.g. scripts/setup-venv.sh test,bench
+# Usage: scripts/setup-venv.sh [EXTRAS]   (default test,rllib; e.g. test,rllib,bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${LEPTON_VENV:-.venv}"
-EXTRAS="${1:-test}"
+EXTRAS="${1:-test,rllib}"
 PY="${PYTHON:-python3}"
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
