@@ -2,7 +2,7 @@
 
 Pairs: ArmReach-v0 vs PandaReach-v3 and ArmPickPlace-v0 vs PandaPickAndPlace-v3 (both: 25 Hz control, 20 PyBullet
 substeps of 1/500 s, 50-step episodes, resets included), then an 84x84 camera image every step (our
-``obs_mode="rgb"`` vs panda-gym's ``render()`` at 84x84), then the conveyor tasks (no peer has them).
+``obs_mode="pixels"`` vs panda-gym's ``render()`` at 84x84), then the conveyor tasks (no peer has them).
 Reference (../shared/reference/peers.md, 2-core machine): PandaReach-v3 850-950 steps/s, PandaPickAndPlace-v3
 800-860; with an 84x84 image every step panda-gym collapses to ~24 steps/s. Absolute figures drift on shared
 machines: read the ratios. Repeats alternate ours and the peer and keep each one's best.
@@ -67,11 +67,11 @@ def main() -> None:
 
     cam = args.camera_steps
     for ours, peer in (("lepton/ArmReach-v0", "PandaReach-v3"), ("lepton/ArmPickPlace-v0", "PandaPickAndPlace-v3")):
-        ours_sps = best_of(lambda: gymnasium.make(ours, obs_mode="rgb"), cam, args.repeats)
+        ours_sps = best_of(lambda: gymnasium.make(ours, obs_mode="pixels"), cam, args.repeats)
         peer_sps = best_of(lambda: gymnasium.make(peer, render_width=84, render_height=84), cam, 1, render=True)
-        rows.append((f"{ours} obs_mode=rgb 84x84", ours_sps, f"{peer} + render() 84x84", peer_sps))
-    full = best_of(lambda: gymnasium.make("lepton/ArmPickPlace-v0", obs_mode="rgb", robot_visuals="full"), cam, 1)
-    rows.append(("lepton/ArmPickPlace-v0 rgb 84x84, full robot meshes", full, "-", float("nan")))
+        rows.append((f"{ours} obs_mode=pixels 84x84", ours_sps, f"{peer} + render() 84x84", peer_sps))
+    full = best_of(lambda: gymnasium.make("lepton/ArmPickPlace-v0", obs_mode="pixels", robot_visuals="full"), cam, 1)
+    rows.append(("lepton/ArmPickPlace-v0 pixels 84x84, full robot meshes", full, "-", float("nan")))
     for env_id in ("lepton/ConveyorPick-v0", "lepton/ConveyorSort-v0"):
         rows.append((env_id, best_of(lambda: gymnasium.make(env_id), args.steps, args.repeats), "-", float("nan")))
     rows.append(("lepton/ArmReach-v0 robot=kuka", best_of(lambda: gymnasium.make("lepton/ArmReach-v0", robot="kuka"),
