@@ -19,7 +19,6 @@ Usage: python benchmarks/manufacturing_learning.py [--task reach|pick-place|all]
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import lepton_sim
 from lepton_sim.agents.sb3.policy import SB3Policy  # loads HER models without their replay buffer
+from lepton_sim.runs import RunFolder
 
 HER = {"policy": "MultiInputPolicy", "her": True,
        "her_kwargs": {"n_sampled_goal": 4, "goal_selection_strategy": "future"}}
@@ -43,8 +43,8 @@ PICK_PLACE_SHORT: dict[str, Any] = {**REACH_SAC}
 
 
 def _curve(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "evaluations.csv") as f:
-        return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
+    return [{k: float(v) if v != "" else float("nan") for k, v in row.items()}
+            for row in RunFolder(run_dir).read_evaluations()]
 
 
 def _checkpoint_curve(run_dir: Path, algo: str, scenario: str, episodes: int) -> list[dict[str, float]]:
@@ -76,7 +76,7 @@ def run(task: str, scenario: str, algo: str, hp: dict[str, Any], steps: int, eva
                                    checkpoint_freq=eval_freq * 5 if curriculum else None,
                                    time_limit=time_limit, progress_bar=False)
     wall = time.time() - start
-    report = lepton_sim.evaluate(SB3Policy.load(run_dir / "model.zip", algo=algo, device="cpu"),
+    report = lepton_sim.evaluate(SB3Policy.load(RunFolder(run_dir).final_model, algo=algo, device="cpu"),
                                  scenario=scenario, episodes=final_episodes, progress=False)
     floor = lepton_sim.evaluate("random", scenario=scenario, episodes=final_episodes, progress=False)
     curve = (_checkpoint_curve(run_dir, algo, scenario, final_episodes) if curriculum

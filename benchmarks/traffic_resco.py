@@ -64,9 +64,10 @@ def summarize(report: Any) -> dict[str, float]:
 
 def train_single(m: str, steps: int, seed: int, out: Path) -> Path:
     import lepton_sim
+    from lepton_sim.runs import RunFolder
 
     run = out / f"{m}_ppo_seed{seed}"
-    if (run / "model.zip").is_file():
+    if RunFolder(run).final_model.is_file():
         return run
     return lepton_sim.train(scenario_name(m), algo="ppo", steps=steps, seed=seed, out=run, progress_bar=False,
                             eval_episodes=4)
@@ -76,9 +77,10 @@ def train_shared(m: str, steps: int, seed: int, out: Path) -> Path:
     """Parameter-shared PPO over all signals through ``lepton_sim.train`` (PettingZoo adapter; one rollout is one
     episode of every signal); returns the run folder, whose evaluations.csv is the learning curve."""
     import lepton_sim
+    from lepton_sim.runs import RunFolder
 
     run = out / f"{m}_shared_ppo_seed{seed}"
-    if (run / "model.zip").is_file():
+    if RunFolder(run).final_model.is_file():
         return run
     return lepton_sim.train(scenario_name(m), algo="ppo", steps=steps, seed=seed, out=run, progress_bar=False,
                             eval_freq=max(steps // 5, 1), eval_episodes=2,
