@@ -49,7 +49,6 @@ def _curve(run_dir: Path) -> list[dict[str, float]]:
 
 def _checkpoint_curve(run_dir: Path, algo: str, scenario: str, episodes: int) -> list[dict[str, float]]:
     """Success of every checkpoint on the plain scenario's held-out seeds (no curriculum)."""
-
     curve = []
     for steps, path in RunFolder(run_dir).checkpoints():
         report = lepton_sim.evaluate(SB3Policy.load(path, algo=algo, device="cpu"), scenario=scenario,
