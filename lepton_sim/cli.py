@@ -1,13 +1,122 @@
-"""The ``lepton-sim`` command: train, evaluate, rollout, plot, scenarios."""
+"""The ``lepton-sim`` command: train, evaluate, rollout, plot, scenarios.
+
+Conventions: a malformed command line (unknown flag, missing or malformed value) is argparse's usage error, exit 2;
+anything else that fails is one line on stderr and exit 1, found before any work where it can be (values, device,
+whether the output can be written, so results are never lost at the end); Ctrl-C exits 130; a closed stdout
+(``lepton-sim scenarios | head -1``) ends quietly with 141, as a tool killed by SIGPIPE would.
+"""
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
+import select
 import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from lepton_sim import __version__
 from lepton_sim.errors import LeptonError
+from lepton_sim.scenario import MAX_EPISODES, MAX_SEED
+from lepton_sim.training_config import DEVICE_PATTERN
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 130, 141
+
+
+# ------------------------------------------------------------------------------------------- option values
+def _whole_number(text: str) -> int | None:
+    """``1000``, ``1_000`` or ``2e6`` (step counts are often written so); None for anything else."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=``: a whole number in [low, high]; anything else is a usage error naming the range."""
+    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        value = _whole_number(text)
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be a whole number {allowed}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_in(1)
+non_negative_int = int_in(0)
+seed_value = int_in(0, MAX_SEED)  # the scenario files' bound: seed + episodes stays a 32-bit int
+episodes_value = int_in(1, MAX_EPISODES)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type=`` for a time limit: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """An argparse ``type=``: the device spellings the training configuration accepts."""
+    if not re.fullmatch(DEVICE_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"must be {DEVICES}, got {text!r}")
+    return text
+
+
+# ------------------------------------------------------------------------------------------- checks before work
+def check_device(device: str) -> None:
+    """A CUDA device that is not there fails now: SB3 would silently fall back to the CPU (``cuda``) or fail
+    after the run folder exists (``cuda:7``)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(device.partition(":")[2] or 0) >= count:
+        here = "no CUDA device on this machine" if not count else f"this machine has {count} CUDA device(s)"
+        allowed = ", ".join(["auto", "cpu", *(f"cuda:{i}" for i in range(count))])
+        raise LeptonError(f"--device {device}: {here}; allowed here: {allowed}")
+
+
+def check_writable(path: Path, what: str, folder: bool) -> None:
+    """Fail before the work when ``path`` (a folder, or a file when not ``folder``) cannot be written, instead of
+    after every episode has run. Creates nothing, so a failed command leaves no half-made folder behind."""
+    if path.exists() and path.is_dir() != folder:
+        raise LeptonError(f"{what} {path}: " + ("is a file, expected a folder" if folder else
+                                                "is a folder, expected a file name"))
+    start = path if folder else path.parent
+    existing = next(p for p in (start, *start.parents) if p.exists())
+    if not existing.is_dir():
+        raise LeptonError(f"{what} {path}: cannot be created, {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise LeptonError(f"{what} {path}: cannot write in {existing} ({err.strerror or err})") from None
+
+
+# ------------------------------------------------------------------------------------------- commands
+RESUME_FIXED = (("SCENARIO", "scenario"), ("--algo", "algo"), ("--backend", "backend"),
+                ("--multi-agent", "multi_agent"), ("--seed", "seed"), ("--num-envs", "num_envs"), ("--out", "out"),
+                ("--set", "set"), ("--hyperparams", "hyperparams"), ("--eval-freq", "eval_freq"),
+                ("--eval-episodes", "eval_episodes"), ("--checkpoint-freq", "checkpoint_freq"),
+                ("--time-limit", "time_limit"))
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -15,14 +124,25 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from lepton_sim.runs import RunFolder
     from lepton_sim.training import parse_override, train
 
-    if args.resume is None and args.scenario is None:
+    if args.resume is not None:
+        fixed = [flag for flag, dest in RESUME_FIXED if getattr(args, dest) not in (None, [])]
+        if fixed:  # train(resume=...) takes the rest from the run's config.yaml; ignoring them would be silent
+            raise LeptonError(f"--resume continues a run with its own settings; drop {', '.join(fixed)} "
+                              "(allowed with --resume: --steps, --device, --no-progress)")
+        out, what = Path(args.resume), "--resume"
+    elif args.scenario is None:
         raise LeptonError("train needs a SCENARIO (or --resume RUN_DIR)")
+    else:
+        out, what = (Path(args.out), "--out") if args.out else (Path("runs"), "runs folder")
     overrides = dict(parse_override(item) for item in args.set)
-    run_dir = train(args.scenario, algo=args.algo, steps=args.steps, seed=args.seed, n_envs=args.n_envs,
-                    device=args.device, out=args.out, overrides=overrides, hyperparams_file=args.hyperparams,
-                    resume=args.resume, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+    check_device(args.device)
+    check_writable(out, what, folder=True)
+    run_dir = train(args.scenario, algo=args.algo or "ppo", steps=args.steps, seed=args.seed,
+                    n_envs=args.num_envs, device=args.device, out=args.out, overrides=overrides,
+                    hyperparams_file=args.hyperparams, resume=args.resume, eval_freq=args.eval_freq,
+                    eval_episodes=10 if args.eval_episodes is None else args.eval_episodes,
                     checkpoint_freq=args.checkpoint_freq, time_limit=args.time_limit,
-                    progress_bar=not args.no_progress, backend=args.backend, multi_agent=args.multi_agent)
+                    progress_bar=not args.no_progress, backend=args.backend or "sb3", multi_agent=args.multi_agent)
     run = get_backend(RunFolder(run_dir).read_config().backend).run_folder(run_dir)
     print(f"run folder: {run.path}")
     print(f"  final model: {run.final_model}")
@@ -32,15 +152,25 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lepton_sim.evaluation import evaluate
+    from lepton_sim.scenario import is_suite
 
     if (args.suite is None) == (args.scenario is None):
         raise LeptonError("evaluate needs exactly one of --suite SUITE or --scenario SCENARIO")
-    out = args.out or _default_eval_dir(args.policy, args.suite or args.scenario, args.split if args.suite else None)
-    report = evaluate(args.policy, suite=args.suite, scenario=args.scenario, split=args.split,
+    if args.suite is not None and args.seed is not None:
+        raise LeptonError("--seed applies to --scenario only; a suite sets the seeds of each entry (pick them "
+                          "with --split train|test)")
+    if args.scenario is not None and args.split is not None and not is_suite(args.scenario):
+        raise LeptonError("--split applies to --suite only; a scenario has no splits (set its seeds with --seed)")
+    split = args.split or "test"
+    check_device(args.device)
+    out = Path(args.out) if args.out else _default_eval_dir(args.policy, args.suite or args.scenario,
+                                                            split if args.suite else None)
+    check_writable(out, "--out" if args.out else "report folder", folder=True)
+    report = evaluate(args.policy, suite=args.suite, scenario=args.scenario, split=split,
                       episodes=args.episodes, seed=args.seed, num_envs=args.num_envs, out=out, device=args.device,
                       progress=not args.no_progress)
     print(report.to_markdown())
-    print(f"report: {Path(out) / 'report.md'} and {Path(out) / 'report.json'}")
+    print(f"report: {out / 'report.md'} and {out / 'report.json'}")
 
 
 def _default_eval_dir(policy: str, target: str, split: str | None) -> Path:
@@ -55,9 +185,14 @@ def _default_eval_dir(policy: str, target: str, split: str | None) -> Path:
 
 
 def _cmd_rollout(args: argparse.Namespace) -> None:
-    from lepton_sim.rollouts import rollout
+    from lepton_sim.rollouts import VIDEO_SUFFIXES, rollout
 
-    result = rollout(args.policy, args.scenario, episodes=args.episodes, out=args.out, seed=args.seed,
+    out = Path(args.out)
+    if out.suffix not in VIDEO_SUFFIXES:
+        raise LeptonError(f"--out {out}: video must end in {' or '.join(VIDEO_SUFFIXES)}")
+    check_device(args.device)
+    check_writable(out, "--out", folder=False)
+    result = rollout(args.policy, args.scenario, episodes=args.episodes, out=out, seed=args.seed,
                      device=args.device)
     for n, ep in enumerate(result.episodes, 1):
         print(f"episode {n} (seed {ep.seed}): return {ep.episode_return:.2f}, {ep.length} steps, "
@@ -66,9 +201,14 @@ def _cmd_rollout(args: argparse.Namespace) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from lepton_sim.plotting import plot_runs
+    from lepton_sim.plotting import plot_format, plot_runs
 
-    out = args.out or Path(args.runs[0]) / "learning_curves.png"
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "learning_curves.png"
+    try:
+        plot_format(out)
+    except LeptonError as err:
+        raise LeptonError(f"--out {err}") from None
+    check_writable(out, "--out", folder=False)
     print(f"learning curves: {plot_runs(args.runs, out)}")
 
 
@@ -90,6 +230,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> None:
             print(f"# {scenario.source}\n# params shown with every default filled in")
             print(yaml.safe_dump(resolved, sort_keys=False))
         return
+    if args.name:
+        raise LeptonError(f"scenarios list takes no NAME; to see one: lepton-sim scenarios show {args.name}")
     names = builtin_names()
     width = max(map(len, names), default=10)
     for kind in ("scenario", "suite"):
@@ -99,81 +241,159 @@ def _cmd_scenarios(args: argparse.Namespace) -> None:
                 print(f"  {name:<{width}}  {describe(name)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lepton-sim", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each default, except where there is none or the help text already says it."""
 
-    p = sub.add_parser("train", help="train an agent on a scenario (a run folder holds the result)")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action) or ""
+
+
+def _add_num_envs(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--num-envs`` (Gymnasium's word) everywhere; ``--n-envs``, train's old spelling, still works, unlisted."""
+    p.add_argument("--num-envs", type=positive_int, metavar="N", help=help_text)
+    p.add_argument("--n-envs", dest="num_envs", type=positive_int, help=argparse.SUPPRESS)
+
+
+def _add_device(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--device", type=device_name, default="auto", help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lepton-sim", description="Train, evaluate, watch and plot RL agents on "
+                                     "lepton-sim's scenarios.",
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lepton-sim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+    p = command("train", "train an agent on a scenario (a run folder holds the result)")
     p.add_argument("scenario", nargs="?", help="scenario name (driving/obstacle-avoid) or path to a YAML file")
-    p.add_argument("--algo", default="ppo", help="ppo | sac | td3 | tqc (default ppo)")
-    p.add_argument("--backend", default="sb3", help="training back end (default sb3)")
+    p.add_argument("--algo", help="ppo | sac | td3 | tqc (default: ppo)")
+    p.add_argument("--backend", help="training back end (default: sb3)")
     p.add_argument("--multi-agent", choices=["joint", "shared", "independent"],
                    help="envs with several agents: one joint agent, or one policy shared by every agent "
                         "(default: the hyperparameters' multi_agent, else shared)")
-    p.add_argument("--steps", type=int, help="total env steps (default: n_timesteps of the hyperparameters)")
-    p.add_argument("--seed", type=int, help="default: the scenario's seed")
-    p.add_argument("--n-envs", type=int, help="parallel envs (default: the hyperparameters' n_envs)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
-    p.add_argument("--out", help="run folder (default runs/<scenario>/<algo>-s<seed>-<time>)")
+    p.add_argument("--steps", type=positive_int, metavar="N", help="total env steps, e.g. 300000 or 3e5 "
+                                                      "(default: n_timesteps of the hyperparameters)")
+    p.add_argument("--seed", type=seed_value, help="the run's random seed (default: the scenario's seed)")
+    _add_num_envs(p, "parallel training envs (default: the hyperparameters' n_envs)")
+    _add_device(p, f"{DEVICES}; auto uses CUDA if present")
+    p.add_argument("--out", help="run folder (default: runs/<scenario>/<algo>-s<seed>-<time>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter (learning_rate=1e-3) or env param (params.lanes=3)")
-    p.add_argument("--hyperparams", help="a hyperparameter YAML file instead of the built-in one")
+                   help="override a hyperparameter (learning_rate=1e-3) or env param (params.lanes=3); repeatable")
+    p.add_argument("--hyperparams", metavar="FILE", help="a hyperparameter YAML file instead of the built-in one")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
-    p.add_argument("--eval-freq", type=int, help="evaluate every N env steps (default steps/10; 0 = never)")
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--checkpoint-freq", type=int, help="checkpoint every N env steps (default steps/5)")
-    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much wall-clock time")
+    p.add_argument("--eval-freq", type=non_negative_int, metavar="N",
+                   help="evaluate every N env steps, 0 = never (default: steps/10)")
+    p.add_argument("--eval-episodes", type=episodes_value, metavar="N",
+                   help="episodes per periodic evaluation (default: 10)")
+    p.add_argument("--checkpoint-freq", type=positive_int, metavar="N",
+                   help="checkpoint every N env steps (default: steps/5)")
+    p.add_argument("--time-limit", type=positive_seconds, metavar="SECONDS",
+                   help="stop after this much wall-clock time (default: no limit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a policy on a suite or scenario; writes a report")
+    p = command("evaluate", "evaluate a policy on a suite or scenario; writes a report")
     p.add_argument("policy", help="run folder, model .zip, or baseline name (random, scripted, max-pressure...)")
     p.add_argument("--suite", help="suite name or YAML path")
-    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--split", choices=["train", "test"], help="the suite's split (default: test)")
     p.add_argument("--scenario", help="a single scenario instead of a suite")
-    p.add_argument("--episodes", type=int, help="episodes per scenario (default: the suite's; 20 for a scenario)")
-    p.add_argument("--seed", type=int, help="first seed with --scenario (default scenario seed + 100000)")
-    p.add_argument("--num-envs", type=int, help="envs run in parallel")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--episodes", type=episodes_value, metavar="N",
+                   help="episodes per scenario (default: the suite's; 20 for a scenario)")
+    p.add_argument("--seed", type=seed_value, help="first seed with --scenario (default: scenario seed + 100000)")
+    _add_num_envs(p, "envs run in parallel (default: up to 16, one per core for SUMO)")
+    _add_device(p, f"{DEVICES}, for a trained model")
     p.add_argument("--out", help="report folder (default: <run>/eval/<suite>-<split> or results/<policy>/...)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("rollout", help="record a video and a trajectory plot of a policy")
+    p = command("rollout", "record a video and a trajectory plot of a policy")
     p.add_argument("policy", help="run folder, model .zip, or baseline name")
-    p.add_argument("--scenario", required=True)
-    p.add_argument("--episodes", type=int, default=1)
-    p.add_argument("--seed", type=int, help="first episode seed (default scenario seed + 100000)")
+    p.add_argument("--scenario", required=True, help="scenario name or YAML path")
+    p.add_argument("--episodes", type=episodes_value, default=1, metavar="N", help="episodes to record")
+    p.add_argument("--seed", type=seed_value, help="first episode seed (default: scenario seed + 100000)")
     p.add_argument("--out", default="rollout.mp4", help="video file, .mp4 or .gif (plot: same name, .png)")
-    p.add_argument("--device", default="auto")
+    _add_device(p, f"{DEVICES}, for a trained model")
     p.set_defaults(func=_cmd_rollout)
 
-    p = sub.add_parser("plot", help="learning curves of one or more runs, overlaid")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", help="PNG file (default <first run>/learning_curves.png)")
+    p = command("plot", "learning curves of one or more runs, overlaid")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    p.add_argument("--out", help="image file, .png, .svg or .pdf (default: <first run>/learning_curves.png)")
     p.set_defaults(func=_cmd_plot)
 
-    p = sub.add_parser("scenarios", help="list scenarios and suites, or show one resolved")
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    p.add_argument("name", nargs="?")
+    p = command("scenarios", "list scenarios and suites, or show one resolved")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="what to do")
+    p.add_argument("name", nargs="?", help="scenario or suite to show")
     p.set_defaults(func=_cmd_scenarios)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+# ------------------------------------------------------------------------------------------- running
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit status (argparse itself exits 2 for a malformed command line)."""
     args = build_parser().parse_args(argv)
+    prefix = f"lepton-sim {args.command}: "
     try:
         args.func(args)
-    except LeptonError as err:  # exit 2 is argparse's, for command-line syntax; everything else that fails is 1
-        print(f"lepton-sim {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+    except BrokenPipeError as err:
+        if not _stdout_closed():
+            return _fail(prefix, _os_message(err))
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:  # short on purpose: training prints what it saved itself
+        print(f"{prefix}interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except LeptonError as err:
+        return _fail(prefix, str(err))
     except ValidationError as err:  # an env's own parameter check, outside a scenario file
-        print(f"lepton-sim {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; saved files are intact (checkpoints allow --resume)", file=sys.stderr)
-        return 130
+        return _fail(prefix, _validation_message(err))
+    except OSError as err:  # a file or folder the command needed (permission, missing, disk full)
+        return _fail(prefix, _os_message(err))
     return 0
+
+
+def _fail(prefix: str, message: str) -> int:
+    print(f"{prefix}error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _validation_message(err: ValidationError) -> str:
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
+    return f"{err.title}: {problems}"
+
+
+def _os_message(err: OSError) -> str:
+    names = [str(name) for name in (err.filename, err.filename2) if name is not None]
+    reason = err.strerror or str(err)
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe nobody reads any more (POLLERR), as opposed to some other pipe breaking."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again (Python's own recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":
