@@ -48,8 +48,11 @@ class Backend(ABC):
         return run.checkpoints()
 
     @abstractmethod
-    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto") -> Policy:
-        """A policy for inference from a model file of this back end (``config``: its run's, if known)."""
+    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto",
+                    trust_pickle: bool = False) -> Policy:
+        """A policy for inference from a model file of this back end (``config``: its run's, if known). Without
+        ``trust_pickle`` no code from the files may run (no unpickling): refuse, naming --trust-pickle, where
+        that is impossible."""
 
 
 @cache

@@ -1,7 +1,9 @@
 """Turn what the user typed (a run folder, a model file, a baseline name) into a :class:`Policy`.
 
 A run folder is recognised by its training configuration; its back end (recorded there) loads the model, and a
-run trained with one policy shared by every agent is wrapped to act for all of them.
+run trained with one policy shared by every agent is wrapped to act for all of them. Loading runs no code from the
+model files unless ``trust_pickle`` says they come from a trusted source (back ends that can only unpickle an old
+file refuse it without the opt-in, naming ``--trust-pickle``).
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from lepton_sim.scenario import Scenario
 DEFAULT_BACKEND = "sb3"  # for a model file outside any run folder
 
 
-def load_policy(spec: str | Path, scenario: Scenario, device: str = "auto") -> Policy:
+def load_policy(spec: str | Path, scenario: Scenario, device: str = "auto", trust_pickle: bool = False) -> Policy:
     """``spec``: a run folder (its final model), a model file inside one (best model, checkpoint), a model file
-    of the default back end, or a baseline name for the scenario's domain (``random``, ``scripted``, ...)."""
+    of the default back end, or a baseline name for the scenario's domain (``random``, ``scripted``, ...).
+    ``trust_pickle``: allow the back end to unpickle the model files (old files from a trusted source only)."""
     path = Path(spec).expanduser()
     if path.exists():
-        return _load_model(path, device)
+        return _load_model(path, device, trust_pickle)
     if is_baseline(str(spec)):
         return make_baseline(str(spec), scenario.env, scenario.domain, *_probe_spaces(scenario))
     names = ", ".join(sorted({b.name for b in available_baselines(scenario.domain)}))
@@ -33,7 +36,7 @@ def load_policy(spec: str | Path, scenario: Scenario, device: str = "auto") -> P
                       f"baselines for {scenario.domain}: {names}")
 
 
-def _load_model(path: Path, device: str) -> Policy:
+def _load_model(path: Path, device: str, trust_pickle: bool) -> Policy:
     if RunFolder.is_run(path):
         config = RunFolder(path).read_config()
         run = get_backend(config.backend).run_folder(path)
@@ -48,7 +51,7 @@ def _load_model(path: Path, device: str) -> Policy:
             raise LeptonError(f"{path} is not a lepton-sim run folder (no config.yaml) nor a model file")
         model_path = path
     backend = get_backend(config.backend if config is not None else DEFAULT_BACKEND)
-    policy = backend.load_policy(model_path, config, device)
+    policy = backend.load_policy(model_path, config, device, trust_pickle=trust_pickle)
     if config is not None and config.multi_agent == "shared":  # one per-agent network acting for every agent
         return SharedPolicy(policy)
     return policy

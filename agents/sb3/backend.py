@@ -35,9 +35,20 @@ class SB3Backend(Backend):
 
         train_sb3(run, config, scenario, resume=resume, progress_bar=progress_bar)
 
-    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto") -> Policy:
+    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto",
+                    trust_pickle: bool = False) -> Policy:
+        """Without ``trust_pickle`` nothing from the files is unpickled (network from the run's config.yaml,
+        weights only, npz statistics); a model outside any run folder has its architecture only in pickled form
+        and is refused. ``trust_pickle``: SB3's own loader, for old files from a trusted source."""
+        from lepton_sim.agents.sb3.model_files import TRUST_HINT
         from lepton_sim.agents.sb3.policy import SB3Policy
 
-        normalized = bool(config is not None and config.hyperparams.get("normalize"))
-        return SB3Policy.load(model_path, algo=config.algo if config else None, device=device,
-                              normalized=normalized)
+        if trust_pickle:
+            normalized = bool(config is not None and config.hyperparams.get("normalize"))
+            return SB3Policy.load(model_path, algo=config.algo if config else None, device=device,
+                                  normalized=normalized)
+        if config is None:
+            raise LeptonError(f"{model_path} is outside any lepton-sim run folder (no config.yaml), so its network "
+                              "is described only by pickled entries in the file, and loading those can run code "
+                              f"from it; evaluate it from its run folder, or {TRUST_HINT}")
+        return SB3Policy.load_weights(model_path, config, device=device)
