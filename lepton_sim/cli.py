@@ -168,7 +168,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     check_writable(out, "--out" if args.out else "report folder", folder=True)
     report = evaluate(args.policy, suite=args.suite, scenario=args.scenario, split=split,
                       episodes=args.episodes, seed=args.seed, num_envs=args.num_envs, out=out, device=args.device,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, trust_pickle=args.trust_pickle)
     print(report.to_markdown())
     print(f"report: {out / 'report.md'} and {out / 'report.json'}")
 
@@ -193,7 +193,7 @@ def _cmd_rollout(args: argparse.Namespace) -> None:
     check_device(args.device)
     check_writable(out, "--out", folder=False)
     result = rollout(args.policy, args.scenario, episodes=args.episodes, out=out, seed=args.seed,
-                     device=args.device)
+                     device=args.device, trust_pickle=args.trust_pickle)
     for n, ep in enumerate(result.episodes, 1):
         print(f"episode {n} (seed {ep.seed}): return {ep.episode_return:.2f}, {ep.length} steps, "
               f"{'success' if ep.success else 'no success'}")
@@ -263,6 +263,12 @@ def _add_device(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--device", type=device_name, default="auto", help=help_text)
 
 
+def _add_trust_pickle(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load a model by unpickling its files (SB3's own loader; runs code from them): only for old "
+                        "files from a trusted source that cannot be loaded otherwise")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lepton-sim", description="Train, evaluate, watch and plot RL agents on "
                                      "lepton-sim's scenarios.",
@@ -313,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p, f"{DEVICES}, for a trained model")
     p.add_argument("--out", help="report folder (default: <run>/eval/<suite>-<split> or results/<policy>/...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_trust_pickle(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = command("rollout", "record a video and a trajectory plot of a policy")
@@ -322,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_value, help="first episode seed (default: scenario seed + 100000)")
     p.add_argument("--out", default="rollout.mp4", help="video file, .mp4 or .gif (plot: same name, .png)")
     _add_device(p, f"{DEVICES}, for a trained model")
+    _add_trust_pickle(p)
     p.set_defaults(func=_cmd_rollout)
 
     p = command("plot", "learning curves of one or more runs, overlaid")

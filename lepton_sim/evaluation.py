@@ -219,11 +219,12 @@ def _episode_result(seed: int, ret: float, length: int, info: dict[str, Any], sc
 def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scenario: str | Path | None = None,
              split: Literal["train", "test"] = "test", episodes: int | None = None, seed: int | None = None,
              num_envs: int | None = None, out: str | Path | None = None, device: str = "auto",
-             progress: bool = True) -> Report:
+             progress: bool = True, trust_pickle: bool = False) -> Report:
     """Evaluate ``policy`` (run folder, model file, baseline name or a Policy) on a suite split or one scenario.
 
     With a scenario, episodes default to 20 on seeds from ``seed`` (default: scenario seed + 100000, away from
-    training seeds). ``out`` saves report.json and report.md there.
+    training seeds). ``out`` saves report.json and report.md there. ``trust_pickle``: allow loading a model by
+    unpickling its files (old files from a trusted source; see lepton_sim.loading).
     """
     if (suite is None) == (scenario is None):
         raise LeptonError("give exactly one of a suite or a scenario to evaluate on")
@@ -247,7 +248,8 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scena
     total = sum(item.episodes for item in items)
     with tqdm(total=total, desc="evaluating", unit="ep", disable=not progress) as bar:
         for item in items:
-            pol = policy if isinstance(policy, Policy) else load_policy(policy, item.scenario, device=device)
+            pol = policy if isinstance(policy, Policy) else load_policy(policy, item.scenario, device=device,
+                                                                          trust_pickle=trust_pickle)
             bar.set_postfix_str(item.label)
             name = pol.name
             try:

@@ -25,13 +25,15 @@ class RolloutResult:
 
 
 def rollout(policy: str | Path | Policy, scenario: str | Path | Scenario, episodes: int = 1,
-            out: str | Path = "rollout.mp4", seed: int | None = None, device: str = "auto") -> RolloutResult:
-    """Run ``episodes`` episodes with rendering; write the video to ``out`` and a plot beside it (``.png``)."""
+            out: str | Path = "rollout.mp4", seed: int | None = None, device: str = "auto",
+            trust_pickle: bool = False) -> RolloutResult:
+    """Run ``episodes`` episodes with rendering; write the video to ``out`` and a plot beside it (``.png``).
+    ``trust_pickle``: allow loading a model by unpickling its files (old files from a trusted source)."""
     out = Path(out)
     if out.suffix not in VIDEO_SUFFIXES:
         raise LeptonError(f"--out {out}: video must end in {' or '.join(VIDEO_SUFFIXES)}")
     sc = load_scenario(scenario)
-    pol = policy if isinstance(policy, Policy) else load_policy(policy, sc, device=device)
+    pol = policy if isinstance(policy, Policy) else load_policy(policy, sc, device=device, trust_pickle=trust_pickle)
     first = sc.seed + 100_000 if seed is None else seed
     frames: list[np.ndarray] = []
     episode_infos: list[list[dict[str, Any]]] = []
