@@ -93,19 +93,21 @@ def test_pettingzoo_parallel_api() -> None:
         assert set(infos[env.possible_agents[0]]) == INFO_KEYS
 
 
-def test_make_without_arguments_simulates_the_single_intersection() -> None:
+@pytest.mark.parametrize("env_id, files", [("lepton/TrafficSignal-v0", SINGLE), ("lepton/TrafficNetwork-v0", GRID)])
+def test_make_without_arguments_simulates_sumo_rls_example_network(env_id: str, files: dict) -> None:
     """Tools such as rl-zoo3 call gymnasium.make(id) with no arguments: that must give a working env."""
-    with closing(gymnasium.make("lepton/TrafficSignal-v0")) as env:
-        assert env.unwrapped.params.net_path == TrafficParams(**SINGLE).net_path
+    with closing(gymnasium.make(env_id)) as env:
+        assert env.unwrapped.params.net_path == TrafficParams(**files).net_path
         obs, info = env.reset(seed=0)
-        assert env.observation_space.contains(obs) and env.action_space.n == 2 and info["sim_time"] == 0
+        env.action_space.seed(0)
+        assert env.observation_space.contains(obs) and info["sim_time"] == 0
         steps, truncated = 0, False
         while not truncated:
             obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
             steps += 1
             assert env.observation_space.contains(obs) and isinstance(reward, float) and not terminated
         assert steps == 360 and info["sim_time"] == 3600  # TrafficParams' window: 1 h in 10 s decisions
-        assert info["throughput"] > 1000
+        assert info["throughput"] > 500 and not np.isnan(info["mean_delay"])  # traffic flowed, metrics came
 
 
 @pytest.mark.parametrize("control", ["agent", "fixed-time", "actuated"])

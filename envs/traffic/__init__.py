@@ -2,7 +2,8 @@
 
 - ``lepton/TrafficSignal-v0``: one intersection (``signal_env.TrafficSignalEnv``); without arguments sumo-rl's
   single-intersection network and demand.
-- ``lepton/TrafficNetwork-v0``: every signal of a network jointly (``network_env.TrafficNetworkEnv``).
+- ``lepton/TrafficNetwork-v0``: every signal of a network jointly (``network_env.TrafficNetworkEnv``); without
+  arguments sumo-rl's 2x2 grid.
 - ``grid_env.parallel_env(...)``: PettingZoo Parallel env, one agent per signal.
 
 Importing this package only registers ids (pydantic/numpy); SUMO, sumo-rl and libsumo load with the env.
@@ -14,11 +15,12 @@ of episodes in fresh processes, so a report's numbers depend only on the seeds.
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 from lepton_sim.envs.traffic.params import TrafficParams
 
-# What ``gymnasium.make("lepton/TrafficSignal-v0")`` with no arguments simulates (tools such as rl-zoo3 make envs
-# that way): sumo-rl's single intersection, the files of scenarios/traffic/single-intersection.yaml. Only the
-# Gymnasium registry has this default; scenarios name their own network and demand.
+# What ``gymnasium.make(id)`` with no arguments simulates (tools such as rl-zoo3 make envs that way): the files of
+# scenarios/traffic/single-intersection.yaml and 2x2-grid.yaml. Only the Gymnasium registry has these defaults;
+# scenarios name their own network and demand.
 DEFAULT_SIGNAL_FILES = {"net": "sumo_rl:nets/single-intersection/single-intersection.net.xml",
                         "route": "sumo_rl:nets/single-intersection/single-intersection.rou.xml"}
+DEFAULT_NETWORK_FILES = {"net": "sumo_rl:nets/2x2grid/2x2.net.xml", "route": "sumo_rl:nets/2x2grid/2x2.rou.xml"}
 
 register(LeptonEnvSpec(
     id="lepton/TrafficSignal-v0",
@@ -36,6 +38,7 @@ register(LeptonEnvSpec(
     params_model=TrafficParams,
     max_envs_per_process=1,
     isolate_episodes=True,
+    kwargs=DEFAULT_NETWORK_FILES,
 ))
 
 __all__ = ["TrafficParams"]
