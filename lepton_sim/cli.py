@@ -376,7 +376,7 @@ def _fail(prefix: str, message: str) -> int:
 
 def _validation_message(err: ValidationError) -> str:
     problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
-    return f"{err.title}: {problems}"
+    return f"invalid {err.title}: {problems}"
 
 
 def _os_message(err: OSError) -> str:
