@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -204,33 +205,47 @@ def test_interrupts_and_os_errors_are_one_line(error: BaseException, code: int, 
     assert "saved" not in err  # training says what it saved itself; the CLI does not claim it
 
 
-@pytest.fixture
-def read_only_folder(tmp_path: Path):  # noqa: ANN201
-    if os.geteuid() == 0:
-        pytest.skip("running as root: folder permissions do not stop root (the table covers a path under a file)")
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o500)
-    yield folder
-    folder.chmod(0o700)
+@pytest.fixture(params=["read-only folder", "regular file"])
+def blocked(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """(a place --out cannot be created under, the reason the error gives)."""
+    if request.param == "regular file":
+        path = tmp_path / "file.txt"
+        path.write_text("not a folder\n")
+        yield path, f"cannot be created, {path} is a file, not a folder"
+        return
+    path = tmp_path / "read-only"
+    path.mkdir()
+    path.chmod(0o500)
+    if os.geteuid() == 0:  # permissions do not stop root: refuse the probe file as the kernel would for others
+        real = tempfile.TemporaryFile
+
+        def refuse(*args: object, dir: Path | None = None, **kwargs: object):  # noqa: A002,ANN202
+            if dir is not None and Path(dir) == path:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr("lepton_sim.cli.tempfile.TemporaryFile", refuse)
+    yield path, f"cannot write in {path} (Permission denied)"
+    path.chmod(0o700)
 
 
 @pytest.mark.parametrize("argv", [
-    ["evaluate", "random", "--scenario", S, "--episodes", "2", "--no-progress", "--out", "{ro}/report"],
-    ["rollout", "random", "--scenario", S, "--out", "{ro}/video.mp4"],
-    ["train", S, "--steps", "64", "--no-progress", "--out", "{ro}/run"],
-    ["plot", str(REPO / "runs" / "none"), "--out", "{ro}/curves.svg"],
-])
-def test_an_unwritable_out_fails_before_any_episode(argv: list[str], read_only_folder: Path,
+    ["evaluate", "random", "--scenario", S, "--episodes", "2", "--no-progress", "--out", "{blocked}/report"],
+    ["rollout", "random", "--scenario", S, "--out", "{blocked}/video.mp4"],
+    ["train", S, "--steps", "64", "--no-progress", "--out", "{blocked}/run"],
+    ["plot", str(REPO / "runs" / "none"), "--out", "{blocked}/curves.svg"],
+], ids=["evaluate", "rollout", "train", "plot"])
+def test_an_unwritable_out_fails_before_any_episode(argv: list[str], blocked: tuple[Path, str],
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     for module in ("lepton_sim.evaluation", "lepton_sim.rollouts"):
         monkeypatch.setattr(f"{module}.run_episodes", _raise(AssertionError("an episode ran")))
     monkeypatch.setattr("lepton_sim.training.train", _raise(AssertionError("training started")))
-    assert run_cli([arg.format(ro=read_only_folder) for arg in argv]) == 1
+    path, reason = blocked
+    assert run_cli([arg.format(blocked=path) for arg in argv]) == 1
     err = capsys.readouterr().err
-    assert f"cannot write in {read_only_folder} (Permission denied)" in err and len(err.splitlines()) == 1, err
-    assert list(read_only_folder.iterdir()) == []
+    assert f"error: --out {path}/" in err and reason in err and len(err.splitlines()) == 1, err
+    assert not path.is_dir() or list(path.iterdir()) == []
 
 
 def test_a_nested_new_out_folder_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
