@@ -153,7 +153,7 @@ def feeder_edges(conn: Any, signal_lanes: dict[str, list[str]]) -> dict[str, str
                 queue.append(edge)
     while queue:
         edge = queue.popleft()
-        for pred in predecessors.get(edge, ()):
+        for pred in sorted(predecessors.get(edge, ())):  # sorted: set order follows PYTHONHASHSEED
             if pred not in owner:
                 owner[pred] = owner[edge]
                 queue.append(pred)
