@@ -32,23 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-class _NotYet(np.float64):
-    """NaN meaning "not known yet" that equals any NaN: Gymnasium's check_env compares two same-seed infos with
-    ``==`` and IEEE NaN never equals itself. A numpy.float64 subclass, so vector envs batch it as float64."""
+from lepton_sim.envs.info import NOT_APPLICABLE
 
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
-        try:
-            return bool(math.isnan(other))  # type: ignore[arg-type]
-        except TypeError:
-            return False
-
-    def __ne__(self, other: object) -> bool:  # type: ignore[override]
-        return not self.__eq__(other)
-
-    __hash__ = np.float64.__hash__
-
-
-NOT_YET = _NotYet("nan")
+NOT_YET = NOT_APPLICABLE  # NaN that equals NaN: "not known yet" in info, before the window ends
 
 METRIC_KEYS = ("mean_delay", "never_inserted", "mean_waiting_time", "mean_trip_time", "throughput",
                "mean_delay_inserted")
