@@ -44,9 +44,11 @@ def test_train_save_reload_evaluate_and_render(tmp_path: Path, algo: str, overri
     assert report.rows[0].return_mean == again.rows[0].return_mean  # reloaded model, deterministic actions
     if overrides.get("normalize"):  # each model file carries the observation statistics it was trained with
         for model in (run / "model.zip", run / "best_model.zip", checkpoint):
-            assert model.with_name(model.stem + "_vecnormalize.pkl").is_file(), model
+            assert model.with_name(model.stem + "_vecnormalize.pkl").is_file(), model  # what resume reads
+            assert model.with_name(model.stem + "_vecnormalize.npz").is_file(), model  # what inference reads
         (run / "best_model_vecnormalize.pkl").unlink()
-        with pytest.raises(lepton_sim.LeptonError, match="best_model_vecnormalize.pkl is missing"):
+        (run / "best_model_vecnormalize.npz").unlink()
+        with pytest.raises(lepton_sim.LeptonError, match="best_model_vecnormalize.npz is missing"):
             lepton_sim.evaluate(str(run / "best_model.zip"), scenario=SCENARIO, episodes=1, progress=False)
 
     if algo == "ppo":  # a continuous-action policy on a suite that also holds a discrete-action scenario

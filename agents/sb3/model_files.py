@@ -125,7 +125,7 @@ class ObsNormalizer:
             arrays.update({f"{prefix}_mean": rms.mean, f"{prefix}_var": rms.var,
                            f"{prefix}_count": np.array(rms.count, np.float64)})
         with open(path, "wb") as f:  # a file object: np.savez would append .npz to a temporary name
-            np.savez(f, **arrays)
+            np.savez(f, allow_pickle=False, **arrays)  # type: ignore[arg-type]  # no object arrays
 
     @classmethod
     def load(cls, path: Path) -> "ObsNormalizer":

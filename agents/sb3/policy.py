@@ -21,15 +21,20 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS, algorithm_class
-from lepton_sim.agents.sb3.model_files import (TRUST_HINT, load_normalizer, plain_fields, read_plain_data,
-                                               read_policy_weights)
+from lepton_sim.agents.sb3.model_files import (
+    TRUST_HINT,
+    load_normalizer,
+    plain_fields,
+    read_plain_data,
+    read_policy_weights,
+)
 from lepton_sim.errors import LeptonError
 from lepton_sim.policy import Policy
 
 if TYPE_CHECKING:
     from lepton_sim.training_config import TrainConfig
 
-INFERENCE_ONLY = {"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1}
+INFERENCE_ONLY: dict[str, Any] = {"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1}
 ON_POLICY = {"ppo"}  # use_sde goes to the policy constructor as its own argument
 SDE_IN_POLICY_KWARGS = {"sac", "tqc"}  # OffPolicyAlgorithm adds use_sde to policy_kwargs (sde_support=True)
 
