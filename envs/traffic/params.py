@@ -14,6 +14,7 @@ import gzip
 import importlib.util
 import math
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -104,7 +105,9 @@ def _xml_elements(path: Path, role: str, roots: tuple[str, ...], kind: str):
                                          f"expected {' or '.join(f'<{r}>' for r in roots)}")
                 yield depth, tag, elem.attrib
     except ET.ParseError as err:
-        raise ValueError(f"{role} file {path} is not valid XML: {err}") from None
+        line, column = err.position
+        raise ValueError(f"{role} file {path} is not valid XML ({xml.parsers.expat.ErrorString(err.code)}, "
+                         f"line {line}, column {column})") from None
     except (OSError, EOFError) as err:  # unreadable, or a broken .gz
         raise ValueError(f"cannot read {role} file {path}: {err}") from None
 
