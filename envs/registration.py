@@ -37,6 +37,11 @@ class LeptonEnvSpec:
     # several agents: a PettingZoo ParallelEnv class ("module:Class") over the same simulation, one agent each
     # (training with one policy shared by every agent uses it); None for single-agent envs
     parallel_entry_point: str | None = None
+    # what the info metrics are, so evaluation's confidence intervals fit them (lepton_sim.stats): the range a
+    # metric lies in, e.g. {"route_completion": (0, 1), "never_inserted": (0, inf)} (intervals are clipped to it),
+    # and the 0/1 flags, e.g. {"collision"} (Wilson intervals, as for the success rate)
+    metric_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    binary_metrics: frozenset[str] = frozenset()
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -3,17 +3,28 @@
 Success comes from the scenario's ``success`` info key and the domain metrics from its ``metrics`` info keys, read
 from each episode's final info, so the evaluator has no domain special cases. Two policies evaluated on the same
 suite and split run the same seeds, so their reports compare row by row.
+
+A simulator lost mid-way (a worker process dies, an env raises) costs one retry, not the evaluation: the batch of
+episodes runs again in a fresh vector env (fresh worker processes). If the retry fails too, the rows and episodes
+finished so far are saved as a partial report, the failed row marked ``failed`` with the cause, and a
+:class:`EvaluationFailed` names the scenario, the seeds, the cause and the report's path in one line.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import math
 import os
+import re
+import signal
+import tempfile
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
+from gymnasium.vector import AsyncVectorEnv
 from tqdm.auto import tqdm
 
 from lepton_sim.errors import LeptonError
@@ -23,7 +34,7 @@ from lepton_sim.make import make_vec
 from lepton_sim.policy import IncompatiblePolicy, Policy, PolicyContext, check_compatible
 from lepton_sim.runs import git_commit, package_versions
 from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
-from lepton_sim.stats import mean_interval, wilson_interval
+from lepton_sim.stats import mean_interval, metric_interval, wilson_interval
 
 StepCallback = Callable[[Any, Mapping[str, Any], np.ndarray], None]  # (vector env, info, still-running mask)
 
@@ -52,6 +63,9 @@ class ScenarioResult:
     episodes: list[EpisodeResult] = field(repr=False)
     skipped: str | None = None  # why the policy could not run here (e.g. another action space)
     env_overrides: dict[str, Any] = field(default_factory=dict)  # scenario params the policy changed to run
+    # why the row could not finish (its simulator was lost twice); ``episodes`` keeps those that did finish, the
+    # statistics stay NaN because a subset of the seeds is not the row's result
+    failed: str | None = None
 
     @classmethod
     def skipped_row(cls, label: str, scenario: Scenario, seeds: list[int], reason: str,
@@ -62,17 +76,39 @@ class ScenarioResult:
                    episodes=[], skipped=reason, env_overrides=dict(env_overrides or {}))
 
     @classmethod
+    def failed_row(cls, label: str, scenario: Scenario, seeds: list[int], completed: list[EpisodeResult],
+                   reason: str, env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
+        """A row whose episodes could not all run: the finished ones are kept, the reason recorded."""
+        row = cls.skipped_row(label, scenario, seeds, "", env_overrides)
+        row.skipped, row.failed, row.episodes = None, reason, list(completed)
+        return row
+
+    @classmethod
     def from_episodes(cls, label: str, scenario: Scenario, episodes: list[EpisodeResult],
                       env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
         n = len(episodes)
         successes = sum(e.success for e in episodes)
         ret_mean, ret_lo, ret_hi = mean_interval([e.episode_return for e in episodes])
-        metrics = {m: mean_interval([e.metrics[m] for e in episodes]) for m in scenario.metrics}
         return cls(label=label, scenario=scenario.name, env=scenario.env, seeds=[e.seed for e in episodes],
                    success_rate=successes / n if n else math.nan, success_ci=wilson_interval(successes, n),
                    return_mean=ret_mean, return_ci=(ret_lo, ret_hi),
-                   length_mean=float(np.mean([e.length for e in episodes])), metrics=metrics, episodes=episodes,
+                   length_mean=float(np.mean([e.length for e in episodes])) if n else math.nan,
+                   metrics=_metric_intervals(scenario, episodes), episodes=episodes,
                    env_overrides=dict(env_overrides or {}))
+
+
+def _metric_intervals(scenario: Scenario, episodes: list[EpisodeResult]) -> dict[str, tuple[float, float, float]]:
+    """Each metric's mean and 95% interval, of the kind the env declares for it (see lepton_sim.stats)."""
+    spec = scenario.spec
+    out = {}
+    for m in scenario.metrics:
+        try:
+            out[m] = metric_interval([e.metrics[m] for e in episodes], spec.metric_bounds.get(m),
+                                     binary=m in spec.binary_metrics)
+        except ValueError as err:
+            raise LeptonError(f"{scenario.source or scenario.name}: metric {m} of {spec.id}: {err} (see "
+                              "metric_bounds / binary_metrics in its registration)") from None
+    return out
 
 
 @dataclass
@@ -91,21 +127,27 @@ class Report:
     def to_markdown(self) -> str:
         metric_names = list(dict.fromkeys(m for row in self.rows for m in row.metrics))
         head = ["scenario", "episodes", "success [95% CI]", "return [95% CI]", "length", *metric_names]
-        lines = [f"### {self.policy} on {self.target}" + (f" ({self.split})" if self.split else ""), "",
-                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        title = f"### {self.policy} on {self.target}" + (f" ({self.split})" if self.split else "")
+        lines = [_one_line(title), "", _table_row(head), "|" + "---|" * len(head)]
         for row in self.rows:
-            if row.skipped:
-                lines.append(f"| {row.label} | skipped: {row.skipped} |" + " |" * (len(head) - 2))
+            if row.skipped or row.failed:
+                note = (f"skipped: {row.skipped}" if row.skipped else
+                        f"failed after {len(row.episodes)} of {len(row.seeds)} episodes: {row.failed}")
+                lines.append(_table_row([row.label, note] + [""] * (len(head) - 2)))
                 continue
             cells = [row.label, str(len(row.seeds)),
                      f"{row.success_rate:.0%} [{row.success_ci[0]:.0%}, {row.success_ci[1]:.0%}]",
                      f"{row.return_mean:.2f} [{row.return_ci[0]:.2f}, {row.return_ci[1]:.2f}]",
                      f"{row.length_mean:.0f}"]
             cells += [_fmt_metric(row.metrics.get(m)) for m in metric_names]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(_table_row(cells))
+        lines += ["", "95% CIs: Wilson for success and 0/1 metrics, Student-t otherwise (clipped to each metric's "
+                      "range where the env declares one)."]
+        if any(row.failed for row in self.rows):
+            lines.append("Failed rows: the episodes that finished are in report.json.")
         overrides = {_fmt_overrides(row.env_overrides) for row in self.rows if row.env_overrides}
         if overrides:  # a report never hides that the scenario was changed for this policy
-            lines += ["", f"Scenario parameters set by the policy: {'; '.join(sorted(overrides))}"]
+            lines += ["", _one_line(f"Scenario parameters set by the policy: {'; '.join(sorted(overrides))}")]
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir: str | Path) -> tuple[Path, Path]:
@@ -115,6 +157,16 @@ class Report:
         write_json_atomic(json_path, self.to_dict())
         write_text_atomic(md_path, self.to_markdown())
         return json_path, md_path
+
+
+def _one_line(text: str) -> str:
+    """Whitespace (newlines of multi-line reprs such as a Dict space's) collapsed to single spaces."""
+    return " ".join(str(text).split())
+
+
+def _table_row(cells: list[str]) -> str:
+    """One Markdown table row: each cell on one line and without '|', which would split it into two cells."""
+    return "| " + " | ".join(_one_line(c).replace("|", "¦") for c in cells) + " |"
 
 
 def _fmt_overrides(overrides: Mapping[str, Any]) -> str:
@@ -149,36 +201,199 @@ def sub_env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- lost simulators
+
+class EpisodesFailed(LeptonError):
+    """A batch of episodes lost its simulator twice (first try and a retry in a fresh vector env).
+
+    ``completed`` holds every episode that did finish (earlier batches and the failed batch's finished ones), in
+    seed order, so a caller can keep them; ``seeds`` the seeds that did not finish; ``cause`` one line."""
+
+    def __init__(self, where: str, seeds: list[int], cause: str, first_cause: str,
+                 completed: list[EpisodeResult]) -> None:
+        super().__init__(f"{where}: the batch of {_seeds_text(seeds)} failed, also when retried in a fresh env: "
+                         f"{cause}{_first_attempt(cause, first_cause)}")
+        self.where, self.seeds, self.cause, self.first_cause = where, seeds, cause, first_cause
+        self.completed = completed
+
+
+class EvaluationFailed(LeptonError):
+    """An evaluation stopped on a lost simulator; ``report`` is the partial report saved at ``report_dir``."""
+
+    def __init__(self, message: str, report: "Report", report_dir: Path, failure: EpisodesFailed) -> None:
+        super().__init__(message)
+        self.report, self.report_dir, self.failure = report, report_dir, failure
+
+
+class _BatchFailed(Exception):
+    """Internal: the vector env failed during a batch; carries the cause and the episodes finished before it."""
+
+    def __init__(self, cause: str, finished: list[EpisodeResult | None]) -> None:
+        super().__init__(cause)
+        self.cause, self.finished = cause, finished
+
+
+def _first_attempt(cause: str, first_cause: str) -> str:
+    """The first attempt's cause, where it differs from the retry's by more than numbers (pids, times)."""
+    same = re.sub(r"\d+", "#", cause) == re.sub(r"\d+", "#", first_cause)
+    return "" if same else f" (first attempt: {first_cause})"
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+
+
+def _describe_failure(err: BaseException, env: Any, seeds: list[int]) -> str:
+    """One line: which sub-env (and seed) failed and why: a dead worker process's exit, or the env's exception."""
+    text = _one_line(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__).rstrip(".")
+    if len(text) > 300:
+        text = text[:297] + "..."
+    if not isinstance(env, AsyncVectorEnv):
+        return text
+    if isinstance(err, (EOFError, OSError)):  # a worker died: its end of the pipe closed (EOF, reset, broken)
+        dead = []
+        for i, proc in enumerate(env.processes):
+            proc.join(timeout=0.5 if proc.is_alive() else 0)  # (it may need a moment to be reaped)
+            if proc.exitcode is not None:
+                code = proc.exitcode
+                how = (f"killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
+                       else f"exit code {code}")
+                dead.append(f"worker process {proc.pid} of sub-env {i} (seed {seeds[i]}) died ({how})")
+        if dead:
+            return "; ".join(dead)
+        return text
+    raised = [i for i, pipe in enumerate(env.parent_pipes) if pipe is None]  # gymnasium drops a raising worker's
+    if len(raised) == 1:
+        return f"sub-env {raised[0]} (seed {seeds[raised[0]]}) raised {text}"
+    return text
+
+
+def _discard(env: Any, timeout: float = 30.0) -> None:
+    """Close a vector env after a failure, without hanging, raising or printing more tracebacks: live workers are
+    asked to close (so they stop their simulators and delete their temporary files), the rest are reaped and any
+    that do not finish in ``timeout`` s killed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if isinstance(env, AsyncVectorEnv):
+            try:
+                _close_workers(env, timeout)
+            except Exception:  # noqa: BLE001  (best effort; terminate below)
+                pass
+            for proc in env.processes:
+                if proc.is_alive():
+                    proc.kill()
+        try:
+            env.close(**({"terminate": True} if isinstance(env, AsyncVectorEnv) else {}))
+        except Exception:  # noqa: BLE001  (the env is broken; the failure itself is what gets reported)
+            pass
+
+
+def _close_workers(env: AsyncVectorEnv, timeout: float) -> None:
+    pipes, procs = env.parent_pipes, env.processes
+    for pipe, proc in zip(pipes, procs):
+        if pipe is None or pipe.closed:
+            continue
+        try:
+            if proc.is_alive():
+                pipe.send(("close", None))  # queued behind any pending step/reset, which it finishes first
+                continue
+        except OSError:
+            pass
+        pipe.close()
+    deadline = time.monotonic() + timeout
+    for pipe in pipes:
+        if pipe is None or pipe.closed:
+            continue
+        try:
+            while pipe.poll(max(0.0, deadline - time.monotonic())):
+                if pipe.recv() == (None, True):  # the close acknowledgement (pending results come first)
+                    break
+        except (EOFError, OSError):
+            pass
+        pipe.close()
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+
+
+# gymnasium logs a failed worker's traceback and two more lines as warnings; the failure is reported once, by us
+_WORKER_LOG = r".*ERROR: (Received the following error from Worker|Traceback|Raising the last exception)"
+
+
 def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs: int | None = None,
                  render_mode: str | None = None, on_step: StepCallback | None = None,
                  progress: tqdm | None = None, isolate: bool | None = None) -> list[EpisodeResult]:
     """Run one episode per seed, ``num_envs`` at a time, and return their results in seed order.
 
     ``isolate`` (default: the env spec's ``isolate_episodes``) runs each batch in fresh worker processes, for
-    simulators whose episodes are not independent inside one process (libsumo)."""
+    simulators whose episodes are not independent inside one process (libsumo). A batch whose env fails (a worker
+    dies, an env raises) runs once more in a fresh vector env; if that fails too, :class:`EpisodesFailed` carries
+    the episodes finished so far. Seeded episodes do not depend on batching, so a retried batch gives the numbers
+    of a clean run."""
     scenario = scenario.with_params(dict(policy.env_overrides))
     num_envs = min(num_envs or default_num_envs(scenario, len(seeds)), len(seeds))
     isolate = scenario.spec.isolate_episodes if isolate is None else isolate
+    where = scenario.source or scenario.name
     results: list[EpisodeResult] = []
     env = None
     try:
-        for start in range(0, len(seeds), num_envs):
-            if env is None:
-                env = make_vec(scenario, num_envs, render_mode=render_mode, mode="async" if isolate else None)
-                check_compatible(policy, env.single_observation_space, env.single_action_space,
-                                 scenario.source or scenario.name)
-            batch = seeds[start:start + num_envs]
-            padded = batch + [seeds[-1] + 1 + k for k in range(num_envs - len(batch))]  # extra envs: discarded
-            results += _run_batch(policy, env, scenario, padded, on_step)[:len(batch)]
-            if progress is not None:
-                progress.update(len(batch))
-            if isolate:
-                env.close()
-                env = None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_WORKER_LOG)
+            for start in range(0, len(seeds), num_envs):
+                batch = seeds[start:start + num_envs]
+                padded = batch + [seeds[-1] + 1 + k for k in range(num_envs - len(batch))]  # extras: discarded
+                causes: list[str] = []
+                done: dict[int, EpisodeResult] = {}  # finished episodes of this batch, over attempts
+                while True:
+                    try:
+                        if env is None:
+                            env = _make_env(policy, scenario, num_envs, render_mode, isolate,
+                                            first=not results and not causes)
+                        episodes = _run_batch(policy, env, scenario, padded, on_step)
+                        break
+                    except _BatchFailed as failure:
+                        if env is not None:
+                            _discard(env)
+                            env = None
+                        causes.append(failure.cause)
+                        done.update({e.seed: e for e in failure.finished[:len(batch)] if e is not None})
+                        if len(causes) == 2:
+                            completed = results + [done[s] for s in batch if s in done]
+                            raise EpisodesFailed(where, [s for s in batch if s not in done], causes[1], causes[0],
+                                                 completed) from None
+                results += episodes[:len(batch)]
+                if progress is not None:
+                    progress.update(len(batch))
+                if isolate:
+                    env.close()
+                    env = None
+    except BaseException:
+        if env is not None:
+            _discard(env)
+            env = None
+        raise
     finally:
         if env is not None:
             env.close()
     return results
+
+
+def _make_env(policy: Policy, scenario: Scenario, num_envs: int, render_mode: str | None, isolate: bool,
+              first: bool) -> Any:
+    """A vector env the policy fits. Only the very first one may fail as is (a scenario or policy that cannot
+    start at all is no lost simulator); later ones failing to start count as a failed attempt."""
+    try:
+        env = make_vec(scenario, num_envs, render_mode=render_mode, mode="async" if isolate else None)
+    except Exception as err:
+        if first:
+            raise
+        raise _BatchFailed(f"could not start a fresh env: {_describe_failure(err, None, [])}", []) from err
+    try:
+        check_compatible(policy, env.single_observation_space, env.single_action_space,
+                         scenario.source or scenario.name)
+    except BaseException:
+        env.close()
+        raise
+    return env
 
 
 def _run_batch(policy: Policy, env: Any, scenario: Scenario, seeds: list[int],
@@ -187,21 +402,27 @@ def _run_batch(policy: Policy, env: Any, scenario: Scenario, seeds: list[int],
     policy.reset(PolicyContext(observation_space=env.single_observation_space,
                                action_space=env.single_action_space, seeds=list(seeds), env_id=scenario.env,
                                scenario=scenario.name, params=dict(scenario.params)))
-    obs, info = env.reset(seed=seeds)
+    finished: list[EpisodeResult | None] = [None] * n
+    try:
+        obs, info = env.reset(seed=seeds)
+    except Exception as err:  # noqa: BLE001  (the simulator failed: the caller retries in a fresh env)
+        raise _BatchFailed(_describe_failure(err, env, seeds), finished) from err
     returns, lengths = np.zeros(n), np.zeros(n, dtype=int)
     running = np.ones(n, dtype=bool)
-    finished: list[EpisodeResult | None] = [None] * n
     state, episode_start = None, np.ones(n, dtype=bool)
     while running.any():
         action, state = policy.act(obs, state, episode_start, info=info)
         episode_start = np.zeros(n, dtype=bool)
-        obs, reward, terminated, truncated, info = env.step(action)
+        try:
+            obs, reward, terminated, truncated, info = env.step(action)
+        except Exception as err:  # noqa: BLE001
+            raise _BatchFailed(_describe_failure(err, env, seeds), finished) from err
         returns += np.where(running, reward, 0.0)
         lengths += running
         if on_step is not None:
             on_step(env, info, running.copy())
         for i in np.flatnonzero(running & (terminated | truncated)):
-            finished[i] = _episode_result(seeds[i], returns[i], lengths[i], sub_env_info(info, i), scenario)
+            finished[i] = _episode_result(seeds[i], returns[i], lengths[i], sub_env_info(info, int(i)), scenario)
             running[i] = False
     return finished  # type: ignore[return-value]
 
@@ -216,19 +437,22 @@ def _episode_result(seed: int, ret: float, length: int, info: dict[str, Any], sc
                          success=bool(info[scenario.success]), metrics=metrics)
 
 
-def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scenario: str | Path | None = None,
-             split: Literal["train", "test"] = "test", episodes: int | None = None, seed: int | None = None,
-             num_envs: int | None = None, out: str | Path | None = None, device: str = "auto",
-             progress: bool = True, trust_pickle: bool = False) -> Report:
+def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
+             scenario: str | Path | Scenario | None = None, split: Literal["train", "test"] = "test",
+             episodes: int | None = None, seed: int | None = None, num_envs: int | None = None,
+             out: str | Path | None = None, device: str = "auto", progress: bool = True,
+             trust_pickle: bool = False) -> Report:
     """Evaluate ``policy`` (run folder, model file, baseline name or a Policy) on a suite split or one scenario.
 
     With a scenario, episodes default to 20 on seeds from ``seed`` (default: scenario seed + 100000, away from
-    training seeds). ``out`` saves report.json and report.md there. ``trust_pickle``: allow loading a model by
-    unpickling its files (old files from a trusted source; see lepton_sim.loading).
+    training seeds). ``out`` saves report.json and report.md there. If a batch of episodes fails even after a
+    retry, the partial report is saved (to ``out``, else a new temporary folder) and :class:`EvaluationFailed`
+    raised. ``trust_pickle``: allow loading a model by unpickling its files (old files from a trusted source; see
+    lepton_sim.loading).
     """
     if (suite is None) == (scenario is None):
         raise LeptonError("give exactly one of a suite or a scenario to evaluate on")
-    if scenario is not None and is_suite(scenario):
+    if scenario is not None and not isinstance(scenario, Scenario) and is_suite(scenario):
         suite, scenario = scenario, None
     if suite is not None:
         suite_obj = load_suite(suite)
@@ -238,14 +462,19 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scena
         if episodes is not None:
             items = [item.model_copy(update={"episodes": episodes}) for item in items]
         target, shown_split = suite_obj.name, split
-    else:
+    elif scenario is not None:
         sc = load_scenario(scenario)
         n = episodes or 20
         items = [SuiteItem(label=sc.name, scenario=sc, episodes=n, seed=sc.seed + 100_000 if seed is None else seed)]
         target, shown_split = sc.name, None
 
-    rows = []
+    rows: list[ScenarioResult] = []
     total = sum(item.episodes for item in items)
+
+    def report_of(name: str) -> Report:
+        return Report(policy=str(policy) if not isinstance(policy, Policy) else name, target=target,
+                      split=shown_split, rows=rows)
+
     with tqdm(total=total, desc="evaluating", unit="ep", disable=not progress) as bar:
         for item in items:
             pol = policy if isinstance(policy, Policy) else load_policy(policy, item.scenario, device=device,
@@ -262,9 +491,21 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None, scena
                                                        pol.env_overrides))
                 bar.update(item.episodes)
                 continue
+            except EpisodesFailed as err:
+                rows.append(ScenarioResult.failed_row(item.label, item.scenario, item.seeds, err.completed,
+                                                      err.cause, pol.env_overrides))
+                report = report_of(name)
+                report_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="lepton-partial-report-"))
+                report.save(report_dir)
+                label = item.label if item.label == item.scenario.name else f"{item.label} ({item.scenario.name})"
+                raise EvaluationFailed(
+                    f"evaluation of {report.policy} on {label} failed on the batch of {_seeds_text(err.seeds)}, "
+                    f"also when retried in a fresh env: {err.cause}{_first_attempt(err.cause, err.first_cause)}; "
+                    f"partial report ({len(rows) - 1} of {len(items)} "
+                    f"rows done, {len(err.completed)} of {item.episodes} episodes of this row) written to "
+                    f"{report_dir / 'report.md'} and report.json", report, report_dir, err) from None
             rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run, pol.env_overrides))
-    report = Report(policy=str(policy) if not isinstance(policy, Policy) else name, target=target,
-                    split=shown_split, rows=rows)
+    report = report_of(name)
     if out is not None:
         report.save(out)
     return report

@@ -61,11 +61,15 @@ def test_suite_report_rows_compare_between_policies(tmp_path: Path) -> None:
     for row in scripted_rows:
         assert row.success_ci[0] <= row.success_rate <= row.success_ci[1]
         assert set(row.metrics) >= {"off_road", "route_completion"}
+        _, low, high = row.metrics["route_completion"]
+        assert 0.0 <= low <= high <= 1.0  # declared bounds (lepton_sim.stats)
     saved = json.loads((tmp_path / "scripted" / "report.json").read_text())
     assert saved["target"] == "driving/standard" and saved["split"] == "test"
     assert len(saved["rows"]) == len(scripted_rows)
     table = (tmp_path / "scripted" / "report.md").read_text()
     assert "success [95% CI]" in table and scripted_rows[0].label in table
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + len(scripted_rows) and len({line.count("|") for line in rows}) == 1
 
 
 def test_metric_missing_from_info_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 Importing registers the env with Gymnasium; the simulator modules load only when an env is made.
 """
+import math
+
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 
@@ -12,6 +14,8 @@ register(LeptonEnvSpec(
     vector_entry_point="lepton_sim.envs.driving.vector_env:DrivingVectorEnv",
     params_model=DrivingParams,
     max_episode_steps=300,
+    metric_bounds={"route_completion": (0.0, 1.0), "time_to_goal": (0.0, math.inf)},
+    binary_metrics=frozenset({"is_success", "collision", "off_road"}),
 ))
 
 __all__ = ["DrivingParams"]

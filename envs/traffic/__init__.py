@@ -12,8 +12,14 @@ libsumo process carries state from one simulation into the next (on the Cologne 
 43.4 s of delay depending on the episodes run before it), hence ``isolate_episodes``: evaluation runs every batch
 of episodes in fresh processes, so a report's numbers depend only on the seeds.
 """
+import math
+
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 from lepton_sim.envs.traffic.params import TrafficParams
+
+# delays, times and vehicle counts (never_inserted counts vehicles, it is not a rate) are non-negative
+_BOUNDS = {k: (0.0, math.inf) for k in ("mean_delay", "never_inserted", "mean_waiting_time", "mean_trip_time",
+                                        "throughput", "mean_delay_inserted")}
 
 # What ``gymnasium.make(id)`` with no arguments simulates (tools such as rl-zoo3 make envs that way): the files of
 # scenarios/traffic/single-intersection.yaml and 2x2-grid.yaml. Only the Gymnasium registry has these defaults;
@@ -29,6 +35,8 @@ register(LeptonEnvSpec(
     params_model=TrafficParams,
     max_envs_per_process=1,
     isolate_episodes=True,
+    metric_bounds=_BOUNDS,
+    binary_metrics=frozenset({"is_success"}),
     kwargs=DEFAULT_SIGNAL_FILES,
 ))
 register(LeptonEnvSpec(
@@ -38,6 +46,8 @@ register(LeptonEnvSpec(
     params_model=TrafficParams,
     max_envs_per_process=1,
     isolate_episodes=True,
+    metric_bounds=_BOUNDS,
+    binary_metrics=frozenset({"is_success"}),
     kwargs=DEFAULT_NETWORK_FILES,
 ))
 

@@ -19,8 +19,6 @@ The envs in this package are thin views of :class:`TrafficSim`. What it does, an
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,9 @@ from lepton_sim.envs.traffic.reads import StepReads, read_step
 from lepton_sim.envs.traffic.rewards import EpisodeRewards
 from lepton_sim.envs.traffic.signals import TrafficSignal, apply_decisions, episode_signal, follow_program
 from lepton_sim.envs.traffic.sumo_setup import (SumoConnectionError, SumoError, SumoLoadError, check_xml,
-                                                claim_libsumo, close_libsumo, close_traci, release_libsumo,
-                                                start_libsumo, start_traci, sumo_binary)
+                                                claim_libsumo, close_libsumo, close_traci, new_workdir,
+                                                release_libsumo, remove_workdir, start_libsumo, start_traci,
+                                                sumo_binary)
 
 
 class TrafficSim:
@@ -53,7 +52,7 @@ class TrafficSim:
         self.sumo: Any = None  # the running simulation's connection (libsumo module or traci Connection)
         self._proc = None  # traci: the SUMO process
         self._closed = False
-        self._workdir = Path(tempfile.mkdtemp(prefix="lepton-sumo-"))
+        self._workdir = new_workdir()  # removed by close(), at exit, or after a crash (sumo_setup)
         self.tripinfo_path = self._workdir / "tripinfo.xml"
         self._log_path = self._workdir / "sumo.log"
         self._actuated_file: Path | None = None
@@ -271,7 +270,7 @@ class TrafficSim:
         except Exception:  # noqa: BLE001
             pass
         finally:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            remove_workdir(self._workdir)
 
     def __del__(self) -> None:
         try:

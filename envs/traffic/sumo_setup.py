@@ -12,14 +12,21 @@ Why this module exists:
   slot (they read the network through a short-lived SUMO subprocess), so envs can be created while another
   runs, and envs whose episodes do not overlap can share a process (tests). A process forked while a libsumo
   simulation was running inherits a copy of it (whose output files it would corrupt), so it refuses libsumo.
+- SUMO writes its outputs (tripinfo, log) into a private temporary folder per env. A process killed outright
+  (SIGKILL of a vector env's worker) cannot delete it, so the folder is named after its process
+  (:func:`new_workdir`) and every later env creation and close, and every exit of a process that used one,
+  deletes the folders of processes that no longer run (:func:`remove_stale_workdirs`).
 - traci starts a SUMO subprocess per simulation. traci's own ``start`` retries the connection after a fixed
   1 s sleep (most of the ~1 s cost of a traci reset); :func:`start_traci` polls every 20 ms instead and turns
   an early exit of SUMO into an error that quotes SUMO's message.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -81,6 +88,85 @@ def check_xml(path: str | Path, role: str) -> None:
                             f"at line {err.lineno}, column {err.offset}") from None
     except OSError as err:
         raise SumoLoadError(f"cannot read {role} file {path}: {err}") from None
+
+
+# ------------------------------------------------------------------------------------------------ output folders
+
+def _pid_namespace() -> int:
+    """This process's PID namespace (0 where unknown): a pid in a folder name means nothing in another one."""
+    try:
+        return int(re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or 0)
+    except OSError:
+        return 0
+
+
+_WORKDIR = re.compile(r"^lepton-sumo-pid(\d+)-ns(\d+)-")
+_PID_NS = _pid_namespace()
+_OWN_WORKDIRS: set[str] = set()  # this process's folders not yet removed (deleted at exit)
+
+
+def new_workdir() -> Path:
+    """A new temporary folder for one env's SUMO outputs, named after this process (see the module docstring)."""
+    remove_stale_workdirs()
+    path = tempfile.mkdtemp(prefix=f"lepton-sumo-pid{os.getpid()}-ns{_PID_NS}-")
+    _OWN_WORKDIRS.add(path)
+    return Path(path)
+
+
+def remove_workdir(path: str | Path) -> None:
+    """Delete an env's output folder (and those of processes that died without deleting theirs)."""
+    shutil.rmtree(path, ignore_errors=True)
+    _OWN_WORKDIRS.discard(str(path))
+    remove_stale_workdirs()
+
+
+def _process_gone(pid: int) -> bool:
+    """True if no process ``pid`` runs: absent, or a zombie (killed, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def remove_stale_workdirs(root: str | Path | None = None) -> list[Path]:
+    """Delete the output folders (this user's, this PID namespace's) whose process no longer runs; returns them."""
+    removed = []
+    try:
+        entries = list(os.scandir(root or tempfile.gettempdir()))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _WORKDIR.match(entry.name)
+        if match is None or int(match[2]) != _PID_NS or int(match[1]) == os.getpid():
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if _process_gone(int(match[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+@atexit.register
+def _remove_workdirs_at_exit() -> None:
+    """Envs never closed (a worker ending without env.close()) leave no folder behind at a normal exit."""
+    for path in list(_OWN_WORKDIRS):
+        if _WORKDIR.match(os.path.basename(path)) and f"pid{os.getpid()}-" in os.path.basename(path):
+            shutil.rmtree(path, ignore_errors=True)  # (a forked child inherits the set: only its own folders)
+    remove_stale_workdirs()
 
 
 # ------------------------------------------------------------------------------------------------ libsumo guard
