@@ -78,20 +78,28 @@ def sample_batch(space: Any, n: int = 16) -> Any:
     return np.stack(batch)
 
 
+def train(scenario: str, **kwargs: Any) -> Path:
+    """A short run. Training sets torch to one thread; the count is restored so later tests in this process
+    (the golden training run) build their networks as in a fresh process."""
+    threads = torch.get_num_threads()
+    try:
+        return lepton_sim.train(scenario, eval_freq=0, progress_bar=False, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PPO with normalised observations (Box)."""
-    return lepton_sim.train(LANE_KEEP, algo="ppo", steps=256, n_envs=2, out=tmp_path_factory.mktemp("ppo") / "run",
-                            overrides={"n_steps": 64, "batch_size": 64, "normalize": True}, eval_freq=0,
-                            progress_bar=False)
+    return train(LANE_KEEP, algo="ppo", steps=256, n_envs=2, out=tmp_path_factory.mktemp("ppo") / "run",
+                 overrides={"n_steps": 64, "batch_size": 64, "normalize": True})
 
 
 @pytest.fixture(scope="module")
 def her_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SAC+HER (MultiInputPolicy) on goal-conditioned Dict observations, normalised per key."""
-    return lepton_sim.train(REACH, algo="sac", steps=200, out=tmp_path_factory.mktemp("her") / "run",
-                            overrides={"learning_starts": 100, "batch_size": 64, "buffer_size": 1000,
-                                       "normalize": True}, eval_freq=0, progress_bar=False)
+    return train(REACH, algo="sac", steps=200, out=tmp_path_factory.mktemp("her") / "run",
+                 overrides={"learning_starts": 100, "batch_size": 64, "buffer_size": 1000, "normalize": True})
 
 
 def copy_run(run: Path, tmp_path: Path) -> Path:
