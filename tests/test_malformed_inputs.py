@@ -27,7 +27,8 @@ SI_NET = "sumo_rl:nets/single-intersection/single-intersection.net.xml"
 
 def test_the_corpus_covers_every_domain_and_every_file_has_its_message() -> None:
     assert set(FILES) == set(EXPECTED), "every corpus file needs an entry in expected.yaml, and only those"
-    per_folder = {d: sum(f.startswith(f"{d}/") for f in FILES) for d in ("driving", "manufacturing", "traffic", "suites")}
+    folders = ("driving", "manufacturing", "traffic", "suites")
+    per_folder = {d: sum(f.startswith(f"{d}/") for f in FILES) for d in folders}
     assert len(FILES) >= 60 and min(per_folder.values()) >= 10, per_folder
 
 

@@ -221,7 +221,8 @@ class TrafficParams(EnvParams):
     backend: Literal["libsumo", "traci"] = Field(
         "libsumo", description="libsumo (in-process, fast, one simulation per process) or traci (a SUMO "
                                "subprocess per env, several per process)")
-    time_to_teleport: int = Field(-1, ge=-1, description="SUMO --time-to-teleport (s); -1 never teleports")
+    time_to_teleport: int = Field(-1, ge=-1, le=MAX_BEGIN,
+                                  description="SUMO --time-to-teleport (s); -1 never teleports")
     sumo_warnings: bool = Field(False, description="print SUMO's warnings")
     render_size: int = Field(480, ge=64, le=2048, description="long side of rgb_array frames (pixels)")
 
