@@ -12,10 +12,12 @@ finished so far are saved as a partial report, the failed row marked ``failed`` 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import math
 import os
 import re
 import signal
+import sys
 import tempfile
 import time
 import warnings
@@ -36,6 +38,7 @@ from lepton_sim.runs import git_commit, package_versions
 from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
 from lepton_sim.stats import mean_interval, metric_interval, wilson_interval
 
+_LOG = logging.getLogger(__name__)
 StepCallback = Callable[[Any, Mapping[str, Any], np.ndarray], None]  # (vector env, info, still-running mask)
 
 
@@ -98,16 +101,20 @@ class ScenarioResult:
 
 
 def _metric_intervals(scenario: Scenario, episodes: list[EpisodeResult]) -> dict[str, tuple[float, float, float]]:
-    """Each metric's mean and 95% interval, of the kind the env declares for it (see lepton_sim.stats)."""
+    """Each metric's mean and 95% interval, of the kind the env declares for it (see lepton_sim.stats).
+
+    A value that contradicts the declaration gets a plain Student-t interval and a warning, not an error: the
+    episodes are already run and are worth more than the interval."""
     spec = scenario.spec
     out = {}
     for m in scenario.metrics:
+        values = [e.metrics[m] for e in episodes]
         try:
-            out[m] = metric_interval([e.metrics[m] for e in episodes], spec.metric_bounds.get(m),
-                                     binary=m in spec.binary_metrics)
+            out[m] = metric_interval(values, spec.metric_bounds.get(m), binary=m in spec.binary_metrics)
         except ValueError as err:
-            raise LeptonError(f"{scenario.source or scenario.name}: metric {m} of {spec.id}: {err} (see "
-                              "metric_bounds / binary_metrics in its registration)") from None
+            _LOG.warning(f"{scenario.source or scenario.name}: metric {m} of {spec.id}: {err}; its interval is "
+                         "plain Student-t (fix metric_bounds / binary_metrics in the env's registration)")
+            out[m] = mean_interval(values)
     return out
 
 
@@ -204,17 +211,19 @@ def sub_env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- lost simulators
 
 class EpisodesFailed(LeptonError):
-    """A batch of episodes lost its simulator twice (first try and a retry in a fresh vector env).
+    """A batch of episodes lost its simulator on every attempt (normally two: a retry in a fresh vector env).
 
     ``completed`` holds every episode that did finish (earlier batches and the failed batch's finished ones), in
-    seed order, so a caller can keep them; ``seeds`` the seeds that did not finish; ``cause`` one line."""
+    seed order, so a caller can keep them; ``seeds`` the seeds that did not finish; ``causes`` one line each."""
 
-    def __init__(self, where: str, seeds: list[int], cause: str, first_cause: str,
-                 completed: list[EpisodeResult]) -> None:
-        super().__init__(f"{where}: the batch of {_seeds_text(seeds)} failed, also when retried in a fresh env: "
-                         f"{cause}{_first_attempt(cause, first_cause)}")
-        self.where, self.seeds, self.cause, self.first_cause = where, seeds, cause, first_cause
-        self.completed = completed
+    def __init__(self, where: str, seeds: list[int], causes: list[str], completed: list[EpisodeResult]) -> None:
+        super().__init__(f"{where}: the batch of {_seeds_text(seeds)} failed{_attempts_text(causes)}")
+        self.where, self.seeds, self.causes, self.completed = where, seeds, causes, completed
+
+    @property
+    def cause(self) -> str:
+        """The last attempt's cause."""
+        return self.causes[-1]
 
 
 class EvaluationFailed(LeptonError):
@@ -233,10 +242,13 @@ class _BatchFailed(Exception):
         self.cause, self.finished = cause, finished
 
 
-def _first_attempt(cause: str, first_cause: str) -> str:
-    """The first attempt's cause, where it differs from the retry's by more than numbers (pids, times)."""
-    same = re.sub(r"\d+", "#", cause) == re.sub(r"\d+", "#", first_cause)
-    return "" if same else f" (first attempt: {first_cause})"
+def _attempts_text(causes: list[str]) -> str:
+    """', also when retried in a fresh env: <cause>', with the first attempt's cause where it differs by more
+    than numbers (pids, times)."""
+    if len(causes) == 1:
+        return f": {causes[0]}"
+    same = re.sub(r"\d+", "#", causes[-1]) == re.sub(r"\d+", "#", causes[0])
+    return f", also when retried in a fresh env: {causes[-1]}" + ("" if same else f" (first attempt: {causes[0]})")
 
 
 def _seeds_text(seeds: list[int]) -> str:
@@ -321,14 +333,17 @@ _WORKER_LOG = r".*ERROR: (Received the following error from Worker|Traceback|Rai
 
 def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs: int | None = None,
                  render_mode: str | None = None, on_step: StepCallback | None = None,
-                 progress: tqdm | None = None, isolate: bool | None = None) -> list[EpisodeResult]:
+                 progress: tqdm | None = None, isolate: bool | None = None,
+                 retries: int | None = None) -> list[EpisodeResult]:
     """Run one episode per seed, ``num_envs`` at a time, and return their results in seed order.
 
     ``isolate`` (default: the env spec's ``isolate_episodes``) runs each batch in fresh worker processes, for
     simulators whose episodes are not independent inside one process (libsumo). A batch whose env fails (a worker
-    dies, an env raises) runs once more in a fresh vector env; if that fails too, :class:`EpisodesFailed` carries
+    dies, an env raises) runs again in a fresh vector env, ``retries`` times (default 1; 0 with ``on_step``,
+    whose observer cannot unsee the failed attempt's steps); failing every time, :class:`EpisodesFailed` carries
     the episodes finished so far. Seeded episodes do not depend on batching, so a retried batch gives the numbers
     of a clean run."""
+    retries = (0 if on_step is not None else 1) if retries is None else retries
     scenario = scenario.with_params(dict(policy.env_overrides))
     num_envs = min(num_envs or default_num_envs(scenario, len(seeds)), len(seeds))
     isolate = scenario.spec.isolate_episodes if isolate is None else isolate
@@ -356,10 +371,12 @@ def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs:
                             env = None
                         causes.append(failure.cause)
                         done.update({e.seed: e for e in failure.finished[:len(batch)] if e is not None})
-                        if len(causes) == 2:
+                        if len(causes) > retries:
                             completed = results + [done[s] for s in batch if s in done]
-                            raise EpisodesFailed(where, [s for s in batch if s not in done], causes[1], causes[0],
+                            raise EpisodesFailed(where, [s for s in batch if s not in done], causes,
                                                  completed) from None
+                        _notify(progress, f"{where}: the batch of {_seeds_text(batch)} lost its simulator "
+                                          f"({failure.cause}); running it again in a fresh env")
                 results += episodes[:len(batch)]
                 if progress is not None:
                     progress.update(len(batch))
@@ -375,6 +392,14 @@ def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs:
         if env is not None:
             env.close()
     return results
+
+
+def _notify(progress: tqdm | None, text: str) -> None:
+    """One line on stderr (above the progress bar if there is one): a retry is never silent."""
+    if progress is not None:
+        progress.write(text, file=sys.stderr)
+    else:
+        _LOG.warning(text)
 
 
 def _make_env(policy: Policy, scenario: Scenario, num_envs: int, render_mode: str | None, isolate: bool,
@@ -496,14 +521,17 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
                                                       err.cause, pol.env_overrides))
                 report = report_of(name)
                 report_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="lepton-partial-report-"))
-                report.save(report_dir)
+                try:
+                    report.save(report_dir)
+                    saved = f"written to {report_dir / 'report.md'} and report.json"
+                except OSError as save_err:  # the failure still gets reported, with why nothing was saved
+                    saved = f"NOT written to {report_dir} ({save_err})"
                 label = item.label if item.label == item.scenario.name else f"{item.label} ({item.scenario.name})"
                 raise EvaluationFailed(
-                    f"evaluation of {report.policy} on {label} failed on the batch of {_seeds_text(err.seeds)}, "
-                    f"also when retried in a fresh env: {err.cause}{_first_attempt(err.cause, err.first_cause)}; "
-                    f"partial report ({len(rows) - 1} of {len(items)} "
-                    f"rows done, {len(err.completed)} of {item.episodes} episodes of this row) written to "
-                    f"{report_dir / 'report.md'} and report.json", report, report_dir, err) from None
+                    f"evaluation of {report.policy} on {label} failed on the batch of {_seeds_text(err.seeds)}"
+                    f"{_attempts_text(err.causes)}; partial report ({len(rows) - 1} of {len(items)} rows done, "
+                    f"{len(err.completed)} of {item.episodes} episodes of this row) {saved}",
+                    report, report_dir, err) from None
             rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run, pol.env_overrides))
     report = report_of(name)
     if out is not None:

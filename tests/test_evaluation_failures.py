@@ -125,7 +125,10 @@ def test_a_killed_libsumo_worker_is_retried_and_the_report_equals_a_clean_run(
     assert len(policy.kills) == 1
     assert _rows(report) == _rows(clean_report)
     assert [e.seed for e in report.rows[0].episodes] == [SEED, SEED + 1]
-    assert "Traceback" not in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert (f"single-intersection.yaml: the batch of seed {SEED + 1} lost its simulator (worker process "
+            f"{policy.kills[0]} of sub-env 0 (seed {SEED + 1}) died (killed by SIGKILL)); running it again") in err
     assert _workdirs_of(policy.seen_workers) == []  # the killed worker's folder too
 
 
@@ -137,7 +140,10 @@ def test_a_killed_traci_sumo_process_is_retried_and_the_report_equals_a_clean_ru
     report = lepton_sim.evaluate(policy, scenario=sc, episodes=2, num_envs=1, progress=False)
     assert len(policy.kills) == 1
     assert _rows(report) == _rows(clean_report)
-    assert "Traceback" not in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert (f"the batch of seed {SEED} lost its simulator (sub-env 0 (seed {SEED}) raised SumoConnectionError: "
+            "the SUMO process (traci back end) stopped at simulated time") in err and "(exit code -9)" in err
     assert _workdirs_of(policy.seen_workers) == []
 
 
