@@ -78,11 +78,19 @@ def check_compatible(policy: Policy, observation_space: gymnasium.Space, action_
     space (type and shape)."""
     for kind, expected, actual in (("observations", policy.observation_space, observation_space),
                                    ("actions", policy.action_space, action_space)):
-        if expected is None:
-            continue
-        if type(expected) is not type(actual) or getattr(expected, "shape", None) != getattr(actual, "shape", None):
+        if expected is not None and not _same_layout(expected, actual):
             raise IncompatiblePolicy(where, f"the policy was trained on {kind} {_short(expected)} but this "
                                             f"scenario has {_short(actual)}")
+
+
+def _same_layout(expected: gymnasium.Space, actual: gymnasium.Space) -> bool:
+    """Same space type and shape, key by key for Dict spaces (a camera image and a state vector differ)."""
+    if type(expected) is not type(actual):
+        return False
+    if isinstance(expected, gymnasium.spaces.Dict):
+        return list(expected.spaces) == list(actual.spaces) and all(  # type: ignore[attr-defined]
+            _same_layout(expected[k], actual[k]) for k in expected.spaces)
+    return getattr(expected, "shape", None) == getattr(actual, "shape", None)
 
 
 def _short(space: gymnasium.Space) -> str:

@@ -274,3 +274,27 @@ def test_a_config_that_does_not_describe_the_model_is_refused(tmp_path: Path) ->
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(lepton_sim.LeptonError, match="policy_kwargs .* differ from the ones recorded in the model"):
         lepton_sim.evaluate(str(run), scenario=LANE_KEEP, episodes=1, progress=False)
+
+
+def test_a_camera_model_loads_safely_and_is_refused_on_state_observations(tmp_path: Path) -> None:
+    """SB3 trains CNNs on channels-first images (VecTransposeImage); the loaded policy declares the env's own
+    channels-last space, so it evaluates on the camera scenario, and a Dict whose image became a state vector is
+    refused key by key instead of crashing in numpy."""
+    run = train(REACH, algo="ppo", steps=64, n_envs=1, out=tmp_path / "run",
+                overrides={"policy": "MultiInputPolicy", "n_steps": 32, "batch_size": 32,
+                           "params.obs_mode": "pixels", "params.camera_size": 36})
+    camera = lepton_sim.load_scenario(REACH, obs_mode="pixels", camera_size=36)
+    policy = load_policy(str(run), camera)
+    assert policy.observation_space["observation"].shape == (36, 36, 3)
+    safe = lepton_sim.evaluate(str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False)
+    trusted = lepton_sim.evaluate(str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False,
+                                  trust_pickle=True)
+    assert [e.episode_return for e in safe.rows[0].episodes] == [e.episode_return for e in trusted.rows[0].episodes]
+    with pytest.raises(lepton_sim.LeptonError, match="trained on observations Dict.*36, 36, 3"):
+        lepton_sim.evaluate(str(run), scenario=REACH, episodes=1, progress=False)
+
+
+def _scenario_file(scenario: Any, tmp_path: Path) -> Path:
+    path = tmp_path / "camera.yaml"
+    path.write_text(yaml.safe_dump({**scenario.model_dump(exclude={"name"}), "params": scenario.params}))
+    return path

@@ -41,12 +41,15 @@ class SB3Backend(Backend):
         weights only, npz statistics); a model outside any run folder has its architecture only in pickled form
         and is refused. ``trust_pickle``: SB3's own loader, for old files from a trusted source."""
         from lepton_sim.agents.sb3.model_files import TRUST_HINT
-        from lepton_sim.agents.sb3.policy import SB3Policy
+        from lepton_sim.agents.sb3.policy import SB3Policy, env_spaces
 
         if trust_pickle:
             normalized = bool(config is not None and config.hyperparams.get("normalize"))
-            return SB3Policy.load(model_path, algo=config.algo if config else None, device=device,
-                                  normalized=normalized)
+            policy = SB3Policy.load(model_path, algo=config.algo if config else None, device=device,
+                                    normalized=normalized)
+            if config is not None:  # declare the env's spaces (SB3 keeps images channels-first internally)
+                policy.observation_space, policy.action_space = env_spaces(config, model_path)
+            return policy
         if config is None:
             raise LeptonError(f"{model_path} is outside any lepton-sim run folder (no config.yaml), so its network "
                               "is described only by pickled entries in the file, and loading those can run code "

@@ -85,7 +85,8 @@ class SB3Policy(Policy):
         path = Path(path)
         hp = config.hyperparams
         normalizer = load_normalizer(path, required=bool(hp.get("normalize")))
-        observation_space, action_space = training_spaces(config, normalizer, path)
+        declared = env_spaces(config, path)
+        observation_space, action_space = training_spaces(*declared, normalizer)
         torch_device = get_device(device)
         policy = build_policy(config.algo, hp, observation_space, action_space, recorded=read_plain_data(path),
                               where=str(path))
@@ -99,7 +100,10 @@ class SB3Policy(Policy):
         if getattr(policy, "use_sde", False):
             policy.reset_noise()  # as SB3's load
         policy.set_training_mode(False)
-        return cls(policy, name=_display_name(config.algo, path), obs_normalizer=normalizer)
+        loaded = cls(policy, name=_display_name(config.algo, path), obs_normalizer=normalizer)
+        # declare what the env gives (SB3's predict transposes channels-last images itself)
+        loaded.observation_space, loaded.action_space = declared
+        return loaded
 
     def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
             *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
@@ -154,14 +158,13 @@ def _check_recorded_kwargs(built: Mapping[str, Any], recorded: Any, where: str) 
 
 
 # ---------------------------------------------------------------------------------------------- spaces
-def training_spaces(config: "TrainConfig", normalizer: Any, where: Path | str) -> tuple[gymnasium.Space,
-                                                                                         gymnasium.Space]:
+def training_spaces(observation_space: gymnasium.Space, action_space: gymnasium.Space,
+                    normalizer: Any) -> tuple[gymnasium.Space, gymnasium.Space]:
     """The observation and action spaces the model was built with: the run's scenario's env spaces (one agent's
     padded spaces for a shared multi-agent run), through VecNormalize and SB3's own env wrapping (which
-    transposes images to channels-first), exactly as in training. No episode is run."""
+    transposes images to channels-first), exactly as in training."""
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-    observation_space, action_space = _env_spaces(config, where)
     venv: Any = _SpacesOnly(copy.deepcopy(observation_space), copy.deepcopy(action_space))
     if normalizer is not None:
         venv = VecNormalize(venv, training=False, norm_obs=normalizer.norm_obs, norm_reward=False,
@@ -170,7 +173,8 @@ def training_spaces(config: "TrainConfig", normalizer: Any, where: Path | str) -
     return venv.observation_space, venv.action_space
 
 
-def _env_spaces(config: "TrainConfig", where: Path | str) -> tuple[gymnasium.Space, gymnasium.Space]:
+def env_spaces(config: "TrainConfig", where: Path | str) -> tuple[gymnasium.Space, gymnasium.Space]:
+    """The single-env spaces of the run's scenario (no episode is run)."""
     from pydantic import ValidationError
 
     from lepton_sim.make import make, make_vec

@@ -49,6 +49,7 @@ register(LeptonEnvSpec(
     metric_bounds=_BOUNDS,
     binary_metrics=frozenset({"is_success"}),
     kwargs=DEFAULT_NETWORK_FILES,
+    parallel_entry_point="lepton_sim.envs.traffic.grid_env:TrafficGridEnv",
 ))
 
 __all__ = ["TrafficParams"]
