@@ -9,7 +9,8 @@ Layout (rl-baselines3-zoo's, adapted; ``<model>`` is the back end's model file o
         meta.json        package versions, git commit, Python, platform, start time, device used
         model<sfx>       final model           best_model<sfx>   best periodic evaluation
         checkpoints/     ckpt_<steps>_steps<sfx> (+ back-end state beside it: normalisation stats, replay buffer)
-        evaluations.csv  periodic evaluation: timesteps, return, success rate, length, wall time
+        evaluations.csv  periodic evaluation: timesteps, return, success rate, length, wall time (a resume
+                         drops the rows past the checkpoint it starts from: they are evaluated again)
         logs/part<k>/    the back end's own logs (k counts resumes): progress.csv, monitor.csv, TensorBoard
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from lepton_sim.errors import LeptonError
-from lepton_sim.io import write_json_atomic, write_text_atomic
+from lepton_sim.io import uninterrupted, write_atomic, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from lepton_sim.training_config import TrainConfig
@@ -203,18 +204,55 @@ class RunFolder:
             return list(csv.DictReader(f))
 
     def append_evaluation(self, row: dict[str, Any]) -> None:
-        """One row of evaluations.csv (the learning curve that ``lepton-sim plot`` reads)."""
-        new = not self.evaluations_path.exists()
-        with open(self.evaluations_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EVALUATION_FIELDS)
-            if new:
+        """One row of evaluations.csv (the learning curve that ``lepton-sim plot`` reads); a Ctrl-C waits for
+        the row to be written whole."""
+        with uninterrupted():
+            new = not self.evaluations_path.exists()
+            with open(self.evaluations_path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=EVALUATION_FIELDS)
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+
+    def truncate_evaluations(self, steps: int) -> int:
+        """Drop the evaluations.csv rows past ``steps``, the checkpoint a resume starts from, and rows cut short
+        by a kill mid-write: the resumed run evaluates those steps again, so they would appear twice. Written
+        atomically; returns the number of rows dropped."""
+        if not self.evaluations_path.is_file():
+            return 0
+        with self.evaluations_path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = list(reader.fieldnames or EVALUATION_FIELDS)
+        if "timesteps" not in fields:
+            fields = EVALUATION_FIELDS  # the header itself was cut short: no row can be read back
+        keep = [row for row in rows if (done := _evaluation_steps(row, fields)) is not None and done <= steps]
+        if len(keep) == len(rows):
+            return 0
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
                 writer.writeheader()
-            writer.writerow(row)
+                writer.writerows(keep)
+
+        write_atomic(self.evaluations_path, write)
+        return len(rows) - len(keep)
 
     def last_wall_time(self) -> float:
         """Wall time of the last periodic evaluation, so a resumed run's curve continues on the same clock."""
         rows = self.read_evaluations()
         return float(rows[-1]["wall_time_s"]) if rows else 0.0
+
+
+def _evaluation_steps(row: dict[Any, Any], fields: list[str]) -> int | None:
+    """The timesteps of a whole evaluations.csv row; None for a row a kill cut short (or left unreadable)."""
+    if None in row or any(row.get(field) is None for field in fields):
+        return None
+    try:
+        return int(float(row["timesteps"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _suffix_of(model_path: Path) -> str:

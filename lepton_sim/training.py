@@ -3,11 +3,18 @@
 The core resolves the scenario, the hyperparameters (the back end's files plus ``--set`` overrides), seeds and
 the multi-agent mode into a :class:`TrainConfig`, has the back end check it against the algorithm's real
 constructor, and only then creates the run folder and hands over. Nothing is written for a bad configuration.
+
+While training, SIGTERM (a batch scheduler, ``kill``) raises KeyboardInterrupt like Ctrl-C, so both end a run
+the same way: the back end saves a checkpoint at the current step and the CLI exits with 130.
 """
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from types import FrameType
+from typing import Any, Iterator, Mapping
 
 import yaml
 from pydantic import ValidationError
@@ -57,6 +64,8 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
             shared by every agent; the default) or ``independent`` (back ends that support it).
         resume: a run folder; training continues from its latest checkpoint up to ``steps`` (default: the
             run's own total). Everything else comes from the run's config.yaml.
+
+    Ctrl-C or SIGTERM during training saves a checkpoint and the current model, then raises KeyboardInterrupt.
     """
     if resume is not None:
         return _resume(Path(resume), steps, device, progress_bar)
@@ -87,7 +96,8 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
     path = Path(out) if out else RunFolder.default_path(sc.name, algo, config.seed, runs_root)
     run = RunFolder.create(path, be.model_suffix)
     run.write_record(config)
-    be.train(run, config, sc, resume=False, progress_bar=progress_bar)
+    with terminate_as_interrupt():
+        be.train(run, config, sc, resume=False, progress_bar=progress_bar)
     return run.path
 
 
@@ -105,8 +115,28 @@ def _resume(path: Path, steps: int | None, device: str, progress_bar: bool) -> P
     if not be.checkpoints(run):  # fail before the run record is touched
         raise LeptonError(f"{path}: nothing to resume from (no checkpoints in {run.checkpoints_dir})")
     run.write_record(config, resumed=True)
-    be.train(run, config, sc, resume=True, progress_bar=progress_bar)
+    with terminate_as_interrupt():
+        be.train(run, config, sc, resume=True, progress_bar=progress_bar)
     return run.path
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises KeyboardInterrupt, so the back end saves what it has as it does for
+    Ctrl-C. Left alone outside the main thread, and where SIGTERM is ignored or handled outside Python."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _config(**fields: Any) -> TrainConfig:

@@ -1,8 +1,8 @@
 """Train a Stable-Baselines3 agent on a scenario into a run folder (see lepton_sim.runs for the layout)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -17,6 +17,7 @@ from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
 from lepton_sim.agents.sb3.policy import SB3Policy
 from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
 from lepton_sim.errors import LeptonError
+from lepton_sim.io import uninterrupted
 from lepton_sim.multi_agent import SharedPolicy
 from lepton_sim.periodic_evaluation import PeriodicEvaluator
 from lepton_sim.policy import Policy
@@ -48,7 +49,10 @@ def _as_policy(model: BaseAlgorithm, config: TrainConfig) -> Policy:
 
 def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool = False,
               progress_bar: bool = True) -> None:
-    """Train (or, with ``resume``, continue from the latest checkpoint) and save the final model in ``run``."""
+    """Train (or, with ``resume``, continue from the latest checkpoint) and save the final model in ``run``.
+
+    A KeyboardInterrupt (Ctrl-C; SIGTERM too, see lepton_sim.training) saves a checkpoint at the current step
+    and the current model, says so on stderr and is raised again, so ``--resume`` loses no training."""
     algo, hp, seed = config.algo, config.hyperparams, config.seed
     cls = algorithm_class(algo)
     checkpoint = run.latest_checkpoint() if resume else None
@@ -59,8 +63,11 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
     if checkpoint and hp.get("normalize") and not stats.is_file():
         raise LeptonError(f"{checkpoint[1]}: the run normalises observations but {stats.name} is missing; "
                           "resuming would start fresh statistics the model was not trained with")
+    if checkpoint:  # rows past the checkpoint (a run killed between checkpoints) are evaluated again
+        run.truncate_evaluations(done_steps)
     log_dir = run.new_log_dir()  # each resume logs to a new part
     env = _make_env(scenario, config, seed + done_steps, log_dir / "monitor.csv", stats)
+    threads = torch.get_num_threads()
     try:
         if checkpoint is not None:
             model = cls.load(checkpoint[1], env=env, device=config.device)
@@ -84,11 +91,51 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
             evaluator = PeriodicEvaluator(run, scenario, seed, config.eval_episodes)
             callbacks.append(PeriodicEvalCallback(evaluator, lambda m: _as_policy(m, config), config.eval_freq,
                                                   env.num_envs))
-        model.learn(total_timesteps=max(config.steps - done_steps, 0), callback=CallbackList(callbacks),
-                    progress_bar=progress_bar, reset_num_timesteps=checkpoint is None)
-        save_model(model, run.final_model)
-        checkpoints.save()  # a final checkpoint, so a later --resume with more --steps continues from here
+        try:
+            model.learn(total_timesteps=max(config.steps - done_steps, 0), callback=CallbackList(callbacks),
+                        progress_bar=progress_bar, reset_num_timesteps=checkpoint is None)
+        except KeyboardInterrupt:
+            _save_interrupted(model, run, checkpoints, done_steps)
+            raise
+        finally:
+            model.logger.close()  # flushes TensorBoard's events, interrupted or not
+        with uninterrupted():
+            save_model(model, run.final_model)
+            checkpoints.save()  # a final checkpoint, so a later --resume with more --steps continues from here
+    except BaseException:
+        _close_quietly(env)  # worker processes a terminal's Ctrl-C reached may be gone already
+        raise
     finally:
+        torch.set_num_threads(threads)  # the caller's process (a notebook, a test session) keeps its own
+    env.close()
+
+
+def _save_interrupted(model: BaseAlgorithm, run: RunFolder, checkpoints: CheckpointCallback,
+                      resumed_from: int) -> None:
+    """Save a checkpoint at the current step and the current model, and say on stderr what was saved (one line).
+    Signals wait until the files are written, so a second Ctrl-C cannot leave half a checkpoint."""
+    steps = model.num_timesteps
+    with uninterrupted():
+        try:
+            checkpoint = run.checkpoint(steps)
+            if steps not in (checkpoints.last_saved, resumed_from) or not checkpoint.is_file():
+                checkpoint = checkpoints.save()
+            save_model(model, run.final_model)
+        except Exception as err:  # noqa: BLE001 - the interrupt still ends the run; say what is left
+            last = run.latest_checkpoint()
+            kept = f"the latest checkpoint is {last[1]}" if last else "there is no checkpoint to resume from"
+            print(f"interrupted at {steps} steps; saving failed ({err}); {kept}", file=sys.stderr)
+            return
+        extras = [name for name, present in (("normalisation statistics", model.get_vec_normalize_env()),
+                                             ("replay buffer", getattr(model, "replay_buffer", None)))
+                  if present is not None]
+        beside = f" (with its {' and '.join(extras)})" if extras else ""
+        print(f"interrupted at {steps} steps: saved checkpoint {checkpoint}{beside} and model {run.final_model}; "
+              f"continue with: lepton-sim train --resume {run.path}", file=sys.stderr, flush=True)
+
+
+def _close_quietly(env: VecEnv) -> None:
+    try:
         env.close()
-
-
+    except Exception:  # noqa: BLE001 - the error being raised matters, not a second one from closing
+        pass
