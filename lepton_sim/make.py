@@ -1,6 +1,8 @@
 """Scenario -> Gymnasium env: the one way every domain's envs are built (CLI, training, evaluation, users)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -8,6 +10,7 @@ from typing import Any
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from lepton_sim.errors import LeptonError, ScenarioError
 from lepton_sim.scenario import Scenario, load_scenario
 
 ScenarioLike = str | Path | Scenario
@@ -16,7 +19,21 @@ ScenarioLike = str | Path | Scenario
 def make(scenario: ScenarioLike, render_mode: str | None = None, **param_overrides: Any) -> gymnasium.Env:
     """Build the scenario's env (with its episode limit). Keyword arguments override env params."""
     sc = load_scenario(scenario, **param_overrides)
-    return gymnasium.make(sc.env, max_episode_steps=sc.max_episode_steps, render_mode=render_mode, **sc.params)
+    with building(sc):
+        return gymnasium.make(sc.env, max_episode_steps=sc.max_episode_steps, render_mode=render_mode, **sc.params)
+
+
+@contextmanager
+def building(scenario: Scenario) -> Iterator[None]:
+    """An env constructor's refusal (a network with the wrong number of signals, a file SUMO cannot load, a
+    second libsumo simulation) as one ScenarioError naming the scenario, instead of a traceback."""
+    try:
+        yield
+    except LeptonError:
+        raise
+    except (ValueError, RuntimeError) as err:
+        raise ScenarioError(f"{scenario.source or scenario.name}: cannot build {scenario.env}: "
+                            f"{' '.join(str(err).split())}") from err
 
 
 def vectorization_mode(scenario: Scenario, num_envs: int) -> str:
@@ -40,7 +57,8 @@ def make_vec(scenario: ScenarioLike, num_envs: int, render_mode: str | None = No
     sc = load_scenario(scenario, **param_overrides)
     mode = mode or vectorization_mode(sc, num_envs)
     if mode == "vector_entry_point":
-        return gymnasium.make_vec(sc.env, num_envs=num_envs, vectorization_mode="vector_entry_point",
+        with building(sc):
+            return gymnasium.make_vec(sc.env, num_envs=num_envs, vectorization_mode="vector_entry_point",
                                   max_episode_steps=sc.max_episode_steps, render_mode=render_mode,
                                   autoreset_mode=autoreset_mode, **sc.params)
     env_fns = [partial(make, sc, render_mode) for _ in range(num_envs)]
