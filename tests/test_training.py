@@ -100,6 +100,8 @@ def test_training_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture
     ("noise_type=normal", "noise_type/noise_std apply to off-policy algorithms"),
     ("device=tpu", "device: String should match pattern"),
     ("multi_agent=shared", "lepton/Driving-v0 (driving/lane-keep) has a single agent"),
+    pytest.param("device=cuda", "no such CUDA device here", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="this machine has CUDA")),
 ])
 def test_bad_settings_give_one_line_and_leave_no_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                             setting: str, message: str) -> None:

@@ -25,6 +25,13 @@ class SB3Backend(Backend):
 
     def check(self, config: TrainConfig, scenario: Scenario) -> TrainConfig:
         check_hyperparams(config.algo, config.hyperparams)
+        if config.device.startswith("cuda"):  # SB3 would fall back to the CPU without a word
+            import torch
+
+            index = int(config.device.partition(":")[2] or 0)
+            if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+                raise LeptonError(f"device {config.device!r}: no such CUDA device here "
+                                  f"({torch.cuda.device_count()} found); use --device auto or cpu")
         if config.multi_agent == "shared" and config.algo != "ppo":
             raise LeptonError(f"multi_agent: shared trains PPO over every agent's experience; got {config.algo}")
         return config
