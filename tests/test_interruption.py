@@ -145,11 +145,16 @@ def test_killed_between_checkpoints_resumes_without_duplicate_evaluations(tmp_pa
 
 
 def test_resume_refuses_a_normalised_checkpoint_without_its_statistics(tmp_path: Path) -> None:
+    import torch
+
     import lepton_sim
 
+    handler, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
     run = lepton_sim.train(SCENARIO, algo="ppo", steps=256, n_envs=2, out=tmp_path / "run",
                            overrides={"n_steps": 64, "batch_size": 64}, eval_freq=0, checkpoint_freq=128,
                            progress_bar=False)
+    assert signal.getsignal(signal.SIGTERM) is handler  # training from Python leaves the process as it was
+    assert torch.get_num_threads() == threads
     folder = RunFolder(run)
     steps, checkpoint = folder.latest_checkpoint()
     RunFolder.companion(checkpoint, "vecnormalize", ".pkl").unlink()
