@@ -8,6 +8,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
@@ -21,7 +22,7 @@ from lepton_sim.io import uninterrupted
 from lepton_sim.multi_agent import SharedPolicy
 from lepton_sim.periodic_evaluation import PeriodicEvaluator
 from lepton_sim.policy import Policy
-from lepton_sim.runs import RunFolder
+from lepton_sim.runs import MONITOR, RunFolder
 from lepton_sim.scenario import Scenario
 from lepton_sim.training_config import TrainConfig
 
@@ -66,9 +67,13 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
     if checkpoint:  # rows past the checkpoint (a run killed between checkpoints) are evaluated again
         run.truncate_evaluations(done_steps)
     log_dir = run.new_log_dir()  # each resume logs to a new part
-    env = _make_env(scenario, config, seed + done_steps, log_dir / "monitor.csv", stats)
+    env = _make_env(scenario, config, seed + done_steps, log_dir / MONITOR, stats)
     threads = torch.get_num_threads()
     try:
+        if get_device(config.device).type == "cpu" and "Cnn" not in str(hp.get("policy", "")):
+            # small MLPs: one thread is faster than several competing with the envs; set before the network is
+            # built, because its initial weights depend on the thread count (same seed, same model, any machine)
+            torch.set_num_threads(1)
         if checkpoint is not None:
             model = cls.load(checkpoint[1], env=env, device=config.device)
             buffer = run.replay_buffer(done_steps)
@@ -80,8 +85,6 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
             model = cls(hp.get("policy", "MlpPolicy"), env, seed=seed, device=config.device, **kwargs)
         run.record_device(str(model.device))
         model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
-        if model.device.type == "cpu" and "Cnn" not in str(hp.get("policy", "")):
-            torch.set_num_threads(1)  # small MLPs: one thread is faster than several competing with the envs
 
         checkpoints = CheckpointCallback(run, config.checkpoint_freq)
         callbacks: list[BaseCallback] = [checkpoints]
