@@ -43,6 +43,11 @@ class Backend(ABC):
               progress_bar: bool) -> None:
         """Train (or continue from the latest checkpoint) and write the final model into ``run``."""
 
+    def check_resume(self, run: RunFolder, config: TrainConfig) -> None:
+        """Raise a LeptonError if the run cannot be resumed; called before its record is touched."""
+        if not self.checkpoints(run):
+            raise LeptonError(f"{run.path}: nothing to resume from (no checkpoints in {run.checkpoints_dir})")
+
     def checkpoints(self, run: RunFolder) -> list[tuple[int, Path]]:
         """The run's checkpoints, oldest first."""
         return run.checkpoints()

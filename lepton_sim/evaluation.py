@@ -462,6 +462,9 @@ def _episode_result(seed: int, ret: float, length: int, info: dict[str, Any], sc
                          success=bool(info[scenario.success]), metrics=metrics)
 
 
+MAX_EPISODES = 100_000  # per scenario row, as in suite files
+
+
 def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
              scenario: str | Path | Scenario | None = None, split: Literal["train", "test"] = "test",
              episodes: int | None = None, seed: int | None = None, num_envs: int | None = None,
@@ -477,6 +480,11 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
     """
     if (suite is None) == (scenario is None):
         raise LeptonError("give exactly one of a suite or a scenario to evaluate on")
+    for name, value, low in (("episodes", episodes, 1), ("num_envs", num_envs, 1), ("seed", seed, 0)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low
+                                  or (name == "episodes" and value > MAX_EPISODES)):
+            allowed = f"{low}..{MAX_EPISODES}" if name == "episodes" else f">= {low}"
+            raise LeptonError(f"{name} must be a whole number {allowed}, got {value!r}")
     if scenario is not None and not isinstance(scenario, Scenario) and is_suite(scenario):
         suite, scenario = scenario, None
     if suite is not None:
@@ -489,7 +497,7 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
         target, shown_split = suite_obj.name, split
     elif scenario is not None:
         sc = load_scenario(scenario)
-        n = episodes or 20
+        n = 20 if episodes is None else episodes
         items = [SuiteItem(label=sc.name, scenario=sc, episodes=n, seed=sc.seed + 100_000 if seed is None else seed)]
         target, shown_split = sc.name, None
 

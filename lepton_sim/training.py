@@ -91,8 +91,10 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
                      hyperparams=hp, steps=steps, seed=seed, n_envs=n_envs, device=device, multi_agent=mode,
                      eval_freq=eval_freq if eval_freq is not None else max(_int(steps) // 10, 1),
                      eval_episodes=eval_episodes,
-                     checkpoint_freq=checkpoint_freq or max(_int(steps) // 5, 1), time_limit=time_limit)
+                     checkpoint_freq=checkpoint_freq if checkpoint_freq is not None else max(_int(steps) // 5, 1),
+                     time_limit=time_limit)
     config = be.check(config, sc)  # unknown or invalid hyperparameters fail here, before a run folder exists
+    _check_env_builds(sc)
     path = Path(out) if out else RunFolder.default_path(sc.name, algo, config.seed, runs_root)
     run = RunFolder.create(path, be.model_suffix)
     run.write_record(config)
@@ -112,8 +114,7 @@ def _resume(path: Path, steps: int | None, device: str, progress_bar: bool) -> P
     if device != "auto":
         config = _config(**{**config.model_dump(), "device": device})
     sc = scenario_from_dict(config.scenario, source=config.scenario_source or str(run.config_path))
-    if not be.checkpoints(run):  # fail before the run record is touched
-        raise LeptonError(f"{path}: nothing to resume from (no checkpoints in {run.checkpoints_dir})")
+    be.check_resume(run, config)  # fail before the run record is touched
     run.write_record(config, resumed=True)
     with terminate_as_interrupt():
         be.train(run, config, sc, resume=True, progress_bar=progress_bar)
@@ -137,6 +138,13 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_env_builds(scenario: Scenario) -> None:
+    """Build (and close) one env, so a scenario its env refuses fails here and not in a training worker."""
+    from lepton_sim.make import make
+
+    make(scenario).close()
 
 
 def _config(**fields: Any) -> TrainConfig:

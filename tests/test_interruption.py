@@ -206,3 +206,37 @@ def test_uninterrupted_holds_a_ctrl_c_until_the_block_ends() -> None:
             done.append("saved")
     assert done == ["saved"]
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (from /proc: no psutil needed)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+def test_a_training_worker_that_dies_saves_the_run_and_gives_one_line(tmp_path: Path) -> None:
+    """A libsumo training env lives in a SubprocVecEnv worker; a killed worker (a crashed simulator) ends
+    training with one clear line, after the checkpoint and model are saved, and the run resumes."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [LEPTON, "train", "traffic/single-intersection", "--steps", "20000", "--num-envs", "1", "--eval-freq", "0",
+         "--set", "n_steps=64", "--set", "batch_size=64", "--set", "params.duration=300", "--out", str(run),
+         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child_setup)
+    _wait_until(proc, lambda: (run / "logs" / "part0" / "progress.csv").is_file()
+                and len((run / "logs" / "part0" / "progress.csv").read_text().splitlines()) >= 3, timeout=90)
+    for child in _children(proc.pid):
+        os.kill(child, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "training env worker process died" in err
+    steps, checkpoint = RunFolder(run).latest_checkpoint()
+    assert f"saved checkpoint {checkpoint}" in err and _num_timesteps(run / "model.zip") == steps > 0
+    resumed = _resume(run, steps + 128)
+    assert resumed.returncode == 0, resumed.stderr

@@ -147,3 +147,27 @@ def test_old_run_folders_still_evaluate(tmp_path: Path) -> None:
     assert "policy_sharing" in (golden / "config.yaml").read_text()
     config = RunFolder(golden).read_config()
     assert config.multi_agent is None and config.algo == "ppo" and config.steps == 4096
+
+
+def test_a_run_folder_from_before_the_typed_config_resumes(tmp_path: Path) -> None:
+    run = lepton_sim.train(SCENARIO, algo="ppo", steps=128, n_envs=2, out=tmp_path / "run", eval_freq=0,
+                           checkpoint_freq=64, overrides={"n_steps": 32, "batch_size": 64}, progress_bar=False)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    del config["multi_agent"]
+    config["policy_sharing"] = False  # config.yaml as main wrote it before the TrainConfig model
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["train", "--resume", str(run), "--steps", "256", "--no-progress"]) == 0
+    assert latest_checkpoint(run)[1] >= 256
+    assert yaml.safe_load((run / "config.yaml").read_text())["multi_agent"] is None  # rewritten in the new form
+
+
+def test_a_scenario_its_env_refuses_fails_before_the_run_folder(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "grid-on-one-signal.yaml"
+    path.write_text("env: lepton/TrafficSignal-v0\nparams: {net: 'sumo_rl:nets/2x2grid/2x2.net.xml', "
+                    "route: 'sumo_rl:nets/2x2grid/2x2.rou.xml'}\n")
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--steps", "64", "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot build lepton/TrafficSignal-v0: network" in err and "has 4 traffic signals" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -36,6 +36,11 @@ class SB3Backend(Backend):
             raise LeptonError(f"multi_agent: shared trains PPO over every agent's experience; got {config.algo}")
         return config
 
+    def check_resume(self, run: RunFolder, config: TrainConfig) -> None:
+        from lepton_sim.agents.sb3.train import check_resume
+
+        check_resume(run, config)
+
     def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool,
               progress_bar: bool) -> None:
         from lepton_sim.agents.sb3.train import train_sb3

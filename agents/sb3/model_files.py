@@ -43,13 +43,14 @@ def stats_path(model_path: Path) -> Path:
 
 def save_model(model: Any, path: Path) -> None:
     """Save the model and, if training normalises observations, the matching statistics beside it (both the
-    npz that inference reads and the pickle that resume reads)."""
-    write_atomic(path, lambda tmp: model.save(tmp))
+    npz that inference reads and the pickle that resume reads). The statistics go first: a process killed in
+    between leaves no model file without them."""
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
         write_atomic(normalizer_path(path), lambda tmp: normalizer.save(tmp))
         stats = ObsNormalizer.from_vec_normalize(normalizer)
         write_atomic(stats_path(path), stats.save)
+    write_atomic(path, lambda tmp: model.save(tmp))
 
 
 @dataclass(frozen=True)

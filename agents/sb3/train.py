@@ -48,6 +48,17 @@ def _as_policy(model: BaseAlgorithm, config: TrainConfig) -> Policy:
     return SharedPolicy(policy) if config.multi_agent == "shared" else policy
 
 
+def check_resume(run: RunFolder, config: TrainConfig) -> None:
+    """Refuse a resume that could not continue the run as it was trained (before anything is written)."""
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is None:
+        raise LeptonError(f"{run.path}: nothing to resume from (no checkpoints in {run.checkpoints_dir})")
+    stats = normalizer_path(checkpoint[1])
+    if config.hyperparams.get("normalize") and not stats.is_file():
+        raise LeptonError(f"{checkpoint[1]}: the run normalises observations but {stats.name} is missing; "
+                          "resuming would start fresh statistics the model was not trained with")
+
+
 def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool = False,
               progress_bar: bool = True) -> None:
     """Train (or, with ``resume``, continue from the latest checkpoint) and save the final model in ``run``.
@@ -56,14 +67,11 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
     and the current model, says so on stderr and is raised again, so ``--resume`` loses no training."""
     algo, hp, seed = config.algo, config.hyperparams, config.seed
     cls = algorithm_class(algo)
+    if resume:
+        check_resume(run, config)
     checkpoint = run.latest_checkpoint() if resume else None
-    if resume and checkpoint is None:
-        raise LeptonError(f"{run.path}: nothing to resume from (no checkpoints in {run.checkpoints_dir})")
     done_steps = checkpoint[0] if checkpoint else 0
     stats = normalizer_path(checkpoint[1]) if checkpoint else None
-    if checkpoint and hp.get("normalize") and not stats.is_file():
-        raise LeptonError(f"{checkpoint[1]}: the run normalises observations but {stats.name} is missing; "
-                          "resuming would start fresh statistics the model was not trained with")
     if checkpoint:  # rows past the checkpoint (a run killed between checkpoints) are evaluated again
         run.truncate_evaluations(done_steps)
     log_dir = run.new_log_dir()  # each resume logs to a new part
@@ -100,6 +108,11 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
         except KeyboardInterrupt:
             _save_interrupted(model, run, checkpoints, done_steps)
             raise
+        except (EOFError, ConnectionError) as err:  # a SubprocVecEnv worker died (a killed simulator)
+            _save_interrupted(model, run, checkpoints, done_steps,
+                              why=f"a training env worker process died ({type(err).__name__}: {err})")
+            raise LeptonError(f"{run.path}: training stopped because a training env worker process died "
+                              f"({type(err).__name__}); what was learnt is saved (see above)") from None
         finally:
             model.logger.close()  # flushes TensorBoard's events, interrupted or not
         with uninterrupted():
@@ -114,7 +127,7 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
 
 
 def _save_interrupted(model: BaseAlgorithm, run: RunFolder, checkpoints: CheckpointCallback,
-                      resumed_from: int) -> None:
+                      resumed_from: int, why: str = "interrupted") -> None:
     """Save a checkpoint at the current step and the current model, and say on stderr what was saved (one line).
     Signals wait until the files are written, so a second Ctrl-C cannot leave half a checkpoint."""
     steps = model.num_timesteps
@@ -127,13 +140,13 @@ def _save_interrupted(model: BaseAlgorithm, run: RunFolder, checkpoints: Checkpo
         except Exception as err:  # noqa: BLE001 - the interrupt still ends the run; say what is left
             last = run.latest_checkpoint()
             kept = f"the latest checkpoint is {last[1]}" if last else "there is no checkpoint to resume from"
-            print(f"interrupted at {steps} steps; saving failed ({err}); {kept}", file=sys.stderr)
+            print(f"{why} at {steps} steps; saving failed ({err}); {kept}", file=sys.stderr)
             return
         extras = [name for name, present in (("normalisation statistics", model.get_vec_normalize_env()),
                                              ("replay buffer", getattr(model, "replay_buffer", None)))
                   if present is not None]
         beside = f" (with its {' and '.join(extras)})" if extras else ""
-        print(f"interrupted at {steps} steps: saved checkpoint {checkpoint}{beside} and model {run.final_model}; "
+        print(f"{why} at {steps} steps: saved checkpoint {checkpoint}{beside} and model {run.final_model}; "
               f"continue with: lepton-sim train --resume {run.path}", file=sys.stderr, flush=True)
 
 
