@@ -1,4 +1,5 @@
 """The ``random`` baseline, for every domain: uniformly random actions, seeded per episode."""
+
 from __future__ import annotations
 
 import copy
@@ -28,10 +29,17 @@ class RandomPolicy(Policy):
             space.seed(int(seed))
             self._spaces.append(space)
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         return np.stack([np.asarray(space.sample()) for space in self._spaces]), None
 
 
-register_baseline("random", "any", lambda env_id, obs_space, act_space: RandomPolicy(act_space),
-                  "uniformly random actions (seeded)")
+register_baseline(
+    "random", "any", lambda env_id, obs_space, act_space: RandomPolicy(act_space), "uniformly random actions (seeded)"
+)

@@ -7,6 +7,7 @@ seeds, the first checkpoint that clears the bar: env steps and wall time.
 
     python benchmarks/driving_learning.py [--minutes 15] [--episodes 50] [--out runs/bench-driving]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ def success_on(policy_spec: str, items: list) -> tuple[float, list[ScenarioResul
     rows = []
     for item in items:
         policy = load_policy(policy_spec, item.scenario)
-        rows.append(ScenarioResult.from_episodes(item.label, item.scenario,
-                                                 run_episodes(policy, item.scenario, item.seeds)))
+        rows.append(
+            ScenarioResult.from_episodes(item.label, item.scenario, run_episodes(policy, item.scenario, item.seeds))
+        )
     n = sum(len(r.seeds) for r in rows)
     return sum(r.success_rate * len(r.seeds) for r in rows) / n, rows
 
@@ -50,13 +52,22 @@ def main() -> None:
 
     items = held_out_items(args.episodes)
     start = time.time()
-    run = lepton_sim.train(SCENARIO, algo="ppo", steps=args.steps, out=args.out, time_limit=args.minutes * 60,
-                           checkpoint_freq=args.checkpoint_freq, eval_freq=args.checkpoint_freq)
+    run = lepton_sim.train(
+        SCENARIO,
+        algo="ppo",
+        steps=args.steps,
+        out=args.out,
+        time_limit=args.minutes * 60,
+        checkpoint_freq=args.checkpoint_freq,
+        eval_freq=args.checkpoint_freq,
+    )
     train_wall = time.time() - start
 
     found = RunFolder(run).checkpoints()
-    print(f"\ntrained {found[-1][0]:,} steps in {train_wall / 60:.1f} min; evaluating {len(found)} "
-          f"checkpoints on {sum(i.episodes for i in items)} held-out episodes each")
+    print(
+        f"\ntrained {found[-1][0]:,} steps in {train_wall / 60:.1f} min; evaluating {len(found)} "
+        f"checkpoints on {sum(i.episodes for i in items)} held-out episodes each"
+    )
     results = []
     for steps, path in found:
         rate, _ = success_on(str(path), items)
@@ -68,13 +79,16 @@ def main() -> None:
 
     last = [r for _, _, r in results[-5:]]
     print(f"\nscripted baseline on the same seeds: {scripted:.1%}")
-    print(f"PPO, mean of the last {len(last)} checkpoints: {sum(last) / len(last):.1%}; "
-          f"best checkpoint: {max(r for _, _, r in results):.1%}")
+    print(
+        f"PPO, mean of the last {len(last)} checkpoints: {sum(last) / len(last):.1%}; "
+        f"best checkpoint: {max(r for _, _, r in results):.1%}"
+    )
     if first:
         print(f"PASS: {first[2]:.1%} >= {BAR:.0%} held-out success after {first[0]:,} steps, {first[1] / 60:.1f} min")
     else:
-        print(f"FAIL: best held-out success {max(r for _, _, r in results):.1%} < {BAR:.0%} within "
-              f"{args.minutes:g} min")
+        print(
+            f"FAIL: best held-out success {max(r for _, _, r in results):.1%} < {BAR:.0%} within {args.minutes:g} min"
+        )
     with open(run / "learning_benchmark.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["steps", "wall_s", "heldout_success", "scripted_success"])

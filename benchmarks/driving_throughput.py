@@ -12,6 +12,7 @@ ratios are taken from each env's median.
 
     .venv/bin/python benchmarks/driving_throughput.py [--seconds 5] [--rounds 3] [--num-envs 256]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,13 @@ def make_ours(num_envs: int | None) -> Any:
         data = yaml.safe_load(path.read_text())
         if num_envs is None:
             return gym.make(data["env"], max_episode_steps=data["max_episode_steps"], **data["params"])
-        return gym.make_vec(data["env"], num_envs=num_envs, vectorization_mode="vector_entry_point",
-                            max_episode_steps=data["max_episode_steps"], **data["params"])
+        return gym.make_vec(
+            data["env"],
+            num_envs=num_envs,
+            vectorization_mode="vector_entry_point",
+            max_episode_steps=data["max_episode_steps"],
+            **data["params"],
+        )
 
 
 def time_single(env: gym.Env, seconds: float, seed: int) -> tuple[float, float]:
@@ -115,18 +121,29 @@ def main() -> None:
 
     median = {name: statistics.median(values) for name, values in rates.items()}
     peer_rate = median[PEER_ID]
-    targets = {PEER_ID: 1.0, f"{SCENARIO} (single env)": 10.0,
-               f"{SCENARIO} (vector env, {args.num_envs} envs)": 500.0}
-    print(f"\nmedian of {args.rounds} rounds x {args.seconds:g} s on {platform.processor() or platform.machine()}"
-          f" (peer reference: {PEER_REFERENCE})")
+    targets = {PEER_ID: 1.0, f"{SCENARIO} (single env)": 10.0, f"{SCENARIO} (vector env, {args.num_envs} envs)": 500.0}
+    print(
+        f"\nmedian of {args.rounds} rounds x {args.seconds:g} s on {platform.processor() or platform.machine()}"
+        f" (peer reference: {PEER_REFERENCE})"
+    )
     print(f"{'env':56s} {'steps/s':>12s} {'x peer':>9s} {'target':>8s}")
     for name, rate in median.items():
         ratio = rate / peer_rate
         verdict = "ok" if ratio >= targets[name] else "MISSED"
         print(f"{name:56s} {rate:12.1f} {ratio:9.1f} {targets[name]:7.0f}x {verdict}")
     if args.json:
-        args.json.write_text(json.dumps({"median_steps_per_s": median, "rounds": rates, "episode_length": lengths,
-                                         "seconds": args.seconds, "peer_reference": PEER_REFERENCE}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "median_steps_per_s": median,
+                    "rounds": rates,
+                    "episode_length": lengths,
+                    "seconds": args.seconds,
+                    "peer_reference": PEER_REFERENCE,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ machines: read the ratios. Repeats alternate ours and the peer and keep each one
 
 Usage: python benchmarks/manufacturing_throughput.py [--steps 3000] [--repeats 3] [--profile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,29 +62,41 @@ def main() -> None:
     for ours, peer in (("lepton/ArmReach-v0", "PandaReach-v3"), ("lepton/ArmPickPlace-v0", "PandaPickAndPlace-v3")):
         ours_sps, peer_sps = [], []
         for _ in range(args.repeats):  # alternate, so drifting machine load hits both alike
-            ours_sps.append(steps_per_second(lambda: gymnasium.make(ours), args.steps))
-            peer_sps.append(steps_per_second(lambda: gymnasium.make(peer), args.steps))
+            ours_sps.append(steps_per_second(lambda ours=ours: gymnasium.make(ours), args.steps))
+            peer_sps.append(steps_per_second(lambda peer=peer: gymnasium.make(peer), args.steps))
         rows.append((ours, max(ours_sps), peer, max(peer_sps)))
 
     cam = args.camera_steps
     for ours, peer in (("lepton/ArmReach-v0", "PandaReach-v3"), ("lepton/ArmPickPlace-v0", "PandaPickAndPlace-v3")):
-        ours_sps = best_of(lambda: gymnasium.make(ours, obs_mode="pixels"), cam, args.repeats)
-        peer_sps = best_of(lambda: gymnasium.make(peer, render_width=84, render_height=84), cam, 1, render=True)
+        ours_sps = best_of(lambda ours=ours: gymnasium.make(ours, obs_mode="pixels"), cam, args.repeats)
+        peer_sps = best_of(
+            lambda peer=peer: gymnasium.make(peer, render_width=84, render_height=84), cam, 1, render=True
+        )
         rows.append((f"{ours} obs_mode=pixels 84x84", ours_sps, f"{peer} + render() 84x84", peer_sps))
     full = best_of(lambda: gymnasium.make("lepton/ArmPickPlace-v0", obs_mode="pixels", robot_visuals="full"), cam, 1)
     rows.append(("lepton/ArmPickPlace-v0 pixels 84x84, full robot meshes", full, "-", float("nan")))
     for env_id in ("lepton/ConveyorPick-v0", "lepton/ConveyorSort-v0"):
-        rows.append((env_id, best_of(lambda: gymnasium.make(env_id), args.steps, args.repeats), "-", float("nan")))
-    rows.append(("lepton/ArmReach-v0 robot=kuka", best_of(lambda: gymnasium.make("lepton/ArmReach-v0", robot="kuka"),
-                                                          args.steps, args.repeats), "-", float("nan")))
+        rows.append(
+            (env_id, best_of(lambda env_id=env_id: gymnasium.make(env_id), args.steps, args.repeats), "-", float("nan"))
+        )
+    rows.append(
+        (
+            "lepton/ArmReach-v0 robot=kuka",
+            best_of(lambda: gymnasium.make("lepton/ArmReach-v0", robot="kuka"), args.steps, args.repeats),
+            "-",
+            float("nan"),
+        )
+    )
 
     print("\n| env | steps/s | peer (same run) | peer steps/s | ratio |\n|---|---|---|---|---|")
     for ours, ours_sps, peer, peer_sps in rows:
         ratio = f"{ours_sps / peer_sps:.2f}x" if np.isfinite(peer_sps) else "-"
         peer_txt = f"{peer_sps:.0f}" if np.isfinite(peer_sps) else "-"
         print(f"| {ours} | {ours_sps:.0f} | {peer} | {peer_txt} | {ratio} |")
-    print(f"\npeers.md reference: PandaReach-v3 {PEER_FIGURES['PandaReach-v3']}, PandaPickAndPlace-v3 "
-          f"{PEER_FIGURES['PandaPickAndPlace-v3']}, 84x84 camera {PEER_FIGURES['camera']} steps/s")
+    print(
+        f"\npeers.md reference: PandaReach-v3 {PEER_FIGURES['PandaReach-v3']}, PandaPickAndPlace-v3 "
+        f"{PEER_FIGURES['PandaPickAndPlace-v3']}, 84x84 camera {PEER_FIGURES['camera']} steps/s"
+    )
 
     if args.profile:
         profiler = cProfile.Profile()

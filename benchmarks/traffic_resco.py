@@ -18,6 +18,7 @@ Usage:
   python benchmarks/traffic_resco.py --maps grid4x4 cologne8 --steps 0 --shared-steps 200000
   python benchmarks/traffic_resco.py --maps cologne1 --policy cologne1=runs/my_run   # evaluate an existing run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,22 +31,78 @@ from typing import Any
 MAPS = ["grid4x4", "arterial4x4", "cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "ingolstadt21"]
 # Ault & Sharon (NeurIPS 2021 Datasets & Benchmarks), mean delay (s), SUMO 1.9; learners: best episode.
 RESCO = {
-    "grid4x4": {"Fixed": None, "Greedy": 34.32, "Max-pressure": 52.55, "IDQN": 32.95, "IPPO": 44.00,
-                "MPLight": 46.91, "FMA2C": 99.77},
-    "arterial4x4": {"Fixed": None, "Greedy": 820.81, "Max-pressure": 952.75, "IDQN": 1168.32, "IPPO": 686.62,
-                    "MPLight": 837.75, "FMA2C": 654.13},
-    "cologne1": {"Fixed": 56.61, "Greedy": 27.81, "Max-pressure": 65.85, "IDQN": 26.05, "IPPO": 43.24,
-                 "MPLight": 28.74, "FMA2C": 30.79},
-    "cologne3": {"Fixed": 46.35, "Greedy": 90.67, "Max-pressure": 162.28, "IDQN": 23.99, "IPPO": 24.03,
-                 "MPLight": 83.65, "FMA2C": 26.86},
-    "cologne8": {"Fixed": 63.77, "Greedy": 21.87, "Max-pressure": 47.73, "IDQN": 22.06, "IPPO": 21.62,
-                 "MPLight": 60.42, "FMA2C": 33.88},
-    "ingolstadt1": {"Fixed": 39.40, "Greedy": 28.32, "Max-pressure": 23.62, "IDQN": 21.48, "IPPO": 20.90,
-                    "MPLight": 28.31, "FMA2C": 27.00},
-    "ingolstadt7": {"Fixed": 91.31, "Greedy": 80.56, "Max-pressure": 46.82, "IDQN": 31.19, "IPPO": 31.68,
-                    "MPLight": 48.21, "FMA2C": 51.39},
-    "ingolstadt21": {"Fixed": 133.10, "Greedy": 76.32, "Max-pressure": 136.72, "IDQN": 59.64, "IPPO": 93.11,
-                     "MPLight": 78.16, "FMA2C": 90.29},
+    "grid4x4": {
+        "Fixed": None,
+        "Greedy": 34.32,
+        "Max-pressure": 52.55,
+        "IDQN": 32.95,
+        "IPPO": 44.00,
+        "MPLight": 46.91,
+        "FMA2C": 99.77,
+    },
+    "arterial4x4": {
+        "Fixed": None,
+        "Greedy": 820.81,
+        "Max-pressure": 952.75,
+        "IDQN": 1168.32,
+        "IPPO": 686.62,
+        "MPLight": 837.75,
+        "FMA2C": 654.13,
+    },
+    "cologne1": {
+        "Fixed": 56.61,
+        "Greedy": 27.81,
+        "Max-pressure": 65.85,
+        "IDQN": 26.05,
+        "IPPO": 43.24,
+        "MPLight": 28.74,
+        "FMA2C": 30.79,
+    },
+    "cologne3": {
+        "Fixed": 46.35,
+        "Greedy": 90.67,
+        "Max-pressure": 162.28,
+        "IDQN": 23.99,
+        "IPPO": 24.03,
+        "MPLight": 83.65,
+        "FMA2C": 26.86,
+    },
+    "cologne8": {
+        "Fixed": 63.77,
+        "Greedy": 21.87,
+        "Max-pressure": 47.73,
+        "IDQN": 22.06,
+        "IPPO": 21.62,
+        "MPLight": 60.42,
+        "FMA2C": 33.88,
+    },
+    "ingolstadt1": {
+        "Fixed": 39.40,
+        "Greedy": 28.32,
+        "Max-pressure": 23.62,
+        "IDQN": 21.48,
+        "IPPO": 20.90,
+        "MPLight": 28.31,
+        "FMA2C": 27.00,
+    },
+    "ingolstadt7": {
+        "Fixed": 91.31,
+        "Greedy": 80.56,
+        "Max-pressure": 46.82,
+        "IDQN": 31.19,
+        "IPPO": 31.68,
+        "MPLight": 48.21,
+        "FMA2C": 51.39,
+    },
+    "ingolstadt21": {
+        "Fixed": 133.10,
+        "Greedy": 76.32,
+        "Max-pressure": 136.72,
+        "IDQN": 59.64,
+        "IPPO": 93.11,
+        "MPLight": 78.16,
+        "FMA2C": 90.29,
+    },
 }
 LEARNERS = ("IDQN", "IPPO", "MPLight", "FMA2C")
 
@@ -69,8 +126,9 @@ def train_single(m: str, steps: int, seed: int, out: Path) -> Path:
     run = out / f"{m}_ppo_seed{seed}"
     if RunFolder(run).final_model.is_file():
         return run
-    return lepton_sim.train(scenario_name(m), algo="ppo", steps=steps, seed=seed, out=run, progress_bar=False,
-                            eval_episodes=4)
+    return lepton_sim.train(
+        scenario_name(m), algo="ppo", steps=steps, seed=seed, out=run, progress_bar=False, eval_episodes=4
+    )
 
 
 def train_shared(m: str, steps: int, seed: int, out: Path) -> Path:
@@ -82,9 +140,17 @@ def train_shared(m: str, steps: int, seed: int, out: Path) -> Path:
     run = out / f"{m}_shared_ppo_seed{seed}"
     if RunFolder(run).final_model.is_file():
         return run
-    return lepton_sim.train(scenario_name(m), algo="ppo", steps=steps, seed=seed, out=run, progress_bar=False,
-                            eval_freq=max(steps // 5, 1), eval_episodes=2,
-                            overrides={"batch_size": 360, "policy_kwargs": {"net_arch": [64, 64]}})
+    return lepton_sim.train(
+        scenario_name(m),
+        algo="ppo",
+        steps=steps,
+        seed=seed,
+        out=run,
+        progress_bar=False,
+        eval_freq=max(steps // 5, 1),
+        eval_episodes=2,
+        overrides={"batch_size": 360, "policy_kwargs": {"net_arch": [64, 64]}},
+    )
 
 
 def evaluate(policy: Any, m: str, seeds: int) -> dict[str, float]:
@@ -101,12 +167,20 @@ def fmt(result: dict[str, float] | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--maps", nargs="+", default=["single-intersection", "cologne1", "ingolstadt1"],
-                        choices=["single-intersection", *MAPS])
+    parser.add_argument(
+        "--maps",
+        nargs="+",
+        default=["single-intersection", "cologne1", "ingolstadt1"],
+        choices=["single-intersection", *MAPS],
+    )
     parser.add_argument("--seeds", type=int, default=5, help="held-out SUMO seeds per map and policy")
     parser.add_argument("--steps", type=int, default=100_000, help="PPO steps for single-signal maps (0: skip)")
-    parser.add_argument("--shared-steps", type=int, default=0,
-                        help="shared-PPO steps for multi-signal maps, counted in agent decisions (all signals)")
+    parser.add_argument(
+        "--shared-steps",
+        type=int,
+        default=0,
+        help="shared-PPO steps for multi-signal maps, counted in agent decisions (all signals)",
+    )
     parser.add_argument("--policy", nargs="*", default=[], help="MAP=RUN_DIR_OR_MODEL: evaluate instead of training")
     parser.add_argument("--baselines", nargs="+", default=["fixed-time", "max-pressure"])
     parser.add_argument("--out", default="runs/traffic-resco")
@@ -136,15 +210,26 @@ def main() -> None:
             row["ppo"] = evaluate(learned, m, args.seeds)
         row["wall_s"] = time.time() - t0
         results[m] = row
-        print(f"{m}: " + ", ".join(f"{k} {fmt(v)}" for k, v in row.items() if isinstance(v, dict))
-              + f" [{row['wall_s']:.0f} s]", flush=True)
+        print(
+            f"{m}: "
+            + ", ".join(f"{k} {fmt(v)}" for k, v in row.items() if isinstance(v, dict))
+            + f" [{row['wall_s']:.0f} s]",
+            flush=True,
+        )
     (out / "resco_results.json").write_text(json.dumps(results, indent=2))
     print_table(results, args.baselines)
 
 
 def print_table(results: dict[str, dict[str, Any]], baselines: list[str]) -> None:
-    head = ["map", *[f"{b} delay s (never inserted)" for b in baselines], "PPO delay s (never inserted)",
-            "PPO / fixed", "RESCO fixed", "RESCO best learner", "RESCO best / fixed"]
+    head = [
+        "map",
+        *[f"{b} delay s (never inserted)" for b in baselines],
+        "PPO delay s (never inserted)",
+        "PPO / fixed",
+        "RESCO fixed",
+        "RESCO best learner",
+        "RESCO best / fixed",
+    ]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for m, row in results.items():
         fixed = row.get("fixed-time")

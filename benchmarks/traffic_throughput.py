@@ -9,6 +9,7 @@ Reference (../shared/reference/traffic.md, 2-core machine, sumo-rl 1.4.5 + libsu
 
 Usage: python benchmarks/traffic_throughput.py [--episodes 2] [--rounds 3] [--traci]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-SINGLE = ("nets/single-intersection/single-intersection.net.xml", "nets/single-intersection/single-intersection.rou.xml")
+SINGLE = (
+    "nets/single-intersection/single-intersection.net.xml",
+    "nets/single-intersection/single-intersection.rou.xml",
+)
 GRID = ("nets/RESCO/grid4x4/grid4x4.net.xml", "nets/RESCO/grid4x4/grid4x4_1.rou.xml")
 TIMING = {"delta_time": 5, "yellow_time": 2, "min_green": 5}
 
@@ -31,8 +35,9 @@ def _sumo_rl_path(rel: str) -> str:
     return str(resolve_sumo_file(f"sumo_rl:{rel}"))
 
 
-def _time_episodes(make: Callable[[], Any], episodes: int, seed: int,
-                   play_episode: Callable[[Any, np.random.Generator], int]) -> tuple[float, int, float]:
+def _time_episodes(
+    make: Callable[[], Any], episodes: int, seed: int, play_episode: Callable[[Any, np.random.Generator], int]
+) -> tuple[float, int, float]:
     """(steps/s, steps, mean reset seconds) over whole episodes; ``play_episode`` returns its env steps."""
     env = make()
     rng = np.random.default_rng(seed)
@@ -83,13 +88,22 @@ def single_cases(backend: str) -> dict[str, tuple[Callable[[], Any], Callable]]:
     sumo_rl = import_sumo_rl()
 
     def raw(info: bool) -> Callable[[], Any]:
-        return lambda: sumo_rl.SumoEnvironment(net_file=net, route_file=route, single_agent=True, num_seconds=3600,
-                                               sumo_warnings=False, add_system_info=info, add_per_agent_info=info,
-                                               reward_fn="diff-waiting-time", **TIMING)
+        return lambda: sumo_rl.SumoEnvironment(
+            net_file=net,
+            route_file=route,
+            single_agent=True,
+            num_seconds=3600,
+            sumo_warnings=False,
+            add_system_info=info,
+            add_per_agent_info=info,
+            reward_fn="diff-waiting-time",
+            **TIMING,
+        )
 
     def ours(**kw: Any) -> Callable[[], Any]:
-        return lambda: TrafficSignalEnv(net=net, route=route, duration=3600, backend=backend,
-                                        **{"reward": "diff-waiting-time", **TIMING, **kw})
+        return lambda: TrafficSignalEnv(
+            net=net, route=route, duration=3600, backend=backend, **{"reward": "diff-waiting-time", **TIMING, **kw}
+        )
 
     cases = {"lepton TrafficSignal-v0 (tripinfo metrics, per-step info)": (ours(), run_gym)}
     if backend == "libsumo":
@@ -107,15 +121,27 @@ def grid_cases() -> dict[str, tuple[Callable[[], Any], Callable]]:
     net, route = (_sumo_rl_path(p) for p in GRID)
     sumo_rl = import_sumo_rl()
 
-    ours = lambda: TrafficGridEnv(net=net, route=route, duration=3600, reward="diff-waiting-time",  # noqa: E731
-                                  **TIMING)
+    def ours() -> Any:
+        return TrafficGridEnv(net=net, route=route, duration=3600, reward="diff-waiting-time", **TIMING)
+
     # sumo-rl's own parallel_env fails with the installed pettingzoo ('module' object is not callable at
     # agent_selector), so its multi-agent SumoEnvironment (dict actions) is the peer
-    raw = lambda: sumo_rl.SumoEnvironment(net_file=net, route_file=route, num_seconds=3600,  # noqa: E731
-                                          sumo_warnings=False, add_system_info=False, add_per_agent_info=False,
-                                          reward_fn="diff-waiting-time", **TIMING)
-    return {"lepton TrafficGridEnv (PettingZoo)": (ours, run_parallel),
-            "sumo-rl SumoEnvironment (multi-agent dicts), info off": (raw, run_dict_env)}
+    def raw() -> Any:
+        return sumo_rl.SumoEnvironment(
+            net_file=net,
+            route_file=route,
+            num_seconds=3600,
+            sumo_warnings=False,
+            add_system_info=False,
+            add_per_agent_info=False,
+            reward_fn="diff-waiting-time",
+            **TIMING,
+        )
+
+    return {
+        "lepton TrafficGridEnv (PettingZoo)": (ours, run_parallel),
+        "sumo-rl SumoEnvironment (multi-agent dicts), info off": (raw, run_dict_env),
+    }
 
 
 def run_dict_env(make: Callable[[], Any], episodes: int, seed: int = 0) -> tuple[float, int, float]:
@@ -190,11 +216,15 @@ def main() -> None:
     parser.add_argument("--no-grid", action="store_true", help="skip the 16-signal grid4x4 comparison")
     args = parser.parse_args()
 
-    report("single-intersection, libsumo (720 steps of 5 s per episode)",
-           measure(single_cases("libsumo"), args.episodes, args.rounds))
+    report(
+        "single-intersection, libsumo (720 steps of 5 s per episode)",
+        measure(single_cases("libsumo"), args.episodes, args.rounds),
+    )
     if not args.no_grid:
-        report("RESCO grid4x4 (16 signals), libsumo, PettingZoo Parallel API",
-               measure(grid_cases(), max(1, args.episodes // 2), args.rounds))
+        report(
+            "RESCO grid4x4 (16 signals), libsumo, PettingZoo Parallel API",
+            measure(grid_cases(), max(1, args.episodes // 2), args.rounds),
+        )
     if args.traci:
         report("single-intersection, traci", measure(single_cases("traci"), 1, 1))
         raw_traci_in_subprocess(1)

@@ -1,4 +1,5 @@
 """Values shared by every domain's ``info`` dicts."""
+
 from __future__ import annotations
 
 import numpy as np

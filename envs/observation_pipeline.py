@@ -9,6 +9,7 @@ same observations. ``env.unwrapped`` is always the base env; mode ``state`` adds
 Adding a mode: an entry in :data:`STAGES` (a wrapper for single envs; one for native vector envs, if any) and the
 mode's name in the env's ``params_model.OBS_MODES`` (which ``LeptonEnvSpec.obs_modes`` reports).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ def make_vector_env(num_envs: int = 1, **kwargs: Any) -> VectorEnv:
     stage = STAGES[mode].vector
     if stage is None:
         venv.close()
-        raise ValueError(f"obs_mode {mode!r} has no native vector form for {spec.id} yet; "
-                         f"use vectorization_mode 'sync' (lepton_sim.make_vec(..., mode='sync'))")
+        raise ValueError(
+            f"obs_mode {mode!r} has no native vector form for {spec.id} yet; "
+            f"use vectorization_mode 'sync' (lepton_sim.make_vec(..., mode='sync'))"
+        )
     return stage(venv)

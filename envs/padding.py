@@ -2,6 +2,7 @@
 with other lane and phase counts) are stacked into fixed-size arrays, and one policy's padded action is mapped
 back into each agent's own range. Used by the joint traffic env, the PettingZoo env's shared-policy adapter and
 policies that act for every agent."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,7 +16,7 @@ def pad_rows(rows: Sequence[np.ndarray], width: int, fill: float = 0.0, dtype: t
     out = np.full((len(rows), width), fill, dtype)
     for i, row in enumerate(rows):
         row = np.asarray(row).ravel()[:width]
-        out[i, :len(row)] = row
+        out[i, : len(row)] = row
     return out
 
 

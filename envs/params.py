@@ -3,6 +3,7 @@
 Every env validates its keyword arguments with a subclass of :class:`EnvParams`, so that
 ``gymnasium.make("lepton/Driving-v0", lanes=9)`` and a scenario file with ``lanes: 9`` give the same clear message.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,14 @@ import numbers
 from typing import Annotated, Any, ClassVar, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
-from pydantic import Field  # noqa: F401  (re-exported for the domain schemas)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,  # noqa: F401  (re-exported for the domain schemas)
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 RENAMED_OBS_MODES = {"rgb": "pixels"}  # old name -> new: an old scenario file fails with a pointer to the new name
 
@@ -42,8 +49,9 @@ class EnvParams(BaseModel):
     @classmethod
     def _supported_obs_mode(cls, value: str) -> str:
         if value in RENAMED_OBS_MODES:
-            raise ValueError(f"obs_mode {value!r} was renamed to {RENAMED_OBS_MODES[value]!r}; "
-                             f"allowed: {', '.join(cls.OBS_MODES)}")
+            raise ValueError(
+                f"obs_mode {value!r} was renamed to {RENAMED_OBS_MODES[value]!r}; allowed: {', '.join(cls.OBS_MODES)}"
+            )
         if value not in cls.OBS_MODES:
             raise ValueError(f"obs_mode {value!r} is not supported; allowed: {', '.join(cls.OBS_MODES)}")
         return value

@@ -3,6 +3,7 @@
 Why a wrapper: an env produces its state observation and camera images; which of them an agent sees is the
 observation pipeline's choice (``observation_pipeline``), so no env branches on its ``obs_mode``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -42,8 +43,9 @@ class PixelObservation(gymnasium.ObservationWrapper, gymnasium.utils.RecordConst
         self.camera, self.width, self.height = camera, width, height
         self._goal_conditioned = is_goal_space(env.observation_space)
         image = spaces.Box(0, 255, shape=(height, width, 3), dtype=np.uint8)
-        self.observation_space = (spaces.Dict({**env.observation_space.spaces, "observation": image})
-                                  if self._goal_conditioned else image)
+        self.observation_space = (
+            spaces.Dict({**env.observation_space.spaces, "observation": image}) if self._goal_conditioned else image
+        )
 
     def observation(self, observation: Any) -> Any:
         image = self.env.unwrapped.camera_image(self.camera, self.width, self.height).rgb

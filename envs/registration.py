@@ -8,6 +8,7 @@ Gymnasium's registry gets the observation pipeline's factories (``observation_pi
 ``make_vector_env``, with the id in the kwargs) instead of the base classes, so ``obs_mode`` is applied the same
 way by ``gymnasium.make``, ``gymnasium.make_vec`` and ``lepton_sim.make``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,8 +60,9 @@ def register(spec: LeptonEnvSpec) -> None:
 
     unknown = [mode for mode in spec.obs_modes if mode not in STAGES]
     if unknown:
-        raise ValueError(f"{spec.id}: obs modes {unknown} have no stage in the observation pipeline; "
-                         f"known: {', '.join(STAGES)}")
+        raise ValueError(
+            f"{spec.id}: obs modes {unknown} have no stage in the observation pipeline; known: {', '.join(STAGES)}"
+        )
     LEPTON_ENVS[spec.id] = spec
     if spec.id in gymnasium.registry:
         return

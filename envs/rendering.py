@@ -1,4 +1,5 @@
 """The render-mode check every lepton-sim env makes in its constructor (Gymnasium's convention)."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping

@@ -8,6 +8,7 @@ Quick use::
     run_dir = lepton_sim.train("driving/obstacle-avoid", algo="ppo", steps=50_000)
     report = lepton_sim.evaluate(str(run_dir), suite="driving/standard", split="test")
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
@@ -16,7 +17,6 @@ from lepton_sim import envs as _envs  # noqa: F401,E402  (registers every env id
 from lepton_sim.errors import LeptonError, ScenarioError  # noqa: E402
 from lepton_sim.make import make, make_vec  # noqa: E402
 from lepton_sim.scenario import Scenario, Suite, load_scenario, load_suite  # noqa: E402
-
 
 _LAZY = {"train": "lepton_sim.training", "evaluate": "lepton_sim.evaluation", "rollout": "lepton_sim.rollouts"}
 
@@ -29,5 +29,16 @@ def __getattr__(name: str):  # noqa: ANN202  (PEP 562: training and evaluation l
     raise AttributeError(f"module 'lepton_sim' has no attribute {name!r}")
 
 
-__all__ = ["LeptonError", "Scenario", "ScenarioError", "Suite", "evaluate", "load_scenario", "load_suite",
-           "make", "make_vec", "rollout", "train"]
+__all__ = [
+    "LeptonError",
+    "Scenario",
+    "ScenarioError",
+    "Suite",
+    "evaluate",
+    "load_scenario",
+    "load_suite",
+    "make",
+    "make_vec",
+    "rollout",
+    "train",
+]

@@ -5,6 +5,7 @@ it, and loads a :class:`~lepton_sim.policy.Policy` from one of them. Everything 
 configuration, run records, evaluation, rollouts, plots) is the core's and the same for every back end. SB3 is
 the first entry (``lepton_sim.agents.sb3.backend``); RLlib plugs in beside it without a core change.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -39,8 +40,7 @@ class Backend(ABC):
         LeptonError naming the key and what is allowed. Called before the run folder exists."""
 
     @abstractmethod
-    def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool,
-              progress_bar: bool) -> None:
+    def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool, progress_bar: bool) -> None:
         """Train (or continue from the latest checkpoint) and write the final model into ``run``."""
 
     def check_resume(self, run: RunFolder, config: TrainConfig) -> None:
@@ -53,8 +53,9 @@ class Backend(ABC):
         return run.checkpoints()
 
     @abstractmethod
-    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto",
-                    trust_pickle: bool = False) -> Policy:
+    def load_policy(
+        self, model_path: Path, config: TrainConfig | None, device: str = "auto", trust_pickle: bool = False
+    ) -> Policy:
         """A policy for inference from a model file of this back end (``config``: its run's, if known). Without
         ``trust_pickle`` no code from the files may run (no unpickling): refuse, naming --trust-pickle, where
         that is impossible."""
@@ -66,8 +67,7 @@ def get_backend(name: str) -> Backend:
     try:
         cls = plugins.load(plugins.BACKENDS, name)
     except KeyError:
-        raise LeptonError(f"unknown training back end {name!r}; available: {', '.join(available_backends())}"
-                          ) from None
+        raise LeptonError(f"unknown training back end {name!r}; available: {', '.join(available_backends())}") from None
     except ImportError as err:
         raise LeptonError(f"back end {name!r} is not installed ({err}); install lepton-sim[{name}]") from None
     return cls()

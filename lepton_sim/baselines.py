@@ -5,6 +5,7 @@ declares a ``lepton_sim.baselines`` entry point), whose modules call :func:`regi
 They are imported only when a baseline is looked up, so listing scenarios never starts a simulator. A name may
 exist for several domains (``scripted``); the env's domain picks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ def is_baseline(name: str) -> bool:
     return any(key[0] == name for key in _BASELINES)
 
 
-def make_baseline(name: str, env_id: str, domain: str, observation_space: gymnasium.Space,
-                  action_space: gymnasium.Space) -> Policy:
+def make_baseline(
+    name: str, env_id: str, domain: str, observation_space: gymnasium.Space, action_space: gymnasium.Space
+) -> Policy:
     """Build baseline ``name`` for an env of ``domain``; a clear error lists the names that domain offers."""
     _load_providers()
     baseline = _BASELINES.get((name, domain)) or _BASELINES.get((name, "any"))

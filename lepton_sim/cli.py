@@ -5,6 +5,7 @@ anything else that fails is one line on stderr and exit 1, found before any work
 whether the output can be written, so results are never lost at the end); Ctrl-C exits 130; a closed stdout
 (``lepton-sim scenarios | head -1``) ends quietly with 141, as a tool killed by SIGPIPE would.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -98,8 +100,9 @@ def check_writable(path: Path, what: str, folder: bool) -> None:
     """Fail before the work when ``path`` (a folder, or a file when not ``folder``) cannot be written, instead of
     after every episode has run. Creates nothing, so a failed command leaves no half-made folder behind."""
     if path.exists() and path.is_dir() != folder:
-        raise LeptonError(f"{what} {path}: " + ("is a file, expected a folder" if folder else
-                                                "is a folder, expected a file name"))
+        raise LeptonError(
+            f"{what} {path}: " + ("is a file, expected a folder" if folder else "is a folder, expected a file name")
+        )
     start = path if folder else path.parent
     existing = next(p for p in (start, *start.parents) if p.exists())
     if not existing.is_dir():
@@ -112,11 +115,21 @@ def check_writable(path: Path, what: str, folder: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------- commands
-RESUME_FIXED = (("SCENARIO", "scenario"), ("--algo", "algo"), ("--backend", "backend"),
-                ("--multi-agent", "multi_agent"), ("--seed", "seed"), ("--num-envs", "num_envs"), ("--out", "out"),
-                ("--set", "set"), ("--hyperparams", "hyperparams"), ("--eval-freq", "eval_freq"),
-                ("--eval-episodes", "eval_episodes"), ("--checkpoint-freq", "checkpoint_freq"),
-                ("--time-limit", "time_limit"))
+RESUME_FIXED = (
+    ("SCENARIO", "scenario"),
+    ("--algo", "algo"),
+    ("--backend", "backend"),
+    ("--multi-agent", "multi_agent"),
+    ("--seed", "seed"),
+    ("--num-envs", "num_envs"),
+    ("--out", "out"),
+    ("--set", "set"),
+    ("--hyperparams", "hyperparams"),
+    ("--eval-freq", "eval_freq"),
+    ("--eval-episodes", "eval_episodes"),
+    ("--checkpoint-freq", "checkpoint_freq"),
+    ("--time-limit", "time_limit"),
+)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -127,8 +140,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.resume is not None:
         fixed = [flag for flag, dest in RESUME_FIXED if getattr(args, dest) not in (None, [])]
         if fixed:  # train(resume=...) takes the rest from the run's config.yaml; ignoring them would be silent
-            raise LeptonError(f"--resume continues a run with its own settings; drop {', '.join(fixed)} "
-                              "(allowed with --resume: --steps, --device, --no-progress)")
+            raise LeptonError(
+                f"--resume continues a run with its own settings; drop {', '.join(fixed)} "
+                "(allowed with --resume: --steps, --device, --no-progress)"
+            )
         out, what = Path(args.resume), "--resume"
     elif args.scenario is None:
         raise LeptonError("train needs a SCENARIO (or --resume RUN_DIR)")
@@ -137,12 +152,25 @@ def _cmd_train(args: argparse.Namespace) -> None:
     overrides = dict(parse_override(item) for item in args.set)
     check_device(args.device)
     check_writable(out, what, folder=True)
-    run_dir = train(args.scenario, algo=args.algo or "ppo", steps=args.steps, seed=args.seed,
-                    n_envs=args.num_envs, device=args.device, out=args.out, overrides=overrides,
-                    hyperparams_file=args.hyperparams, resume=args.resume, eval_freq=args.eval_freq,
-                    eval_episodes=10 if args.eval_episodes is None else args.eval_episodes,
-                    checkpoint_freq=args.checkpoint_freq, time_limit=args.time_limit,
-                    progress_bar=not args.no_progress, backend=args.backend or "sb3", multi_agent=args.multi_agent)
+    run_dir = train(
+        args.scenario,
+        algo=args.algo or "ppo",
+        steps=args.steps,
+        seed=args.seed,
+        n_envs=args.num_envs,
+        device=args.device,
+        out=args.out,
+        overrides=overrides,
+        hyperparams_file=args.hyperparams,
+        resume=args.resume,
+        eval_freq=args.eval_freq,
+        eval_episodes=10 if args.eval_episodes is None else args.eval_episodes,
+        checkpoint_freq=args.checkpoint_freq,
+        time_limit=args.time_limit,
+        progress_bar=not args.no_progress,
+        backend=args.backend or "sb3",
+        multi_agent=args.multi_agent,
+    )
     run = get_backend(RunFolder(run_dir).read_config().backend).run_folder(run_dir)
     print(f"run folder: {run.path}")
     print(f"  final model: {run.final_model}")
@@ -157,18 +185,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     if (args.suite is None) == (args.scenario is None):
         raise LeptonError("evaluate needs exactly one of --suite SUITE or --scenario SCENARIO")
     if args.suite is not None and args.seed is not None:
-        raise LeptonError("--seed applies to --scenario only; a suite sets the seeds of each entry (pick them "
-                          "with --split train|test)")
+        raise LeptonError(
+            "--seed applies to --scenario only; a suite sets the seeds of each entry (pick them "
+            "with --split train|test)"
+        )
     if args.scenario is not None and args.split is not None and not is_suite(args.scenario):
         raise LeptonError("--split applies to --suite only; a scenario has no splits (set its seeds with --seed)")
-    split = args.split or "test"
+    split: Literal["train", "test"] = args.split or "test"
     check_device(args.device)
-    out = Path(args.out) if args.out else _default_eval_dir(args.policy, args.suite or args.scenario,
-                                                            split if args.suite else None)
+    out = (
+        Path(args.out)
+        if args.out
+        else _default_eval_dir(args.policy, args.suite or args.scenario, split if args.suite else None)
+    )
     check_writable(out, "--out" if args.out else "report folder", folder=True)
-    report = evaluate(args.policy, suite=args.suite, scenario=args.scenario, split=split,
-                      episodes=args.episodes, seed=args.seed, num_envs=args.num_envs, out=out, device=args.device,
-                      progress=not args.no_progress, trust_pickle=args.trust_pickle)
+    report = evaluate(
+        args.policy,
+        suite=args.suite,
+        scenario=args.scenario,
+        split=split,
+        episodes=args.episodes,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        out=out,
+        device=args.device,
+        progress=not args.no_progress,
+        trust_pickle=args.trust_pickle,
+    )
     print(report.to_markdown())
     print(f"report: {out / 'report.md'} and {out / 'report.json'}")
 
@@ -192,11 +235,20 @@ def _cmd_rollout(args: argparse.Namespace) -> None:
         raise LeptonError(f"--out {out}: video must end in {' or '.join(VIDEO_SUFFIXES)}")
     check_device(args.device)
     check_writable(out, "--out", folder=False)
-    result = rollout(args.policy, args.scenario, episodes=args.episodes, out=out, seed=args.seed,
-                     device=args.device, trust_pickle=args.trust_pickle)
+    result = rollout(
+        args.policy,
+        args.scenario,
+        episodes=args.episodes,
+        out=out,
+        seed=args.seed,
+        device=args.device,
+        trust_pickle=args.trust_pickle,
+    )
     for n, ep in enumerate(result.episodes, 1):
-        print(f"episode {n} (seed {ep.seed}): return {ep.episode_return:.2f}, {ep.length} steps, "
-              f"{'success' if ep.success else 'no success'}")
+        print(
+            f"episode {n} (seed {ep.seed}): return {ep.episode_return:.2f}, {ep.length} steps, "
+            f"{'success' if ep.success else 'no success'}"
+        )
     print(f"video: {result.video}\nplot:  {result.plot}")
 
 
@@ -264,15 +316,20 @@ def _add_device(p: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _add_trust_pickle(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="load a model by unpickling its files (SB3's own loader; runs code from them): only for old "
-                        "files from a trusted source that cannot be loaded otherwise")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load a model by unpickling its files (SB3's own loader; runs code from them): only for old "
+        "files from a trusted source that cannot be loaded otherwise",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lepton-sim", description="Train, evaluate, watch and plot RL agents on "
-                                     "lepton-sim's scenarios.",
-                                     formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="lepton-sim",
+        description="Train, evaluate, watch and plot RL agents on lepton-sim's scenarios.",
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"lepton-sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -283,27 +340,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", help="scenario name (driving/obstacle-avoid) or path to a YAML file")
     p.add_argument("--algo", help="ppo | sac | td3 | tqc (default: ppo)")
     p.add_argument("--backend", help="training back end (default: sb3)")
-    p.add_argument("--multi-agent", choices=["joint", "shared", "independent"],
-                   help="envs with several agents: one joint agent, or one policy shared by every agent "
-                        "(default: the hyperparameters' multi_agent, else shared)")
-    p.add_argument("--steps", type=positive_int, metavar="N", help="total env steps, e.g. 300000 or 3e5 "
-                                                      "(default: n_timesteps of the hyperparameters)")
+    p.add_argument(
+        "--multi-agent",
+        choices=["joint", "shared", "independent"],
+        help="envs with several agents: one joint agent, or one policy shared by every agent "
+        "(default: the hyperparameters' multi_agent, else shared)",
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        metavar="N",
+        help="total env steps, e.g. 300000 or 3e5 (default: n_timesteps of the hyperparameters)",
+    )
     p.add_argument("--seed", type=seed_value, help="the run's random seed (default: the scenario's seed)")
     _add_num_envs(p, "parallel training envs (default: the hyperparameters' n_envs)")
     _add_device(p, f"{DEVICES}; auto uses CUDA if present")
     p.add_argument("--out", help="run folder (default: runs/<scenario>/<algo>-s<seed>-<time>)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter (learning_rate=1e-3) or env param (params.lanes=3); repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (learning_rate=1e-3) or env param (params.lanes=3); repeatable",
+    )
     p.add_argument("--hyperparams", metavar="FILE", help="a hyperparameter YAML file instead of the built-in one")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
-    p.add_argument("--eval-freq", type=non_negative_int, metavar="N",
-                   help="evaluate every N env steps, 0 = never (default: steps/10)")
-    p.add_argument("--eval-episodes", type=episodes_value, metavar="N",
-                   help="episodes per periodic evaluation (default: 10)")
-    p.add_argument("--checkpoint-freq", type=positive_int, metavar="N",
-                   help="checkpoint every N env steps (default: steps/5)")
-    p.add_argument("--time-limit", type=positive_seconds, metavar="SECONDS",
-                   help="stop after this much wall-clock time (default: no limit)")
+    p.add_argument(
+        "--eval-freq",
+        type=non_negative_int,
+        metavar="N",
+        help="evaluate every N env steps, 0 = never (default: steps/10)",
+    )
+    p.add_argument(
+        "--eval-episodes", type=episodes_value, metavar="N", help="episodes per periodic evaluation (default: 10)"
+    )
+    p.add_argument(
+        "--checkpoint-freq", type=positive_int, metavar="N", help="checkpoint every N env steps (default: steps/5)"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="stop after this much wall-clock time (default: no limit)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -312,8 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="suite name or YAML path")
     p.add_argument("--split", choices=["train", "test"], help="the suite's split (default: test)")
     p.add_argument("--scenario", help="a single scenario instead of a suite")
-    p.add_argument("--episodes", type=episodes_value, metavar="N",
-                   help="episodes per scenario (default: the suite's; 20 for a scenario)")
+    p.add_argument(
+        "--episodes",
+        type=episodes_value,
+        metavar="N",
+        help="episodes per scenario (default: the suite's; 20 for a scenario)",
+    )
     p.add_argument("--seed", type=seed_value, help="first seed with --scenario (default: scenario seed + 100000)")
     _add_num_envs(p, "envs run in parallel (default: up to 16, one per core for SUMO)")
     _add_device(p, f"{DEVICES}, for a trained model")

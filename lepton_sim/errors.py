@@ -1,4 +1,5 @@
 """User-facing errors: the CLI prints these as one clear message, without a traceback."""
+
 from __future__ import annotations
 
 

@@ -9,6 +9,7 @@ episodes runs again in a fresh vector env (fresh worker processes). If the retry
 finished so far are saved as a partial report, the failed row marked ``failed`` with the cause, and a
 :class:`EvaluationFailed` names the scenario, the seeds, the cause and the report's path in one line.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -71,33 +72,71 @@ class ScenarioResult:
     failed: str | None = None
 
     @classmethod
-    def skipped_row(cls, label: str, scenario: Scenario, seeds: list[int], reason: str,
-                    env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
+    def skipped_row(
+        cls,
+        label: str,
+        scenario: Scenario,
+        seeds: list[int],
+        reason: str,
+        env_overrides: Mapping[str, Any] | None = None,
+    ) -> "ScenarioResult":
         nan2 = (math.nan, math.nan)
-        return cls(label=label, scenario=scenario.name, env=scenario.env, seeds=seeds, success_rate=math.nan,
-                   success_ci=nan2, return_mean=math.nan, return_ci=nan2, length_mean=math.nan, metrics={},
-                   episodes=[], skipped=reason, env_overrides=dict(env_overrides or {}))
+        return cls(
+            label=label,
+            scenario=scenario.name,
+            env=scenario.env,
+            seeds=seeds,
+            success_rate=math.nan,
+            success_ci=nan2,
+            return_mean=math.nan,
+            return_ci=nan2,
+            length_mean=math.nan,
+            metrics={},
+            episodes=[],
+            skipped=reason,
+            env_overrides=dict(env_overrides or {}),
+        )
 
     @classmethod
-    def failed_row(cls, label: str, scenario: Scenario, seeds: list[int], completed: list[EpisodeResult],
-                   reason: str, env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
+    def failed_row(
+        cls,
+        label: str,
+        scenario: Scenario,
+        seeds: list[int],
+        completed: list[EpisodeResult],
+        reason: str,
+        env_overrides: Mapping[str, Any] | None = None,
+    ) -> "ScenarioResult":
         """A row whose episodes could not all run: the finished ones are kept, the reason recorded."""
         row = cls.skipped_row(label, scenario, seeds, "", env_overrides)
         row.skipped, row.failed, row.episodes = None, reason, list(completed)
         return row
 
     @classmethod
-    def from_episodes(cls, label: str, scenario: Scenario, episodes: list[EpisodeResult],
-                      env_overrides: Mapping[str, Any] | None = None) -> "ScenarioResult":
+    def from_episodes(
+        cls,
+        label: str,
+        scenario: Scenario,
+        episodes: list[EpisodeResult],
+        env_overrides: Mapping[str, Any] | None = None,
+    ) -> "ScenarioResult":
         n = len(episodes)
         successes = sum(e.success for e in episodes)
         ret_mean, ret_lo, ret_hi = mean_interval([e.episode_return for e in episodes])
-        return cls(label=label, scenario=scenario.name, env=scenario.env, seeds=[e.seed for e in episodes],
-                   success_rate=successes / n if n else math.nan, success_ci=wilson_interval(successes, n),
-                   return_mean=ret_mean, return_ci=(ret_lo, ret_hi),
-                   length_mean=float(np.mean([e.length for e in episodes])) if n else math.nan,
-                   metrics=_metric_intervals(scenario, episodes), episodes=episodes,
-                   env_overrides=dict(env_overrides or {}))
+        return cls(
+            label=label,
+            scenario=scenario.name,
+            env=scenario.env,
+            seeds=[e.seed for e in episodes],
+            success_rate=successes / n if n else math.nan,
+            success_ci=wilson_interval(successes, n),
+            return_mean=ret_mean,
+            return_ci=(ret_lo, ret_hi),
+            length_mean=float(np.mean([e.length for e in episodes])) if n else math.nan,
+            metrics=_metric_intervals(scenario, episodes),
+            episodes=episodes,
+            env_overrides=dict(env_overrides or {}),
+        )
 
 
 def _metric_intervals(scenario: Scenario, episodes: list[EpisodeResult]) -> dict[str, tuple[float, float, float]]:
@@ -112,8 +151,10 @@ def _metric_intervals(scenario: Scenario, episodes: list[EpisodeResult]) -> dict
         try:
             out[m] = metric_interval(values, spec.metric_bounds.get(m), binary=m in spec.binary_metrics)
         except ValueError as err:
-            _LOG.warning(f"{scenario.source or scenario.name}: metric {m} of {spec.id}: {err}; its interval is "
-                         "plain Student-t (fix metric_bounds / binary_metrics in the env's registration)")
+            _LOG.warning(
+                f"{scenario.source or scenario.name}: metric {m} of {spec.id}: {err}; its interval is "
+                "plain Student-t (fix metric_bounds / binary_metrics in the env's registration)"
+            )
             out[m] = mean_interval(values)
     return out
 
@@ -138,18 +179,27 @@ class Report:
         lines = [_one_line(title), "", _table_row(head), "|" + "---|" * len(head)]
         for row in self.rows:
             if row.skipped or row.failed:
-                note = (f"skipped: {row.skipped}" if row.skipped else
-                        f"failed after {len(row.episodes)} of {len(row.seeds)} episodes: {row.failed}")
+                note = (
+                    f"skipped: {row.skipped}"
+                    if row.skipped
+                    else f"failed after {len(row.episodes)} of {len(row.seeds)} episodes: {row.failed}"
+                )
                 lines.append(_table_row([row.label, note] + [""] * (len(head) - 2)))
                 continue
-            cells = [row.label, str(len(row.seeds)),
-                     f"{row.success_rate:.0%} [{row.success_ci[0]:.0%}, {row.success_ci[1]:.0%}]",
-                     f"{row.return_mean:.2f} [{row.return_ci[0]:.2f}, {row.return_ci[1]:.2f}]",
-                     f"{row.length_mean:.0f}"]
+            cells = [
+                row.label,
+                str(len(row.seeds)),
+                f"{row.success_rate:.0%} [{row.success_ci[0]:.0%}, {row.success_ci[1]:.0%}]",
+                f"{row.return_mean:.2f} [{row.return_ci[0]:.2f}, {row.return_ci[1]:.2f}]",
+                f"{row.length_mean:.0f}",
+            ]
             cells += [_fmt_metric(row.metrics.get(m)) for m in metric_names]
             lines.append(_table_row(cells))
-        lines += ["", "95% CIs: Wilson for success and 0/1 metrics, Student-t otherwise (clipped to each metric's "
-                      "range where the env declares one)."]
+        lines += [
+            "",
+            "95% CIs: Wilson for success and 0/1 metrics, Student-t otherwise (clipped to each metric's "
+            "range where the env declares one).",
+        ]
         if any(row.failed for row in self.rows):
             lines.append("Failed rows: the episodes that finished are in report.json.")
         overrides = {_fmt_overrides(row.env_overrides) for row in self.rows if row.env_overrides}
@@ -210,6 +260,7 @@ def sub_env_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- lost simulators
 
+
 class EpisodesFailed(LeptonError):
     """A batch of episodes lost its simulator on every attempt (normally two: a retry in a fresh vector env).
 
@@ -268,8 +319,11 @@ def _describe_failure(err: BaseException, env: Any, seeds: list[int]) -> str:
             proc.join(timeout=0.5 if proc.is_alive() else 0)  # (it may need a moment to be reaped)
             if proc.exitcode is not None:
                 code = proc.exitcode
-                how = (f"killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
-                       else f"exit code {code}")
+                how = (
+                    f"killed by {signal.Signals(-code).name}"
+                    if code < 0 and -code in signal.valid_signals()
+                    else f"exit code {code}"
+                )
                 dead.append(f"worker process {proc.pid} of sub-env {i} (seed {seeds[i]}) died ({how})")
         if dead:
             return "; ".join(dead)
@@ -331,10 +385,17 @@ def _close_workers(env: AsyncVectorEnv, timeout: float) -> None:
 _WORKER_LOG = r".*ERROR: (Received the following error from Worker|Traceback|Raising the last exception)"
 
 
-def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs: int | None = None,
-                 render_mode: str | None = None, on_step: StepCallback | None = None,
-                 progress: tqdm | None = None, isolate: bool | None = None,
-                 retries: int | None = None) -> list[EpisodeResult]:
+def run_episodes(
+    policy: Policy,
+    scenario: Scenario,
+    seeds: list[int],
+    num_envs: int | None = None,
+    render_mode: str | None = None,
+    on_step: StepCallback | None = None,
+    progress: tqdm | None = None,
+    isolate: bool | None = None,
+    retries: int | None = None,
+) -> list[EpisodeResult]:
     """Run one episode per seed, ``num_envs`` at a time, and return their results in seed order.
 
     ``isolate`` (default: the env spec's ``isolate_episodes``) runs each batch in fresh worker processes, for
@@ -354,15 +415,16 @@ def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_WORKER_LOG)
             for start in range(0, len(seeds), num_envs):
-                batch = seeds[start:start + num_envs]
+                batch = seeds[start : start + num_envs]
                 padded = batch + [seeds[-1] + 1 + k for k in range(num_envs - len(batch))]  # extras: discarded
                 causes: list[str] = []
                 done: dict[int, EpisodeResult] = {}  # finished episodes of this batch, over attempts
                 while True:
                     try:
                         if env is None:
-                            env = _make_env(policy, scenario, num_envs, render_mode, isolate,
-                                            first=not results and not causes)
+                            env = _make_env(
+                                policy, scenario, num_envs, render_mode, isolate, first=not results and not causes
+                            )
                         episodes = _run_batch(policy, env, scenario, padded, on_step)
                         break
                     except _BatchFailed as failure:
@@ -370,14 +432,18 @@ def run_episodes(policy: Policy, scenario: Scenario, seeds: list[int], num_envs:
                             _discard(env)
                             env = None
                         causes.append(failure.cause)
-                        done.update({e.seed: e for e in failure.finished[:len(batch)] if e is not None})
+                        done.update({e.seed: e for e in failure.finished[: len(batch)] if e is not None})
                         if len(causes) > retries:
                             completed = results + [done[s] for s in batch if s in done]
-                            raise EpisodesFailed(where, [s for s in batch if s not in done], causes,
-                                                 completed) from None
-                        _notify(progress, f"{where}: the batch of {_seeds_text(batch)} lost its simulator "
-                                          f"({failure.cause}); running it again in a fresh env")
-                results += episodes[:len(batch)]
+                            raise EpisodesFailed(
+                                where, [s for s in batch if s not in done], causes, completed
+                            ) from None
+                        _notify(
+                            progress,
+                            f"{where}: the batch of {_seeds_text(batch)} lost its simulator "
+                            f"({failure.cause}); running it again in a fresh env",
+                        )
+                results += episodes[: len(batch)]
                 if progress is not None:
                     progress.update(len(batch))
                 if isolate:
@@ -402,8 +468,9 @@ def _notify(progress: tqdm | None, text: str) -> None:
         _LOG.warning(text)
 
 
-def _make_env(policy: Policy, scenario: Scenario, num_envs: int, render_mode: str | None, isolate: bool,
-              first: bool) -> Any:
+def _make_env(
+    policy: Policy, scenario: Scenario, num_envs: int, render_mode: str | None, isolate: bool, first: bool
+) -> Any:
     """A vector env the policy fits. Only the very first one may fail as is (a scenario or policy that cannot
     start at all is no lost simulator); later ones failing to start count as a failed attempt."""
     try:
@@ -413,20 +480,29 @@ def _make_env(policy: Policy, scenario: Scenario, num_envs: int, render_mode: st
             raise
         raise _BatchFailed(f"could not start a fresh env: {_describe_failure(err, None, [])}", []) from err
     try:
-        check_compatible(policy, env.single_observation_space, env.single_action_space,
-                         scenario.source or scenario.name)
+        check_compatible(
+            policy, env.single_observation_space, env.single_action_space, scenario.source or scenario.name
+        )
     except BaseException:
         env.close()
         raise
     return env
 
 
-def _run_batch(policy: Policy, env: Any, scenario: Scenario, seeds: list[int],
-               on_step: StepCallback | None) -> list[EpisodeResult]:
+def _run_batch(
+    policy: Policy, env: Any, scenario: Scenario, seeds: list[int], on_step: StepCallback | None
+) -> list[EpisodeResult]:
     n = len(seeds)
-    policy.reset(PolicyContext(observation_space=env.single_observation_space,
-                               action_space=env.single_action_space, seeds=list(seeds), env_id=scenario.env,
-                               scenario=scenario.name, params=dict(scenario.params)))
+    policy.reset(
+        PolicyContext(
+            observation_space=env.single_observation_space,
+            action_space=env.single_action_space,
+            seeds=list(seeds),
+            env_id=scenario.env,
+            scenario=scenario.name,
+            params=dict(scenario.params),
+        )
+    )
     finished: list[EpisodeResult | None] = [None] * n
     try:
         obs, info = env.reset(seed=seeds)
@@ -455,21 +531,36 @@ def _run_batch(policy: Policy, env: Any, scenario: Scenario, seeds: list[int],
 def _episode_result(seed: int, ret: float, length: int, info: dict[str, Any], scenario: Scenario) -> EpisodeResult:
     missing = [k for k in [scenario.success, *scenario.metrics] if k not in info]
     if missing:
-        raise LeptonError(f"{scenario.source or scenario.name}: the env's info has no {', '.join(missing)} "
-                          f"(success/metrics must be info keys); available: {', '.join(sorted(info))}")
+        raise LeptonError(
+            f"{scenario.source or scenario.name}: the env's info has no {', '.join(missing)} "
+            f"(success/metrics must be info keys); available: {', '.join(sorted(info))}"
+        )
     metrics = {m: float(info[m]) for m in scenario.metrics}
-    return EpisodeResult(seed=int(seed), episode_return=float(ret), length=int(length),
-                         success=bool(info[scenario.success]), metrics=metrics)
+    return EpisodeResult(
+        seed=int(seed),
+        episode_return=float(ret),
+        length=int(length),
+        success=bool(info[scenario.success]),
+        metrics=metrics,
+    )
 
 
 MAX_EPISODES = 100_000  # per scenario row, as in suite files
 
 
-def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
-             scenario: str | Path | Scenario | None = None, split: Literal["train", "test"] = "test",
-             episodes: int | None = None, seed: int | None = None, num_envs: int | None = None,
-             out: str | Path | None = None, device: str = "auto", progress: bool = True,
-             trust_pickle: bool = False) -> Report:
+def evaluate(
+    policy: str | Path | Policy,
+    suite: str | Path | None = None,
+    scenario: str | Path | Scenario | None = None,
+    split: Literal["train", "test"] = "test",
+    episodes: int | None = None,
+    seed: int | None = None,
+    num_envs: int | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    trust_pickle: bool = False,
+) -> Report:
     """Evaluate ``policy`` (run folder, model file, baseline name or a Policy) on a suite split or one scenario.
 
     With a scenario, episodes default to 20 on seeds from ``seed`` (default: scenario seed + 100000, away from
@@ -481,8 +572,12 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
     if (suite is None) == (scenario is None):
         raise LeptonError("give exactly one of a suite or a scenario to evaluate on")
     for name, value, low in (("episodes", episodes, 1), ("num_envs", num_envs, 1), ("seed", seed, 0)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low
-                                  or (name == "episodes" and value > MAX_EPISODES)):
+        if value is not None and (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < low
+            or (name == "episodes" and value > MAX_EPISODES)
+        ):
             allowed = f"{low}..{MAX_EPISODES}" if name == "episodes" else f">= {low}"
             raise LeptonError(f"{name} must be a whole number {allowed}, got {value!r}")
     if scenario is not None and not isinstance(scenario, Scenario) and is_suite(scenario):
@@ -505,13 +600,17 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
     total = sum(item.episodes for item in items)
 
     def report_of(name: str) -> Report:
-        return Report(policy=str(policy) if not isinstance(policy, Policy) else name, target=target,
-                      split=shown_split, rows=rows)
+        return Report(
+            policy=str(policy) if not isinstance(policy, Policy) else name, target=target, split=shown_split, rows=rows
+        )
 
     with tqdm(total=total, desc="evaluating", unit="ep", disable=not progress) as bar:
         for item in items:
-            pol = policy if isinstance(policy, Policy) else load_policy(policy, item.scenario, device=device,
-                                                                          trust_pickle=trust_pickle)
+            pol = (
+                policy
+                if isinstance(policy, Policy)
+                else load_policy(policy, item.scenario, device=device, trust_pickle=trust_pickle)
+            )
             bar.set_postfix_str(item.label)
             name = pol.name
             try:
@@ -520,13 +619,17 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
                 if suite is None:
                     raise
                 bar.write(f"skipping {item.label}: {err}")  # a suite may mix action modes; report the gap
-                rows.append(ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, err.reason,
-                                                       pol.env_overrides))
+                rows.append(
+                    ScenarioResult.skipped_row(item.label, item.scenario, item.seeds, err.reason, pol.env_overrides)
+                )
                 bar.update(item.episodes)
                 continue
             except EpisodesFailed as err:
-                rows.append(ScenarioResult.failed_row(item.label, item.scenario, item.seeds, err.completed,
-                                                      err.cause, pol.env_overrides))
+                rows.append(
+                    ScenarioResult.failed_row(
+                        item.label, item.scenario, item.seeds, err.completed, err.cause, pol.env_overrides
+                    )
+                )
                 report = report_of(name)
                 report_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="lepton-partial-report-"))
                 try:
@@ -539,7 +642,10 @@ def evaluate(policy: str | Path | Policy, suite: str | Path | None = None,
                     f"evaluation of {report.policy} on {label} failed on the batch of {_seeds_text(err.seeds)}"
                     f"{_attempts_text(err.causes)}; partial report ({len(rows) - 1} of {len(items)} rows done, "
                     f"{len(err.completed)} of {item.episodes} episodes of this row) {saved}",
-                    report, report_dir, err) from None
+                    report,
+                    report_dir,
+                    err,
+                ) from None
             rows.append(ScenarioResult.from_episodes(item.label, item.scenario, episodes_run, pol.env_overrides))
     report = report_of(name)
     if out is not None:

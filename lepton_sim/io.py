@@ -1,5 +1,6 @@
 """Atomic file writes: a crash mid-write never leaves a truncated report, config or model behind, and a save
 that has begun finishes before a Ctrl-C or SIGTERM takes effect (:func:`uninterrupted`)."""
+
 from __future__ import annotations
 
 import json
@@ -94,7 +95,10 @@ _depth = 0  # nesting of uninterrupted() blocks in the main thread
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    return write_atomic(path, write)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:

@@ -5,6 +5,7 @@ run trained with one policy shared by every agent is wrapped to act for all of t
 model files unless ``trust_pickle`` says they come from a trusted source (back ends that can only unpickle an old
 file refuse it without the opt-in, naming ``--trust-pickle``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,7 @@ from lepton_sim.multi_agent import SharedPolicy
 from lepton_sim.policy import Policy
 from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import Scenario
+from lepton_sim.training_config import TrainConfig
 
 DEFAULT_BACKEND = "sb3"  # for a model file outside any run folder
 
@@ -32,18 +34,23 @@ def load_policy(spec: str | Path, scenario: Scenario, device: str = "auto", trus
     if is_baseline(str(spec)):
         return make_baseline(str(spec), scenario.env, scenario.domain, *_probe_spaces(scenario))
     names = ", ".join(sorted({b.name for b in available_baselines(scenario.domain)}))
-    raise LeptonError(f"policy {str(spec)!r} is neither an existing run folder or model file nor a baseline; "
-                      f"baselines for {scenario.domain}: {names}")
+    raise LeptonError(
+        f"policy {str(spec)!r} is neither an existing run folder or model file nor a baseline; "
+        f"baselines for {scenario.domain}: {names}"
+    )
 
 
 def _load_model(path: Path, device: str, trust_pickle: bool) -> Policy:
+    config: TrainConfig | None
     if RunFolder.is_run(path):
         config = RunFolder(path).read_config()
         run = get_backend(config.backend).run_folder(path)
         model_path = run.final_model
         if not model_path.exists():
-            raise LeptonError(f"{path}: run folder has no {model_path.name} (training unfinished?); pass a "
-                              f"checkpoint instead, e.g. {run.checkpoints_dir}/<file>, or resume it")
+            raise LeptonError(
+                f"{path}: run folder has no {model_path.name} (training unfinished?); pass a "
+                f"checkpoint instead, e.g. {run.checkpoints_dir}/<file>, or resume it"
+            )
     else:
         owner = RunFolder.containing(path)
         config = owner.read_config() if owner is not None else None

@@ -1,4 +1,5 @@
 """Scenario -> Gymnasium env: the one way every domain's envs are built (CLI, training, evaluation, users)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -32,8 +33,9 @@ def building(scenario: Scenario) -> Iterator[None]:
     except LeptonError:
         raise
     except (ValueError, RuntimeError) as err:
-        raise ScenarioError(f"{scenario.source or scenario.name}: cannot build {scenario.env}: "
-                            f"{' '.join(str(err).split())}") from err
+        raise ScenarioError(
+            f"{scenario.source or scenario.name}: cannot build {scenario.env}: {' '.join(str(err).split())}"
+        ) from err
 
 
 def vectorization_mode(scenario: Scenario, num_envs: int) -> str:
@@ -47,8 +49,14 @@ def vectorization_mode(scenario: Scenario, num_envs: int) -> str:
     return "sync"
 
 
-def make_vec(scenario: ScenarioLike, num_envs: int, render_mode: str | None = None, mode: str | None = None,
-             autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP, **param_overrides: Any) -> VectorEnv:
+def make_vec(
+    scenario: ScenarioLike,
+    num_envs: int,
+    render_mode: str | None = None,
+    mode: str | None = None,
+    autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
+    **param_overrides: Any,
+) -> VectorEnv:
     """A Gymnasium vector env of ``num_envs`` copies of the scenario.
 
     ``mode`` forces 'sync', 'async' or 'vector_entry_point'; by default :func:`vectorization_mode` picks.
@@ -58,9 +66,15 @@ def make_vec(scenario: ScenarioLike, num_envs: int, render_mode: str | None = No
     mode = mode or vectorization_mode(sc, num_envs)
     if mode == "vector_entry_point":
         with building(sc):
-            return gymnasium.make_vec(sc.env, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                                  max_episode_steps=sc.max_episode_steps, render_mode=render_mode,
-                                  autoreset_mode=autoreset_mode, **sc.params)
+            return gymnasium.make_vec(
+                sc.env,
+                num_envs=num_envs,
+                vectorization_mode="vector_entry_point",
+                max_episode_steps=sc.max_episode_steps,
+                render_mode=render_mode,
+                autoreset_mode=autoreset_mode,
+                **sc.params,
+            )
     env_fns = [partial(make, sc, render_mode) for _ in range(num_envs)]
     if mode == "async":
         return AsyncVectorEnv(env_fns, context="spawn", autoreset_mode=autoreset_mode)

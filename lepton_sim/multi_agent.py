@@ -5,6 +5,7 @@ padded observation and picks one agent's action. :class:`SharedPolicy` runs any 
 :class:`~lepton_sim.policy.Policy` on the joint env's stacked observation ``(n_envs, n_agents, D)`` (or a
 single-agent env's ``(n_envs, D)``), so it evaluates with the ordinary loop. Padding: lepton_sim.envs.padding.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -32,11 +33,22 @@ class SharedPolicy(Policy):
     def reset(self, context: PolicyContext) -> None:
         space = context.action_space
         self._discrete = isinstance(space, spaces.Discrete)
-        self._num_actions = np.atleast_1d(space.n if self._discrete else space.nvec).astype(np.int64)
+        if isinstance(space, spaces.Discrete):
+            self._num_actions = np.atleast_1d(space.n).astype(np.int64)
+        elif isinstance(space, spaces.MultiDiscrete):
+            self._num_actions = np.asarray(space.nvec, np.int64).reshape(-1)
+        else:
+            raise ValueError(f"a shared policy acts in Discrete or MultiDiscrete action spaces, not {space}")
         self.agent_policy.reset(context)
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         obs = np.asarray(observation, np.float32)
         if obs.ndim == 2:  # a single-agent env: (n_envs, D) -> one agent per env
             obs = obs[:, None, :]

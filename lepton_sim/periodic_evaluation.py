@@ -1,6 +1,7 @@
 """Periodic evaluation during training, for every back end and multi-agent mode: the same episode loop as
 ``lepton-sim evaluate`` (fixed seeds, the scenario's own success key, fresh processes where the env spec asks
 for it), one ``evaluations.csv`` schema, and the decision when a model is the best so far."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ def evaluation_seeds(seed: int, episodes: int) -> list[int]:
 class PeriodicEvaluator:
     """Evaluates a policy on ``episodes`` fixed seeds and appends the result to the run's evaluations.csv."""
 
-    def __init__(self, run: RunFolder, scenario: Scenario, seed: int, episodes: int,
-                 num_envs: int | None = None) -> None:
+    def __init__(
+        self, run: RunFolder, scenario: Scenario, seed: int, episodes: int, num_envs: int | None = None
+    ) -> None:
         self.run, self.scenario = run, scenario
         self.seeds = evaluation_seeds(seed, episodes)
         self.num_envs = num_envs
@@ -36,14 +38,16 @@ class PeriodicEvaluator:
         returns = [e.episode_return for e in episodes]
         lengths = [e.length for e in episodes]
         mean = sum(returns) / len(returns)
-        self.run.append_evaluation({
-            "timesteps": int(timesteps),
-            "mean_return": float(mean),
-            "std_return": float((sum((r - mean) ** 2 for r in returns) / len(returns)) ** 0.5),
-            "success_rate": float(sum(e.success for e in episodes) / len(episodes)),
-            "mean_length": float(sum(lengths) / len(lengths)),
-            "wall_time_s": round(time.time() - self.start, 2),
-        })
+        self.run.append_evaluation(
+            {
+                "timesteps": int(timesteps),
+                "mean_return": float(mean),
+                "std_return": float((sum((r - mean) ** 2 for r in returns) / len(returns)) ** 0.5),
+                "success_rate": float(sum(e.success for e in episodes) / len(episodes)),
+                "mean_length": float(sum(lengths) / len(lengths)),
+                "wall_time_s": round(time.time() - self.start, 2),
+            }
+        )
         if mean > self.best:
             self.best = mean
             return True

@@ -1,5 +1,6 @@
 """Learning curves from run folders: periodic evaluation return and success rate, and smoothed training return,
 against env steps; several runs overlaid (one colour per run)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,7 @@ def plot_format(out: str | Path) -> str:
     another name."""
     suffix = Path(out).suffix.lower()
     if suffix not in PLOT_FORMATS:
-        raise LeptonError(f"{out}: unknown plot format {suffix or '(no suffix)'}; allowed: "
-                          f"{', '.join(PLOT_FORMATS)}")
+        raise LeptonError(f"{out}: unknown plot format {suffix or '(no suffix)'}; allowed: {', '.join(PLOT_FORMATS)}")
     return PLOT_FORMATS[suffix]
 
 
@@ -43,10 +43,12 @@ def read_evaluations(run_dir: Path) -> dict[str, np.ndarray]:
         return {}
     missing = [key for key in CURVE_FIELDS if key not in rows[0]]
     if missing:
-        raise LeptonError(f"{run.evaluations_path}: no column {', '.join(missing)}; expected "
-                          f"{', '.join(EVALUATION_FIELDS)}")
-    return {key: np.array([_number(r.get(key), run.evaluations_path) for r in rows]) for key in rows[0]
-            if key is not None}
+        raise LeptonError(
+            f"{run.evaluations_path}: no column {', '.join(missing)}; expected {', '.join(EVALUATION_FIELDS)}"
+        )
+    return {
+        key: np.array([_number(r.get(key), run.evaluations_path) for r in rows]) for key in rows[0] if key is not None
+    }
 
 
 def read_training_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -99,15 +101,23 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png
     try:
         for label, evals, steps, returns in curves:
             if evals:
-                line, = ax_ret.plot(evals["timesteps"], evals["mean_return"], marker="o", label=label)
-                ax_ret.fill_between(evals["timesteps"], evals["mean_return"] - evals["std_return"],
-                                    evals["mean_return"] + evals["std_return"], alpha=0.15, color=line.get_color())
+                (line,) = ax_ret.plot(evals["timesteps"], evals["mean_return"], marker="o", label=label)
+                ax_ret.fill_between(
+                    evals["timesteps"],
+                    evals["mean_return"] - evals["std_return"],
+                    evals["mean_return"] + evals["std_return"],
+                    alpha=0.15,
+                    color=line.get_color(),
+                )
                 ax_succ.plot(evals["timesteps"], evals["success_rate"], marker="o", label=label)
             if len(steps):
                 window = max(1, min(50, len(returns) // 10))
-                ax_train.plot(steps[window - 1:], _smooth(returns, window), label=label)
-        for ax, title in ((ax_ret, "evaluation return"), (ax_succ, "evaluation success rate"),
-                          (ax_train, "training return (smoothed)")):
+                ax_train.plot(steps[window - 1 :], _smooth(returns, window), label=label)
+        for ax, title in (
+            (ax_ret, "evaluation return"),
+            (ax_succ, "evaluation success rate"),
+            (ax_train, "training return (smoothed)"),
+        ):
             ax.set_title(f"{scenario}: {title}")
             ax.set_xlabel("env steps")
             ax.grid(alpha=0.3)

@@ -3,6 +3,7 @@
 The core never imports a training back end or a baseline module; it looks them up here by name, so a new back
 end (RLlib) or a third-party package's baselines plug in by declaring an entry point, without a core change.
 """
+
 from __future__ import annotations
 
 from functools import cache

@@ -7,6 +7,7 @@ evaluation loop serves every domain and back end. A policy never sees the live e
 build as well as the evaluator. ``act`` follows SB3's ``predict`` signature, so recurrent and frame-stacking
 policies carry their state through it.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -52,12 +53,18 @@ class Policy(ABC):
     action_space: gymnasium.Space | None = None
     env_overrides: Mapping[str, Any] = {}
 
-    def reset(self, context: PolicyContext) -> None:
+    def reset(self, context: PolicyContext) -> None:  # noqa: B027 (optional hook, not abstract)
         """Called before each batch of episodes. Stateless policies ignore it."""
 
     @abstractmethod
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         """One action per sub-env, and the policy's new recurrent state (None for stateless policies).
 
         ``episode_start`` flags the sub-envs whose episode starts with this observation; ``info`` is the vector
@@ -72,24 +79,29 @@ class IncompatiblePolicy(LeptonError):
         self.reason = reason
 
 
-def check_compatible(policy: Policy, observation_space: gymnasium.Space, action_space: gymnasium.Space,
-                     where: str) -> None:
+def check_compatible(
+    policy: Policy, observation_space: gymnasium.Space, action_space: gymnasium.Space, where: str
+) -> None:
     """A policy that declares spaces must see the observation space it was made for and act in the same action
     space (type and shape)."""
-    for kind, expected, actual in (("observations", policy.observation_space, observation_space),
-                                   ("actions", policy.action_space, action_space)):
+    for kind, expected, actual in (
+        ("observations", policy.observation_space, observation_space),
+        ("actions", policy.action_space, action_space),
+    ):
         if expected is not None and not _same_layout(expected, actual):
-            raise IncompatiblePolicy(where, f"the policy was trained on {kind} {_short(expected)} but this "
-                                            f"scenario has {_short(actual)}")
+            raise IncompatiblePolicy(
+                where, f"the policy was trained on {kind} {_short(expected)} but this scenario has {_short(actual)}"
+            )
 
 
 def _same_layout(expected: gymnasium.Space, actual: gymnasium.Space) -> bool:
     """Same space type and shape, key by key for Dict spaces (a camera image and a state vector differ)."""
     if type(expected) is not type(actual):
         return False
-    if isinstance(expected, gymnasium.spaces.Dict):
-        return list(expected.spaces) == list(actual.spaces) and all(  # type: ignore[attr-defined]
-            _same_layout(expected[k], actual[k]) for k in expected.spaces)
+    if isinstance(expected, gymnasium.spaces.Dict) and isinstance(actual, gymnasium.spaces.Dict):
+        return list(expected.spaces) == list(actual.spaces) and all(
+            _same_layout(expected[k], actual[k]) for k in expected.spaces
+        )
     return getattr(expected, "shape", None) == getattr(actual, "shape", None)
 
 

@@ -1,9 +1,10 @@
 """Rollouts for people: a video of a policy's episodes and a plot of what happened (trajectory or signals)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -24,9 +25,15 @@ class RolloutResult:
     episodes: list[EpisodeResult]
 
 
-def rollout(policy: str | Path | Policy, scenario: str | Path | Scenario, episodes: int = 1,
-            out: str | Path = "rollout.mp4", seed: int | None = None, device: str = "auto",
-            trust_pickle: bool = False) -> RolloutResult:
+def rollout(
+    policy: str | Path | Policy,
+    scenario: str | Path | Scenario,
+    episodes: int = 1,
+    out: str | Path = "rollout.mp4",
+    seed: int | None = None,
+    device: str = "auto",
+    trust_pickle: bool = False,
+) -> RolloutResult:
     """Run ``episodes`` episodes with rendering; write the video to ``out`` and a plot beside it (``.png``).
     ``trust_pickle``: allow loading a model by unpickling its files (old files from a trusted source)."""
     out = Path(out)
@@ -50,8 +57,9 @@ def rollout(policy: str | Path | Policy, scenario: str | Path | Scenario, episod
     results: list[EpisodeResult] = []
     for k in range(episodes):  # one env at a time, in this process, so frames and infos follow one episode
         episode_infos.append([])
-        results += run_episodes(pol, sc, [first + k], num_envs=1, render_mode="rgb_array", on_step=record,
-                                isolate=False)
+        results += run_episodes(
+            pol, sc, [first + k], num_envs=1, render_mode="rgb_array", on_step=record, isolate=False
+        )
     if not frames:
         raise LeptonError(f"{sc.name}: the env rendered no frames")
     write_video(out, frames, float(found["fps"]))
@@ -76,15 +84,17 @@ def _trajectory_plotter(env: Any) -> Any:
     return None
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
     """mp4 (ffmpeg) or gif, at the env's real-time frame rate."""
     import imageio.v2 as imageio
 
+    images: list[Any] = list(frames)  # imageio's stubs want a list
+
     def _write(tmp: Path) -> None:
         if path.suffix == ".gif":
-            imageio.mimsave(tmp, frames, format="GIF", duration=1000.0 / fps, loop=0)
+            imageio.mimsave(tmp, images, format="GIF", duration=1000.0 / fps, loop=0)
         else:
-            imageio.mimsave(tmp, frames, format="FFMPEG", fps=fps, macro_block_size=1)
+            imageio.mimsave(tmp, images, format="FFMPEG", fps=fps, macro_block_size=1)
 
     return write_atomic(path, _write)
 
@@ -102,7 +112,9 @@ def plot_episodes(path: Path, infos: list[list[dict[str, Any]]], plotter: Any = 
             plotter(ax, episode)
     else:
         keys = [k for k in infos[0][0] if np.isscalar(infos[0][0][k]) and not isinstance(infos[0][0][k], str)]
-        keys = [k for k in keys if len({v for ep in infos for i in ep if (v := float(i[k])) == v}) > 1][:6]  # v == v: not NaN
+        keys = [k for k in keys if len({v for ep in infos for i in ep if (v := float(i[k])) == v}) > 1][
+            :6
+        ]  # v == v: not NaN
         fig, axes = plt.subplots(len(keys) or 1, 1, figsize=(8, 2 * max(len(keys), 1)), sharex=True, squeeze=False)
         for ax, key in zip(axes[:, 0], keys):
             for n, episode in enumerate(infos):

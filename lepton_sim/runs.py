@@ -13,6 +13,7 @@ Layout (rl-baselines3-zoo's, adapted; ``<model>`` is the back end's model file o
                          drops the rows past the checkpoint it starts from: they are evaluated again)
         logs/part<k>/    the back end's own logs (k counts resumes): progress.csv, monitor.csv, TensorBoard
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,20 @@ from lepton_sim.io import uninterrupted, write_atomic, write_json_atomic, write_
 if TYPE_CHECKING:
     from lepton_sim.training_config import TrainConfig
 
-TRACKED_PACKAGES = ("lepton-sim", "gymnasium", "numpy", "torch", "stable-baselines3", "sb3-contrib", "pybullet",
-                    "eclipse-sumo", "libsumo", "sumo-rl", "pettingzoo", "ray")
+TRACKED_PACKAGES = (
+    "lepton-sim",
+    "gymnasium",
+    "numpy",
+    "torch",
+    "stable-baselines3",
+    "sb3-contrib",
+    "pybullet",
+    "eclipse-sumo",
+    "libsumo",
+    "sumo-rl",
+    "pettingzoo",
+    "ray",
+)
 CONFIG = "config.yaml"
 COMMAND = "command.txt"
 META = "meta.json"
@@ -182,9 +195,13 @@ class RunFolder:
         command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n"
         previous = self.command_path.read_text() if resumed and self.command_path.exists() else ""
         write_text_atomic(self.command_path, previous + command)
-        meta: dict[str, Any] = {"started": _dt.datetime.now().isoformat(timespec="seconds"),
-                                "versions": package_versions(), "git": git_commit(),
-                                "platform": platform.platform(), "argv": sys.argv}
+        meta: dict[str, Any] = {
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            "git": git_commit(),
+            "platform": platform.platform(),
+            "argv": sys.argv,
+        }
         if resumed and self.meta_path.exists():
             history = json.loads(self.meta_path.read_text())
             meta = {**history, "resumed": [*history.get("resumed", []), meta]}
@@ -277,10 +294,18 @@ def git_commit() -> dict[str, Any]:
     """The lepton-sim source's git commit and whether it had uncommitted changes (None outside a checkout)."""
     src = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=src,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

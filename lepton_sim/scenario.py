@@ -7,6 +7,7 @@ use held-out seeds and may override parameters with held-out ranges. Every valid
 through (duplicate keys, non-text keys, bytes that are not UTF-8, absurd nesting) and counts so large that they
 would exhaust memory before anything could fail.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -109,6 +110,7 @@ class SuiteItem(BaseModel):
 
 # --------------------------------------------------------------------------------------------- locating files
 
+
 def builtin_root() -> Path:
     """Folder of the scenarios shipped with lepton-sim (the repo's scenarios/ in an editable install)."""
     return Path(str(resources.files("lepton_sim.scenarios")))
@@ -116,9 +118,7 @@ def builtin_root() -> Path:
 
 def builtin_names() -> list[str]:
     root = builtin_root()
-    return sorted(
-        str(p.relative_to(root).with_suffix("")) for p in root.rglob("*") if p.suffix in SCENARIO_SUFFIXES
-    )
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*") if p.suffix in SCENARIO_SUFFIXES)
 
 
 def resolve_path(name_or_path: str | Path) -> Path:
@@ -152,8 +152,9 @@ class _StrictLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
-                                                  self.peek_event().start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -167,12 +168,18 @@ class _StrictLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node, deep=True)
                 if not isinstance(key, str):
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} is not text; field names are words like env, params",
-                        key_node.start_mark)
+                        None,
+                        None,
+                        f"key {key!r} is not text; field names are words like env, params",
+                        key_node.start_mark,
+                    )
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {seen[key] + 1}); each field may "
-                        "appear once", key_node.start_mark)
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {seen[key] + 1}); each field may appear once",
+                        key_node.start_mark,
+                    )
                 seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
 
@@ -192,8 +199,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ScenarioError(f"{path}: file is {size} bytes; a scenario or suite file is at most "
-                                f"{MAX_FILE_BYTES} bytes of YAML")
+            raise ScenarioError(
+                f"{path}: file is {size} bytes; a scenario or suite file is at most {MAX_FILE_BYTES} bytes of YAML"
+            )
         raw = path.read_bytes()
     except OSError as err:
         raise ScenarioError(f"{path}: cannot read the file: {err.strerror or err}") from None
@@ -201,8 +209,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise ScenarioError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
-                            "scenario and suite files must be UTF-8 YAML") from None
+        raise ScenarioError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "scenario and suite files must be UTF-8 YAML"
+        ) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
@@ -224,6 +234,7 @@ def _name_for(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------- validation
+
 
 def _field_path(prefix: str, loc: tuple) -> str:
     """``("test", 0, "episodes")`` -> ``test[0].episodes``, the way the messages of suite entries read."""
@@ -282,8 +293,9 @@ def _check_env_id(env_id: Any, source: str) -> LeptonEnvSpec:
     if env_id is None:
         raise ScenarioError(f"{source}: env: required field is missing. Known ids: {known}")
     if not isinstance(env_id, str):
-        raise ScenarioError(f"{source}: env: must be the text of an env id, got {type(env_id).__name__}. "
-                            f"Known ids: {known}")
+        raise ScenarioError(
+            f"{source}: env: must be the text of an env id, got {type(env_id).__name__}. Known ids: {known}"
+        )
     if env_id not in LEPTON_ENVS:
         close = difflib.get_close_matches(env_id, list(LEPTON_ENVS), n=1)
         hint = f" Did you mean {close[0]}?" if close else ""
@@ -293,8 +305,9 @@ def _check_env_id(env_id: Any, source: str) -> LeptonEnvSpec:
 
 def _validate_params(spec: LeptonEnvSpec, params: Any, source: str, prefix: str = "params") -> None:
     if not isinstance(params, Mapping):
-        raise ScenarioError(f"{source}: {prefix}: must be a mapping of env parameters (name: value), "
-                            f"got {type(params).__name__}")
+        raise ScenarioError(
+            f"{source}: {prefix}: must be a mapping of env parameters (name: value), got {type(params).__name__}"
+        )
     try:
         spec.params_model(**params)
     except ValidationError as err:
@@ -355,8 +368,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
     path = resolve_path(name_or_path)
     data = _read_yaml(path)
     if not data.get("suite"):
-        raise ScenarioError(f"{path}: not a suite (a suite has 'suite: true' and train/test lists); "
-                            "use it with --scenario")
+        raise ScenarioError(
+            f"{path}: not a suite (a suite has 'suite: true' and train/test lists); use it with --scenario"
+        )
     data.setdefault("name", _name_for(path))
     _excluded_keys(data, Suite, str(path))
     try:
@@ -364,14 +378,18 @@ def load_suite(name_or_path: str | Path) -> Suite:
     except ValidationError as err:
         raise ScenarioError(_format_errors(err, str(path), "", Suite)) from None
     if not suite.train and not suite.test:
-        raise ScenarioError(f"{path}: train, test: a suite needs at least one entry "
-                            "(e.g. test: [{scenario: driving/lane-keep, episodes: 20, seed: 100000}])")
+        raise ScenarioError(
+            f"{path}: train, test: a suite needs at least one entry "
+            "(e.g. test: [{scenario: driving/lane-keep, episodes: 20, seed: 100000}])"
+        )
     for split in ("train", "test"):  # resolve every entry now, so a bad entry fails before anything runs
         labels: dict[str, int] = {}
         for i, item in enumerate(suite_items(suite, split)):
             if item.label in labels:
-                raise ScenarioError(f"{path}: {split}[{i}].label: {item.label!r} is already the label of "
-                                    f"{split}[{labels[item.label]}]; rows of a report need distinct labels")
+                raise ScenarioError(
+                    f"{path}: {split}[{i}].label: {item.label!r} is already the label of "
+                    f"{split}[{labels[item.label]}]; rows of a report need distinct labels"
+                )
             labels[item.label] = i
     return suite
 
@@ -388,8 +406,9 @@ def suite_items(suite: Suite, split: Literal["train", "test"]) -> list[SuiteItem
             merged = {**scenario.params, **entry.params}
             _validate_params(scenario.spec, merged, suite.source, f"{split}[{i}].params")
             scenario = scenario.model_copy(update={"params": merged})
-        items.append(SuiteItem(label=entry.label or scenario.name, scenario=scenario,
-                               episodes=entry.episodes, seed=entry.seed))
+        items.append(
+            SuiteItem(label=entry.label or scenario.name, scenario=scenario, episodes=entry.episodes, seed=entry.seed)
+        )
     return items
 
 

@@ -15,6 +15,7 @@ episode (``never_inserted``, a count of vehicles here, not a rate), nor from a f
 switch the interval type between near-identical samples ([1, 1, 1] vs [1, 1, 0.999]). The env knows what its
 info values mean, so it declares it once. Only intervals depend on this; per-episode values never change.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     return (mean, mean - half, mean + half)
 
 
-def metric_interval(values: Sequence[float], bounds: Bounds | None = None, binary: bool = False,
-                    confidence: float = 0.95) -> tuple[float, float, float]:
+def metric_interval(
+    values: Sequence[float], bounds: Bounds | None = None, binary: bool = False, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """(mean, low, high) of one metric over episodes (NaN values ignored): Wilson for a ``binary`` (0/1) metric,
     Student-t clipped to ``bounds`` for a bounded one, else Student-t.
 
@@ -67,8 +69,10 @@ def metric_interval(values: Sequence[float], bounds: Bounds | None = None, binar
         if np.any((x != 0.0) & (x != 1.0)):
             raise ValueError(f"declared binary (0/1) but got {x[(x != 0.0) & (x != 1.0)][0]:g}")
     if bounds is not None and np.any((x < bounds[0]) | (x > bounds[1])):
-        raise ValueError(f"value {x[(x < bounds[0]) | (x > bounds[1])][0]:g} lies outside the declared bounds "
-                         f"[{bounds[0]:g}, {bounds[1]:g}]")
+        raise ValueError(
+            f"value {x[(x < bounds[0]) | (x > bounds[1])][0]:g} lies outside the declared bounds "
+            f"[{bounds[0]:g}, {bounds[1]:g}]"
+        )
     if binary:
         if x.size == 0:
             return (math.nan, math.nan, math.nan)

@@ -7,6 +7,7 @@ constructor, and only then creates the run folder and hands over. Nothing is wri
 While training, SIGTERM (a batch scheduler, ``kill``) raises KeyboardInterrupt like Ctrl-C, so both end a run
 the same way: the back end saves a checkpoint at the current step and the CLI exits with 130.
 """
+
 from __future__ import annotations
 
 import signal
@@ -46,12 +47,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", steps: int | None = None,
-          seed: int | None = None, n_envs: int | None = None, device: str = "auto", out: str | Path | None = None,
-          overrides: Mapping[str, Any] | None = None, hyperparams_file: str | Path | None = None,
-          resume: str | Path | None = None, eval_freq: int | None = None, eval_episodes: int = 10,
-          checkpoint_freq: int | None = None, time_limit: float | None = None, progress_bar: bool = True,
-          runs_root: str | Path = "runs", backend: str = "sb3", multi_agent: str | None = None) -> Path:
+def train(
+    scenario: str | Path | Scenario | None = None,
+    algo: str = "ppo",
+    steps: int | None = None,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    device: str = "auto",
+    out: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    hyperparams_file: str | Path | None = None,
+    resume: str | Path | None = None,
+    eval_freq: int | None = None,
+    eval_episodes: int = 10,
+    checkpoint_freq: int | None = None,
+    time_limit: float | None = None,
+    progress_bar: bool = True,
+    runs_root: str | Path = "runs",
+    backend: str = "sb3",
+    multi_agent: str | None = None,
+) -> Path:
     """Train ``algo`` on ``scenario`` with ``backend`` and return the run folder (final and best model,
     checkpoints, evaluations.csv, logs).
 
@@ -73,10 +88,9 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
         raise LeptonError("train needs a scenario (or resume=RUN_DIR)")
     be = get_backend(backend)
     if algo not in be.algorithms:
-        raise LeptonError(f"unknown algorithm {algo!r} for the {backend} back end; allowed: "
-                          f"{', '.join(be.algorithms)}")
+        raise LeptonError(f"unknown algorithm {algo!r} for the {backend} back end; allowed: {', '.join(be.algorithms)}")
     overrides = dict(overrides or {})
-    env_overrides = {k[len(ENV_PREFIX):]: v for k, v in overrides.items() if k.startswith(ENV_PREFIX)}
+    env_overrides = {k[len(ENV_PREFIX) :]: v for k, v in overrides.items() if k.startswith(ENV_PREFIX)}
     sc = load_scenario(scenario, **env_overrides)
     hp = be.hyperparameters(algo, sc.name, hyperparams_file)
     hp.update({k: v for k, v in overrides.items() if not k.startswith(ENV_PREFIX)})
@@ -87,12 +101,22 @@ def train(scenario: str | Path | Scenario | None = None, algo: str = "ppo", step
     hp.pop("multi_agent", None)
     steps = steps if steps is not None else hp.get("n_timesteps", 100_000)
     n_envs = 1 if mode == "shared" else (n_envs if n_envs is not None else hp.get("n_envs", 1))
-    config = _config(backend=backend, algo=algo, scenario=sc.model_dump(), scenario_source=sc.source,
-                     hyperparams=hp, steps=steps, seed=seed, n_envs=n_envs, device=device, multi_agent=mode,
-                     eval_freq=eval_freq if eval_freq is not None else max(_int(steps) // 10, 1),
-                     eval_episodes=eval_episodes,
-                     checkpoint_freq=checkpoint_freq if checkpoint_freq is not None else max(_int(steps) // 5, 1),
-                     time_limit=time_limit)
+    config = _config(
+        backend=backend,
+        algo=algo,
+        scenario=sc.model_dump(),
+        scenario_source=sc.source,
+        hyperparams=hp,
+        steps=steps,
+        seed=seed,
+        n_envs=n_envs,
+        device=device,
+        multi_agent=mode,
+        eval_freq=eval_freq if eval_freq is not None else max(_int(steps) // 10, 1),
+        eval_episodes=eval_episodes,
+        checkpoint_freq=checkpoint_freq if checkpoint_freq is not None else max(_int(steps) // 5, 1),
+        time_limit=time_limit,
+    )
     config = be.check(config, sc)  # unknown or invalid hyperparameters fail here, before a run folder exists
     _check_env_builds(sc)
     path = Path(out) if out else RunFolder.default_path(sc.name, algo, config.seed, runs_root)
@@ -151,16 +175,19 @@ def _config(**fields: Any) -> TrainConfig:
     try:
         return TrainConfig(**fields)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
-                             for e in err.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
+        )
         raise LeptonError(f"invalid training settings: {problems}") from None
 
 
 def _one_of(name: str, option: Any, from_hyperparams: Any, default: Any) -> Any:
     """A run field given as an option or as a hyperparameter (``--set seed=3``), not both differently."""
     if option is not None and from_hyperparams is not None and option != from_hyperparams:
-        raise LeptonError(f"{name} is given twice: --{name} {option} and {name}={from_hyperparams} in the "
-                          "hyperparameters; give it once")
+        raise LeptonError(
+            f"{name} is given twice: --{name} {option} and {name}={from_hyperparams} in the "
+            "hyperparameters; give it once"
+        )
     return next(v for v in (option, from_hyperparams, default) if v is not None)
 
 
@@ -177,9 +204,13 @@ def _multi_agent_mode(scenario: Scenario, backend: Backend, requested: str | Non
     if requested not in MULTI_AGENT_MODES:
         raise LeptonError(f"multi_agent: unknown mode {requested!r}; allowed: {', '.join(MULTI_AGENT_MODES)}")
     if not multi:
-        raise LeptonError(f"multi_agent: {scenario.env} ({scenario.name}) has a single agent; multi-agent modes "
-                          "apply to envs with several agents (e.g. lepton/TrafficNetwork-v0)")
+        raise LeptonError(
+            f"multi_agent: {scenario.env} ({scenario.name}) has a single agent; multi-agent modes "
+            "apply to envs with several agents (e.g. lepton/TrafficNetwork-v0)"
+        )
     if requested not in backend.multi_agent_modes:
-        raise LeptonError(f"multi_agent: the {backend.name} back end supports "
-                          f"{', '.join(backend.multi_agent_modes)}, not {requested!r}")
+        raise LeptonError(
+            f"multi_agent: the {backend.name} back end supports "
+            f"{', '.join(backend.multi_agent_modes)}, not {requested!r}"
+        )
     return requested

@@ -3,6 +3,7 @@
 It is written to the run folder's ``config.yaml`` and read back by evaluation, plotting and ``--resume``. Run
 folders written before this model existed (with ``policy_sharing``) still load.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -1,5 +1,6 @@
 """Golden reports: evaluations and a short training run recorded on main before the back-end-neutral core
 refactor (issue 8). ``python tests/golden_cases.py`` re-records them; tests/test_golden.py compares exactly."""
+
 from __future__ import annotations
 
 import csv
@@ -18,26 +19,46 @@ MODEL_DIR = GOLDEN / "ppo-lane-keep"  # a small trained run folder, committed (c
 EVALUATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "scripted-driving-standard": ("scripted", {"suite": "driving/standard", "split": "test", "episodes": 2}),
     "random-lane-keep": ("random", {"scenario": "driving/lane-keep", "episodes": 3}),
-    "scripted-manufacturing-standard": ("scripted", {"suite": "manufacturing/standard", "split": "test",
-                                                     "episodes": 2}),
+    "scripted-manufacturing-standard": (
+        "scripted",
+        {"suite": "manufacturing/standard", "split": "test", "episodes": 2},
+    ),
     "fixed-time-single-intersection": ("fixed-time", {"scenario": "traffic/single-intersection", "episodes": 2}),
-    "max-pressure-single-intersection": ("max-pressure", {"scenario": "traffic/single-intersection",
-                                                          "episodes": 2}),
+    "max-pressure-single-intersection": ("max-pressure", {"scenario": "traffic/single-intersection", "episodes": 2}),
     "ppo-model-lane-keep": ("<model>", {"scenario": "driving/lane-keep", "episodes": 3}),
 }
-TRAIN = {"scenario": "driving/lane-keep", "algo": "ppo", "steps": 4096, "seed": 0, "n_envs": 8,
-         "eval_freq": 2048, "eval_episodes": 4, "overrides": {"normalize": False, "n_steps": 128,
-                                                              "batch_size": 256}}
+TRAIN = {
+    "scenario": "driving/lane-keep",
+    "algo": "ppo",
+    "steps": 4096,
+    "seed": 0,
+    "n_envs": 8,
+    "eval_freq": 2048,
+    "eval_episodes": 4,
+    "overrides": {"normalize": False, "n_steps": 128, "batch_size": 256},
+}
 
 
 def episodes_of(report: Any) -> list[dict[str, Any]]:
     """Each row's episodes as plain data (NaN as None), the part of a report that must never change."""
     rows = []
     for row in report.rows:
-        rows.append({"label": row.label, "skipped": row.skipped, "episodes": [
-            {"seed": e.seed, "return": e.episode_return, "length": e.length, "success": e.success,
-             "metrics": {k: None if math.isnan(v) else v for k, v in e.metrics.items()}}
-            for e in row.episodes]})
+        rows.append(
+            {
+                "label": row.label,
+                "skipped": row.skipped,
+                "episodes": [
+                    {
+                        "seed": e.seed,
+                        "return": e.episode_return,
+                        "length": e.length,
+                        "success": e.success,
+                        "metrics": {k: None if math.isnan(v) else v for k, v in e.metrics.items()},
+                    }
+                    for e in row.episodes
+                ],
+            }
+        )
     return rows
 
 

@@ -2,6 +2,7 @@
 that fails is one line on stderr and exit 1, found before any work, leaving no half-made run or report folder;
 Ctrl-C is 130; a closed stdout pipe is quiet; ``--version``; defaults in ``--help``; ``--num-envs`` everywhere
 (``--n-envs`` still accepted); ``--checkpoint-freq`` end to end; ``plot --out`` in the format its suffix names."""
+
 from __future__ import annotations
 
 import os
@@ -77,30 +78,48 @@ BAD = [
     ([*TRAIN, "--multi-agent", "shared"], 1, "has a single agent"),
     ([*TRAIN, "--device", "cuda:99"], 1, "--device cuda:99: "),
     (["train", "--resume", "{out}"], 1, "not a run folder"),
-    (["train", "--resume", "{out}", "--seed", "3", "--set", "lr=1"], 1,
-     "--resume continues a run with its own settings; drop --seed, --set"),
+    (
+        ["train", "--resume", "{out}", "--seed", "3", "--set", "lr=1"],
+        1,
+        "--resume continues a run with its own settings; drop --seed, --set",
+    ),
     (["train", S, "--no-progress", "--out", "{file}/run"], 1, "{file} is a file, not a folder"),
     (["evaluate", "random", "--no-progress", "--out", "{out}"], 1, "exactly one of --suite SUITE or --scenario"),
     (["evaluate", "random", "--suite", "driving/standard", "--scenario", S, "--out", "{out}"], 1, "exactly one of"),
-    (["evaluate", "random", "--suite", "driving/standard", "--seed", "3", "--out", "{out}"], 1,
-     "--seed applies to --scenario only"),
+    (
+        ["evaluate", "random", "--suite", "driving/standard", "--seed", "3", "--out", "{out}"],
+        1,
+        "--seed applies to --scenario only",
+    ),
     ([*EVAL, "--split", "train"], 1, "--split applies to --suite only"),
-    (["evaluate", "fixed-time", "--scenario", S, "--no-progress", "--out", "{out}"], 1,
-     "no baseline named 'fixed-time' for the driving domain (env lepton/Driving-v0); available: random, scripted"),
-    (["evaluate", "{out}/run", "--scenario", S, "--no-progress", "--out", "{out}"], 1,
-     "neither an existing run folder or model file nor a baseline"),
+    (
+        ["evaluate", "fixed-time", "--scenario", S, "--no-progress", "--out", "{out}"],
+        1,
+        "no baseline named 'fixed-time' for the driving domain (env lepton/Driving-v0); available: random, scripted",
+    ),
+    (
+        ["evaluate", "{out}/run", "--scenario", S, "--no-progress", "--out", "{out}"],
+        1,
+        "neither an existing run folder or model file nor a baseline",
+    ),
     (["evaluate", "random", "--scenario", "nowhere/none", "--out", "{out}"], 1, "unknown scenario or suite"),
     (["evaluate", "random", "--scenario", S, "--out", "{file}/report"], 1, "{file} is a file, not a folder"),
     (["evaluate", "random", "--scenario", S, "--out", "{file}"], 1, "is a file, expected a folder"),
     ([*EVAL, "--device", "cuda:99"], 1, "--device cuda:99: "),
     (["rollout", "random", "--scenario", S, "--out", "{out}.avi"], 1, "video must end in .mp4 or .gif"),
     (["rollout", "random", "--scenario", S, "--out", "{file}/video.mp4"], 1, "{file} is a file, not a folder"),
-    (["rollout", "max-pressure", "--scenario", S, "--out", "{out}.mp4"], 1,
-     "no baseline named 'max-pressure' for the driving domain"),
+    (
+        ["rollout", "max-pressure", "--scenario", S, "--out", "{out}.mp4"],
+        1,
+        "no baseline named 'max-pressure' for the driving domain",
+    ),
     (["rollout", "random", "--scenario", "nowhere/none", "--out", "{out}.mp4"], 1, "unknown scenario or suite"),
     (["plot", "{out}"], 1, "{out} is not a lepton-sim run folder (no config.yaml)"),
-    (["plot", "{out}", "--out", "{out}.jpg"], 1,
-     "--out {out}.jpg: unknown plot format .jpg; allowed: .png, .svg, .pdf"),
+    (
+        ["plot", "{out}", "--out", "{out}.jpg"],
+        1,
+        "--out {out}.jpg: unknown plot format .jpg; allowed: .png, .svg, .pdf",
+    ),
     (["plot", "{out}", "--out", "{out}"], 1, "unknown plot format (no suffix)"),
     (["plot", "{out}", "--out", "{file}/curves.png"], 1, "{file} is a file, not a folder"),
     (["scenarios", "show"], 1, "scenarios show needs a NAME"),
@@ -111,8 +130,13 @@ BAD = [
 
 @pytest.mark.parametrize("argv, code, fragment", BAD, ids=[" ".join(argv) or "(nothing)" for argv, _, _ in BAD])
 def test_a_bad_command_line_is_one_clear_error_and_writes_nothing(
-        argv: list[str], code: int, fragment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    argv: list[str],
+    code: int,
+    fragment: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)  # default output folders (runs/, results/) would land here
     regular_file = tmp_path / "file.txt"
     regular_file.write_text("not a folder\n")
@@ -134,17 +158,37 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"lepton-sim {lepton_sim.__version__}\n"
 
 
-@pytest.mark.parametrize("command, defaults", [
-    ("train", ["--algo ALGO ppo | sac | td3 | tqc (default: ppo)", "(default: auto)", "(default: 10)",
-               "(default: steps/5)", "(default: n_timesteps of the hyperparameters)", "(default: sb3)"]),
-    ("evaluate", ["(default: test)", "(default: auto)", "(default: the suite's; 20 for a scenario)",
-                  "(default: scenario seed + 100000)"]),
-    ("rollout", ["(default: rollout.mp4)", "(default: 1)", "(default: auto)"]),
-    ("plot", ["(default: <first run>/learning_curves.png)"]),
-    ("scenarios", ["(default: list)"]),
-])
-def test_help_shows_the_defaults(command: str, defaults: list[str], monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "command, defaults",
+    [
+        (
+            "train",
+            [
+                "--algo ALGO ppo | sac | td3 | tqc (default: ppo)",
+                "(default: auto)",
+                "(default: 10)",
+                "(default: steps/5)",
+                "(default: n_timesteps of the hyperparameters)",
+                "(default: sb3)",
+            ],
+        ),
+        (
+            "evaluate",
+            [
+                "(default: test)",
+                "(default: auto)",
+                "(default: the suite's; 20 for a scenario)",
+                "(default: scenario seed + 100000)",
+            ],
+        ),
+        ("rollout", ["(default: rollout.mp4)", "(default: 1)", "(default: auto)"]),
+        ("plot", ["(default: <first run>/learning_curves.png)"]),
+        ("scenarios", ["(default: list)"]),
+    ],
+)
+def test_help_shows_the_defaults(
+    command: str, defaults: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     assert run_cli([command, "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
@@ -165,8 +209,9 @@ def test_a_closed_pipe_is_quiet() -> None:
     exe = Path(sys.executable).with_name("lepton-sim")
     if not exe.is_file():
         pytest.skip(f"no {exe} (lepton-sim not installed into this interpreter's environment)")
-    done = subprocess.run(["bash", "-c", f"set -o pipefail; {exe} scenarios | head -1"], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {exe} scenarios | head -1"], capture_output=True, text=True, timeout=120
+    )
     assert done.stderr == "" and done.stdout == "scenarios:\n", done.stderr
     assert done.returncode in (0, 141)  # 141: lepton-sim's exit status, as after SIGPIPE
 
@@ -174,6 +219,7 @@ def test_a_closed_pipe_is_quiet() -> None:
 def _raise(error: BaseException):  # noqa: ANN202
     def raiser(*args: object, **kwargs: object) -> None:
         raise error
+
     return raiser
 
 
@@ -188,16 +234,22 @@ def _validation_error() -> ValidationError:
     raise AssertionError("unreachable")
 
 
-@pytest.mark.parametrize("error, code, message", [
-    (KeyboardInterrupt(), 130, "lepton-sim scenarios: interrupted"),
-    (PermissionError(13, "Permission denied", "/data/runs"), 1,
-     "lepton-sim scenarios: error: /data/runs: Permission denied"),
-    (FileNotFoundError(2, "No such file or directory", "a.yaml"), 1, "error: a.yaml: No such file or directory"),
-    (_validation_error(), 1, "error: invalid Params: lanes: Input should be a valid integer"),
-])
-def test_interrupts_and_os_errors_are_one_line(error: BaseException, code: int, message: str,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "error, code, message",
+    [
+        (KeyboardInterrupt(), 130, "lepton-sim scenarios: interrupted"),
+        (
+            PermissionError(13, "Permission denied", "/data/runs"),
+            1,
+            "lepton-sim scenarios: error: /data/runs: Permission denied",
+        ),
+        (FileNotFoundError(2, "No such file or directory", "a.yaml"), 1, "error: a.yaml: No such file or directory"),
+        (_validation_error(), 1, "error: invalid Params: lanes: Input should be a valid integer"),
+    ],
+)
+def test_interrupts_and_os_errors_are_one_line(
+    error: BaseException, code: int, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("lepton_sim.scenario.builtin_names", _raise(error))
     assert run_cli(["scenarios"]) == code
     err = capsys.readouterr().err
@@ -229,15 +281,19 @@ def blocked(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     path.chmod(0o700)
 
 
-@pytest.mark.parametrize("argv", [
-    ["evaluate", "random", "--scenario", S, "--episodes", "2", "--no-progress", "--out", "{blocked}/report"],
-    ["rollout", "random", "--scenario", S, "--out", "{blocked}/video.mp4"],
-    ["train", S, "--steps", "64", "--no-progress", "--out", "{blocked}/run"],
-    ["plot", str(REPO / "runs" / "none"), "--out", "{blocked}/curves.svg"],
-], ids=["evaluate", "rollout", "train", "plot"])
-def test_an_unwritable_out_fails_before_any_episode(argv: list[str], blocked: tuple[Path, str],
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "random", "--scenario", S, "--episodes", "2", "--no-progress", "--out", "{blocked}/report"],
+        ["rollout", "random", "--scenario", S, "--out", "{blocked}/video.mp4"],
+        ["train", S, "--steps", "64", "--no-progress", "--out", "{blocked}/run"],
+        ["plot", str(REPO / "runs" / "none"), "--out", "{blocked}/curves.svg"],
+    ],
+    ids=["evaluate", "rollout", "train", "plot"],
+)
+def test_an_unwritable_out_fails_before_any_episode(
+    argv: list[str], blocked: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for module in ("lepton_sim.evaluation", "lepton_sim.rollouts"):
         monkeypatch.setattr(f"{module}.run_episodes", _raise(AssertionError("an episode ran")))
     monkeypatch.setattr("lepton_sim.training.train", _raise(AssertionError("training started")))
@@ -250,8 +306,26 @@ def test_an_unwritable_out_fails_before_any_episode(argv: list[str], blocked: tu
 
 def test_a_nested_new_out_folder_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "a" / "b" / "report"
-    assert run_cli(["evaluate", "random", "--scenario", S, "--episodes", "2", "--num-envs", "2", "--seed", "0",
-                    "--no-progress", "--out", str(out)]) == 0
+    assert (
+        run_cli(
+            [
+                "evaluate",
+                "random",
+                "--scenario",
+                S,
+                "--episodes",
+                "2",
+                "--num-envs",
+                "2",
+                "--seed",
+                "0",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "report.json").is_file() and f"report: {out / 'report.md'}" in capsys.readouterr().out
 
 
@@ -260,15 +334,44 @@ def test_a_nested_new_out_folder_is_fine(tmp_path: Path, capsys: pytest.CaptureF
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 PPO steps on 2 envs with periodic evaluation and checkpoints every 32 steps, through the CLI."""
     run = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", S, "--steps", "64", "--n-envs", "2", "--eval-freq", "32", "--eval-episodes", "1",
-                 "--checkpoint-freq", "32", "--set", "n_steps=32", "--set", "batch_size=32", "--seed", "1",
-                 "--device", "cpu", "--no-progress", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                S,
+                "--steps",
+                "64",
+                "--n-envs",
+                "2",
+                "--eval-freq",
+                "32",
+                "--eval-episodes",
+                "1",
+                "--checkpoint-freq",
+                "32",
+                "--set",
+                "n_steps=32",
+                "--set",
+                "batch_size=32",
+                "--seed",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     return run
 
 
 def test_train_writes_checkpoints_every_checkpoint_freq_steps(trained_run: Path) -> None:
     assert sorted(p.name for p in (trained_run / "checkpoints").glob("ckpt_*_steps.zip")) == [
-        "ckpt_32_steps.zip", "ckpt_64_steps.zip"]
+        "ckpt_32_steps.zip",
+        "ckpt_64_steps.zip",
+    ]
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert (config["checkpoint_freq"], config["eval_freq"], config["n_envs"], config["seed"]) == (32, 32, 2, 1)
     assert (trained_run / "model.zip").is_file() and (trained_run / "evaluations.csv").is_file()
@@ -278,8 +381,9 @@ MAGIC = {".png": b"\x89PNG", ".pdf": b"%PDF", ".svg": b"<svg"}
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".pdf", ".png", ".SVG"])
-def test_plot_writes_the_format_its_suffix_names(suffix: str, trained_run: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_plot_writes_the_format_its_suffix_names(
+    suffix: str, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / f"curves{suffix}"
     assert run_cli(["plot", str(trained_run), str(trained_run), "--out", str(out)]) == 0
     assert MAGIC[suffix.lower()] in out.read_bytes()[:400]
@@ -292,12 +396,16 @@ def test_plot_defaults_to_a_png_in_the_first_run(trained_run: Path) -> None:
     assert (trained_run / "learning_curves.png").read_bytes().startswith(MAGIC[".png"])
 
 
-@pytest.mark.parametrize("csv_text, message", [
-    ("timesteps,mean_return\n32,1.0\n", "evaluations.csv: no column std_return, success_rate"),
-    ("timesteps,mean_return,std_return,success_rate\n32,lots,0,0\n", "evaluations.csv: not a number: 'lots'"),
-])
-def test_plot_of_a_damaged_run_is_one_line(csv_text: str, message: str, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "csv_text, message",
+    [
+        ("timesteps,mean_return\n32,1.0\n", "evaluations.csv: no column std_return, success_rate"),
+        ("timesteps,mean_return,std_return,success_rate\n32,lots,0,0\n", "evaluations.csv: not a number: 'lots'"),
+    ],
+)
+def test_plot_of_a_damaged_run_is_one_line(
+    csv_text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(GOLDEN_CONFIG, run / "config.yaml")

@@ -1,4 +1,5 @@
 """The scripted driving baseline: registered for the driving domain and successful on the built-in scenarios."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,9 @@ def scenario(name: str) -> dict:
 
 def run_batch(policy: Policy, venv: gym.vector.VectorEnv, seeds: list[int], params: dict) -> dict[str, np.ndarray]:
     """One episode per sub-env; the final info of each. The policy knows the env only through its context."""
-    policy.reset(PolicyContext(venv.single_observation_space, venv.single_action_space, seeds, env_id=ENV_ID,
-                               params=params))
+    policy.reset(
+        PolicyContext(venv.single_observation_space, venv.single_action_space, seeds, env_id=ENV_ID, params=params)
+    )
     obs, info = venv.reset(seed=seeds)
     running = np.ones(len(seeds), dtype=bool)
     final = {key: np.zeros(len(seeds)) for key in ("is_success", "collision", "off_road", "route_completion")}
@@ -37,8 +39,13 @@ def run_batch(policy: Policy, venv: gym.vector.VectorEnv, seeds: list[int], para
 
 
 def scripted_for(data: dict, num_envs: int, **extra: object) -> tuple[Policy, gym.vector.VectorEnv]:
-    venv = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                        max_episode_steps=data["max_episode_steps"], **{**data["params"], **extra})
+    venv = gym.make_vec(
+        ENV_ID,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=data["max_episode_steps"],
+        **{**data["params"], **extra},
+    )
     policy = make_baseline("scripted", ENV_ID, "driving", venv.single_observation_space, venv.single_action_space)
     return policy, venv
 
@@ -48,8 +55,9 @@ def test_scripted_is_registered_for_driving() -> None:
     assert {"scripted", "random"} <= names
 
 
-@pytest.mark.parametrize("name, episodes, minimum", [("lane-keep", 24, 0.95), ("obstacle-avoid", 24, 0.9),
-                                                     ("dense-traffic", 12, 0.8)])
+@pytest.mark.parametrize(
+    "name, episodes, minimum", [("lane-keep", 24, 0.95), ("obstacle-avoid", 24, 0.9), ("dense-traffic", 12, 0.8)]
+)
 def test_scripted_succeeds_on_held_out_seeds(name: str, episodes: int, minimum: float) -> None:
     policy, venv = scripted_for(scenario(name), episodes)
     final = run_batch(policy, venv, [100_000 + k for k in range(episodes)], scenario(name)["params"])

@@ -1,5 +1,6 @@
 """lepton/Driving-v0: Gymnasium conformance, determinism, the native vector env against SyncVectorEnv, params,
 observation and info contents, rendering and scenario files."""
+
 from __future__ import annotations
 
 import math
@@ -14,15 +15,23 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from pydantic import ValidationError
 
 import lepton_sim.envs  # noqa: F401  (registers the ids)
-from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import observation_size
+from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.sim import INFO_KEYS
 
 ENV_ID = "lepton/Driving-v0"
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "driving"
 # a busy world: obstacles, traffic and curves, so every code path runs
-BUSY = dict(lanes=[2, 3], curvature=[0.0, 0.02], route_length=250, obstacles=[2, 4], vehicles=[3, 8],
-            vehicle_speed=[8, 14], ego_speed=[8, 12], max_speed=15)
+BUSY = dict(
+    lanes=[2, 3],
+    curvature=[0.0, 0.02],
+    route_length=250,
+    obstacles=[2, 4],
+    vehicles=[3, 8],
+    vehicle_speed=[8, 14],
+    ego_speed=[8, 12],
+    max_speed=15,
+)
 
 
 def scenario_params(name: str) -> dict:
@@ -96,10 +105,17 @@ def test_info_has_the_same_numeric_keys_on_reset_and_every_step() -> None:
 
 
 def make_pair(num_envs: int, mode: AutoresetMode, **kwargs: object) -> tuple[gym.vector.VectorEnv, SyncVectorEnv]:
-    native = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                          max_episode_steps=25, autoreset_mode=mode, **kwargs)
-    sync = SyncVectorEnv([lambda: gym.make(ENV_ID, max_episode_steps=25, **kwargs) for _ in range(num_envs)],
-                         autoreset_mode=mode)
+    native = gym.make_vec(
+        ENV_ID,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=25,
+        autoreset_mode=mode,
+        **kwargs,
+    )
+    sync = SyncVectorEnv(
+        [lambda: gym.make(ENV_ID, max_episode_steps=25, **kwargs) for _ in range(num_envs)], autoreset_mode=mode
+    )
     return native, sync
 
 
@@ -140,17 +156,20 @@ def test_obs_mode_other_than_state_is_a_clear_error() -> None:
         gym.make(ENV_ID, obs_mode="rgb")
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"lanes": 7}, ["lanes", "[1, 4]", "7"]),
-    ({"lanes": [0, 2]}, ["lanes", "[1, 4]"]),
-    ({"curvature": 0.2}, ["curvature", "0.05"]),
-    ({"vehicles": 500}, ["vehicles", "[0, 100]"]),
-    ({"lanes": 1, "obstacles": 2}, ["obstacles need at least 2 lanes"]),
-    ({"obstacles": 8, "obstacle_spacing": 40, "route_length": 200}, ["8 obstacles", "route"]),
-    ({"ego_speed": 25, "max_speed": 20}, ["ego_speed", "max_speed"]),
-    ({"lane": 2}, ["lane"]),  # unknown key
-    ({"action_mode": "joystick"}, ["action_mode"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"lanes": 7}, ["lanes", "[1, 4]", "7"]),
+        ({"lanes": [0, 2]}, ["lanes", "[1, 4]"]),
+        ({"curvature": 0.2}, ["curvature", "0.05"]),
+        ({"vehicles": 500}, ["vehicles", "[0, 100]"]),
+        ({"lanes": 1, "obstacles": 2}, ["obstacles need at least 2 lanes"]),
+        ({"obstacles": 8, "obstacle_spacing": 40, "route_length": 200}, ["8 obstacles", "route"]),
+        ({"ego_speed": 25, "max_speed": 20}, ["ego_speed", "max_speed"]),
+        ({"lane": 2}, ["lane"]),  # unknown key
+        ({"action_mode": "joystick"}, ["action_mode"]),
+    ],
+)
 def test_invalid_params_are_reported_with_their_name_and_allowed_values(kwargs: dict, words: list[str]) -> None:
     with pytest.raises(ValidationError) as err:
         DrivingParams(**kwargs)
@@ -171,7 +190,7 @@ def test_reward_pays_progress_and_goal() -> None:
         if terminated:
             break
         jerk = 3.0 / 0.1 / 10.0 if len(rewards) == 1 else 0.0  # 0 -> 3 m/s^2 in the first step
-        assert reward == pytest.approx((info["x"] - x_prev) / 1.5 - 0.1 * min(jerk ** 2, 1.0) / 2, abs=1e-9)
+        assert reward == pytest.approx((info["x"] - x_prev) / 1.5 - 0.1 * min(jerk**2, 1.0) / 2, abs=1e-9)
         x_prev = info["x"]
     assert info["is_success"] and info["route_completion"] == 1.0
     assert total == pytest.approx(60.0 / 1.5 + 10.0 - 0.05, abs=1e-9)
@@ -210,8 +229,9 @@ def test_render_shows_the_ego_and_plot_draws_the_path(tmp_path: Path) -> None:
 
 
 def test_vector_env_renders_each_world() -> None:
-    venv = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", render_mode="rgb_array",
-                        render_size=64, **BUSY)
+    venv = gym.make_vec(
+        ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", render_mode="rgb_array", render_size=64, **BUSY
+    )
     venv.reset(seed=0)
     frames = venv.render()
     assert len(frames) == 2 and frames[0].shape == (64, 64, 3)

@@ -4,6 +4,7 @@ geometry where they happen, and the other vehicles' IDM / MOBIL behaviour.
 On a road with ``curvature=0`` the centreline is the x axis, so arc length = x and lateral offset = y: the tests
 place things by hand there and compute the expected step on paper.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,23 +52,44 @@ def test_held_steering_traces_a_circle_of_radius_wheelbase_over_tan_steer(steer:
     radius = wheelbase / math.tan(steer)
     cx, cy = -radius * math.sin(0.3), radius * math.cos(0.3)  # centre: left of the start for steer > 0
     for _ in range(300):
-        x, y, heading, speed, st = bicycle_step(x, y, heading, speed, st, np.zeros(1), st, dt, wheelbase, 30.0,
-                                                0.6, 1.0)
+        x, y, heading, speed, st = bicycle_step(
+            x, y, heading, speed, st, np.zeros(1), st, dt, wheelbase, 30.0, 0.6, 1.0
+        )
         assert math.hypot(x[0] - cx, y[0] - cy) == pytest.approx(abs(radius), rel=1e-9)
     assert heading[0] - 0.3 == pytest.approx(300 * dt * 8.0 / radius, rel=1e-9)
 
 
 def test_distance_is_exact_when_the_speed_limit_is_reached_within_a_step() -> None:
     # 9.5 m/s + 3 m/s^2 reaches the 10 m/s limit after 1/6 s: 0.5 * (9.5 + 10) / 6 + 10 * (0.5 - 1/6)
-    x, _, _, v, _ = bicycle_step(np.zeros(1), np.zeros(1), np.zeros(1), np.array([9.5]), np.zeros(1),
-                                 np.array([3.0]), np.zeros(1), 0.5, 2.7, 10.0, 0.5, 1.0)
+    x, _, _, v, _ = bicycle_step(
+        np.zeros(1),
+        np.zeros(1),
+        np.zeros(1),
+        np.array([9.5]),
+        np.zeros(1),
+        np.array([3.0]),
+        np.zeros(1),
+        0.5,
+        2.7,
+        10.0,
+        0.5,
+        1.0,
+    )
     assert v[0] == 10.0
     assert x[0] == pytest.approx(0.5 * (9.5 + 10.0) / 6.0 + 10.0 * (0.5 - 1.0 / 6.0), rel=1e-12)
 
 
 def test_actuator_limits_hold_under_random_actions() -> None:
-    params = dict(lanes=4, curvature=0.0, ego_speed=5, max_speed=12, max_accel=2.0, max_brake=4.0,
-                  max_steer=0.4, max_steer_rate=1.5)
+    params = dict(
+        lanes=4,
+        curvature=0.0,
+        ego_speed=5,
+        max_speed=12,
+        max_accel=2.0,
+        max_brake=4.0,
+        max_steer=0.4,
+        max_steer_rate=1.5,
+    )
     env = gym.make(ENV_ID, max_episode_steps=400, **params)
     env.reset(seed=1)
     sim = env.unwrapped.sim
@@ -129,8 +151,9 @@ def test_off_road_flips_when_the_front_corner_crosses_the_edge() -> None:
 
 
 def test_idm_vehicle_stops_behind_an_obstacle_without_touching_it() -> None:
-    env, sim = straight_env(lanes=2, obstacles=1, cone_fraction=0.0, vehicles=1, lane_changes=False,
-                            route_length=400, ego_speed=0)
+    env, sim = straight_env(
+        lanes=2, obstacles=1, cone_fraction=0.0, vehicles=1, lane_changes=False, route_length=400, ego_speed=0
+    )
     ego_lane = int(round(sim.route_d[0] / 3.5 + 0.5))
     other = 1 - ego_lane
     place_obstacle(sim, 0, 200.0, (other - 0.5) * 3.5)
@@ -145,8 +168,9 @@ def test_idm_vehicle_stops_behind_an_obstacle_without_touching_it() -> None:
 
 
 def test_mobil_vehicle_changes_lane_to_pass_an_obstacle() -> None:
-    env, sim = straight_env(lanes=2, obstacles=1, cone_fraction=0.0, vehicles=1, lane_changes=True,
-                            route_length=400, ego_speed=0)
+    env, sim = straight_env(
+        lanes=2, obstacles=1, cone_fraction=0.0, vehicles=1, lane_changes=True, route_length=400, ego_speed=0
+    )
     ego_lane = int(round(sim.route_d[0] / 3.5 + 0.5))
     other = 1 - ego_lane
     place_obstacle(sim, 0, 200.0, (other - 0.5) * 3.5)
@@ -174,8 +198,17 @@ def test_collision_broad_phase_never_misses_an_overlap() -> None:
     random states with traffic and obstacles close to the ego (some of them overlapping)."""
     from lepton_sim.envs.driving.sensors import boxes_overlap
 
-    env = gym.make(ENV_ID, lanes=[2, 3], curvature=[0.0, 0.05], obstacles=[3, 4], vehicles=[8, 12],
-                   vehicle_spacing=[8, 14], vehicle_speed=[2, 12], route_length=200, max_episode_steps=400)
+    env = gym.make(
+        ENV_ID,
+        lanes=[2, 3],
+        curvature=[0.0, 0.05],
+        obstacles=[3, 4],
+        vehicles=[8, 12],
+        vehicle_spacing=[8, 14],
+        vehicle_speed=[2, 12],
+        route_length=200,
+        max_episode_steps=400,
+    )
     sim = env.unwrapped.sim
     rng = np.random.default_rng(0)
     checked = overlaps = 0
@@ -184,8 +217,20 @@ def test_collision_broad_phase_never_misses_an_overlap() -> None:
         *_, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 2).astype(np.float32))
         sim._place_vehicles()
         ex, ey, ec, es = sim.ego_box()
-        brute = boxes_overlap(ex, ey, ec, es, sim.ego_half_length, 0.5 * CAR_WIDTH, sim.obj_x[0], sim.obj_y[0],
-                              sim.obj_cos[0], sim.obj_sin[0], sim.obj_hl[0], sim.obj_hw[0]).any()
+        brute = boxes_overlap(
+            ex,
+            ey,
+            ec,
+            es,
+            sim.ego_half_length,
+            0.5 * CAR_WIDTH,
+            sim.obj_x[0],
+            sim.obj_y[0],
+            sim.obj_cos[0],
+            sim.obj_sin[0],
+            sim.obj_hl[0],
+            sim.obj_hw[0],
+        ).any()
         assert sim._collisions()[0] == brute
         checked += 1
         overlaps += int(brute)

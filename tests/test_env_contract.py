@@ -5,6 +5,7 @@ equals ``lepton_sim.make``, and the observation mode is built by the one pipelin
 Each env runs the built-in scenario named below (or its first one), shortened: a few steps, 32-pixel cameras,
 100 s SUMO windows. libsumo allows one simulation per process, so envs run one after the other, each closed.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,11 @@ def _scenario_of(env_id: str) -> str:
     if env_id in PREFERRED:
         return PREFERRED[env_id]
     root = builtin_root()
-    names = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")
-                   if (yaml.safe_load(p.read_text()) or {}).get("env") == env_id)
+    names = sorted(
+        str(p.relative_to(root).with_suffix(""))
+        for p in root.rglob("*.yaml")
+        if (yaml.safe_load(p.read_text()) or {}).get("env") == env_id
+    )
     assert names, f"{env_id} has no built-in scenario"
     return names[0]
 
@@ -154,14 +158,17 @@ def test_vector_env_equals_single_envs(case: tuple[str, str]) -> None:
         venv.close()
     for i in range(2):
         with closing(gymnasium.make(env_id, **kwargs)) as env:
-            single = _rollout(env, 30 + i, [a[i] for a in actions[:len(batched) - 1]])
+            single = _rollout(env, 30 + i, [a[i] for a in actions[: len(batched) - 1]])
         assert len(single) == len(batched)
         for t, (one, many) in enumerate(zip(single, batched)):
             obs = {k: v[i] for k, v in many[0].items()} if isinstance(many[0], dict) else many[0][i]
             _assert_same(one[0], obs, f"{env_id} env {i} step {t} observation")
             if t:
-                _assert_same((one[1], one[2], one[3]), (many[1][i].item(), bool(many[2][i]), bool(many[3][i])),
-                             f"{env_id} env {i} step {t}")
+                _assert_same(
+                    (one[1], one[2], one[3]),
+                    (many[1][i].item(), bool(many[2][i]), bool(many[3][i])),
+                    f"{env_id} env {i} step {t}",
+                )
 
 
 def test_gymnasium_make_equals_lepton_sim_make(case: tuple[str, str]) -> None:
@@ -171,8 +178,10 @@ def test_gymnasium_make_equals_lepton_sim_make(case: tuple[str, str]) -> None:
     kwargs = _kwargs(env_id, mode)
     overrides = {k: v for k, v in kwargs.items() if k not in scenario.params or scenario.params[k] != v}
     runs = []
-    for make in (lambda: gymnasium.make(env_id, max_episode_steps=scenario.max_episode_steps, **kwargs),
-                 lambda: lepton_sim.make(name, **overrides)):
+    for make in (
+        lambda: gymnasium.make(env_id, max_episode_steps=scenario.max_episode_steps, **kwargs),
+        lambda: lepton_sim.make(name, **overrides),
+    ):
         with closing(make()) as env:
             runs.append(_rollout(env, 5, _actions(env.action_space, 5, _steps(env_id))))
     _assert_same(runs[0], runs[1])
@@ -181,8 +190,10 @@ def test_gymnasium_make_equals_lepton_sim_make(case: tuple[str, str]) -> None:
 @pytest.mark.parametrize("env_id", [i for i, spec in LEPTON_ENVS.items() if "pixels" in spec.obs_modes])
 def test_pixels_replaces_only_the_state_vector(env_id: str) -> None:
     """Goal envs keep their goals next to the image (HER works on pixels); the others observe the image alone."""
-    with closing(gymnasium.make(env_id, obs_mode="pixels", camera_size=32)) as pixels, \
-            closing(gymnasium.make(env_id)) as state:
+    with (
+        closing(gymnasium.make(env_id, obs_mode="pixels", camera_size=32)) as pixels,
+        closing(gymnasium.make(env_id)) as state,
+    ):
         image, _ = pixels.reset(seed=2)
         vector, _ = state.reset(seed=2)
         expected = pixels.unwrapped.camera_image(pixels.unwrapped.params.obs_camera, 32, 32).rgb

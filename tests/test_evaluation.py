@@ -1,5 +1,6 @@
 """Evaluation: correct statistics, identical numbers for identical seeds whatever the batching, comparable rows
 between policies, reports written, and clear errors for a missing policy or metric."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,12 @@ def _comparable(episode: object) -> tuple:
 
 
 def test_suite_report_rows_compare_between_policies(tmp_path: Path) -> None:
-    reports = {name: lepton_sim.evaluate(name, suite="driving/standard", split="test", episodes=3,
-                                         out=tmp_path / name, progress=False) for name in ("random", "scripted")}
+    reports = {
+        name: lepton_sim.evaluate(
+            name, suite="driving/standard", split="test", episodes=3, out=tmp_path / name, progress=False
+        )
+        for name in ("random", "scripted")
+    }
     random_rows, scripted_rows = reports["random"].rows, reports["scripted"].rows
     assert [r.label for r in random_rows] == [r.label for r in scripted_rows]
     assert [r.seeds for r in random_rows] == [r.seeds for r in scripted_rows]

@@ -6,6 +6,7 @@ Nothing is mocked: a real :class:`~lepton_sim.policy.Policy` wraps the max-press
 step, SIGKILLs the AsyncVectorEnv worker (libsumo runs SUMO inside it) or the SUMO child process (traci), found
 through /proc. libsumo and traci give bit-identical results for a seed, so one clean libsumo run serves both.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,9 @@ class KillingPolicy(Policy):
     ``target``: 'worker' kills the newest AsyncVectorEnv worker (libsumo simulates inside it), 'sumo' the SUMO
     process of the newest worker (traci), 'own-sumo' a SUMO child of this process (traci in a sync vector env)."""
 
-    def __init__(self, scenario: lepton_sim.Scenario, seed: int, target: str, times: float = 1,
-                 at_step: int = 5) -> None:
+    def __init__(
+        self, scenario: lepton_sim.Scenario, seed: int, target: str, times: float = 1, at_step: int = 5
+    ) -> None:
         self.inner = load_policy("max-pressure", scenario)
         self.name, self.env_overrides = self.inner.name, self.inner.env_overrides
         self.observation_space, self.action_space = self.inner.observation_space, self.inner.action_space
@@ -78,8 +80,14 @@ class KillingPolicy(Policy):
         self.seen_workers |= workers
         self._steps, self._armed = 0, self.seed in context.seeds and self.times > 0
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         self._steps += 1
         if self._armed and self._steps == self.at_step:
             self._armed, self.times = False, self.times - 1
@@ -106,8 +114,11 @@ def _rows(report: Report) -> str:
 
 
 def _workdirs_of(pids: set[int]) -> list[str]:
-    return [name for name in os.listdir(tempfile.gettempdir())
-            if any(name.startswith(f"lepton-sumo-pid{pid}-") for pid in pids)]
+    return [
+        name
+        for name in os.listdir(tempfile.gettempdir())
+        if any(name.startswith(f"lepton-sumo-pid{pid}-") for pid in pids)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +129,8 @@ def clean_report() -> Report:
 
 @pytest.mark.slow
 def test_a_killed_libsumo_worker_is_retried_and_the_report_equals_a_clean_run(
-        clean_report: Report, capfd: pytest.CaptureFixture[str]) -> None:
+    clean_report: Report, capfd: pytest.CaptureFixture[str]
+) -> None:
     sc = _scenario()
     policy = KillingPolicy(sc, seed=SEED + 1, target="worker")  # the second of two batches
     report = lepton_sim.evaluate(policy, scenario=sc, episodes=2, num_envs=1, progress=False)
@@ -127,14 +139,17 @@ def test_a_killed_libsumo_worker_is_retried_and_the_report_equals_a_clean_run(
     assert [e.seed for e in report.rows[0].episodes] == [SEED, SEED + 1]
     err = capfd.readouterr().err
     assert "Traceback" not in err
-    assert (f"single-intersection.yaml: the batch of seed {SEED + 1} lost its simulator (worker process "
-            f"{policy.kills[0]} of sub-env 0 (seed {SEED + 1}) died (killed by SIGKILL)); running it again") in err
+    assert (
+        f"single-intersection.yaml: the batch of seed {SEED + 1} lost its simulator (worker process "
+        f"{policy.kills[0]} of sub-env 0 (seed {SEED + 1}) died (killed by SIGKILL)); running it again"
+    ) in err
     assert _workdirs_of(policy.seen_workers) == []  # the killed worker's folder too
 
 
 @pytest.mark.slow
 def test_a_killed_traci_sumo_process_is_retried_and_the_report_equals_a_clean_run(
-        clean_report: Report, capfd: pytest.CaptureFixture[str]) -> None:
+    clean_report: Report, capfd: pytest.CaptureFixture[str]
+) -> None:
     sc = _scenario("traci")
     policy = KillingPolicy(sc, seed=SEED, target="sumo")
     report = lepton_sim.evaluate(policy, scenario=sc, episodes=2, num_envs=1, progress=False)
@@ -142,8 +157,10 @@ def test_a_killed_traci_sumo_process_is_retried_and_the_report_equals_a_clean_ru
     assert _rows(report) == _rows(clean_report)
     err = capfd.readouterr().err
     assert "Traceback" not in err
-    assert (f"the batch of seed {SEED} lost its simulator (sub-env 0 (seed {SEED}) raised SumoConnectionError: "
-            "the SUMO process (traci back end) stopped at simulated time") in err and "(exit code -9)" in err
+    assert (
+        f"the batch of seed {SEED} lost its simulator (sub-env 0 (seed {SEED}) raised SumoConnectionError: "
+        "the SUMO process (traci back end) stopped at simulated time"
+    ) in err and "(exit code -9)" in err
     assert _workdirs_of(policy.seen_workers) == []
 
 
@@ -158,21 +175,29 @@ def test_an_env_that_raises_in_this_process_is_retried_in_a_fresh_env(clean_repo
 
 @pytest.mark.slow
 def test_a_worker_killed_on_every_attempt_gives_a_one_line_error_and_a_partial_report(
-        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"suite: true\ntest:\n"
-                     f"  - {{scenario: traffic/single-intersection, label: first, episodes: 1, seed: 0, "
-                     f"params: {{duration: {DURATION}}}}}\n"
-                     f"  - {{scenario: traffic/single-intersection, label: second, episodes: 2, seed: 10, "
-                     f"params: {{duration: {DURATION}}}}}\n")
+    suite.write_text(
+        f"suite: true\ntest:\n"
+        f"  - {{scenario: traffic/single-intersection, label: first, episodes: 1, seed: 0, "
+        f"params: {{duration: {DURATION}}}}}\n"
+        f"  - {{scenario: traffic/single-intersection, label: second, episodes: 2, seed: 10, "
+        f"params: {{duration: {DURATION}}}}}\n"
+    )
     policy = KillingPolicy(_scenario(), seed=11, target="worker", times=math.inf)
     out = tmp_path / "report"
     with pytest.raises(EvaluationFailed) as caught:
         lepton_sim.evaluate(policy, suite=suite, num_envs=2, out=out, progress=False)
     message = str(caught.value)
     assert "\n" not in message and len(policy.kills) == 2
-    for part in ("second (traffic/single-intersection)", "seeds 10, 11", "killed by SIGKILL",
-                 "partial report (1 of 2 rows done", str(out / "report.md")):
+    for part in (
+        "second (traffic/single-intersection)",
+        "seeds 10, 11",
+        "killed by SIGKILL",
+        "partial report (1 of 2 rows done",
+        str(out / "report.md"),
+    ):
         assert part in message, message
     assert "Traceback" not in capfd.readouterr().err
 

@@ -1,12 +1,12 @@
 """A refactor changes no numbers: reports recorded on main before the back-end-neutral core (issue 8) must come
 out identical, episode by episode (tests/golden_cases.py records them)."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from golden_cases import EVALUATIONS, GOLDEN, run_evaluation, run_training
 
 

@@ -1,9 +1,9 @@
 """Interrupting training loses nothing: a real ``lepton-sim train`` subprocess gets a real SIGINT, SIGTERM or
 SIGKILL, and ``--resume`` continues the step count with one evaluations.csv row per step; files written
 atomically get the user's umask, not mkstemp's 0600."""
+
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -24,8 +24,10 @@ from lepton_sim.runs import RunFolder
 LEPTON = str(Path(sys.executable).with_name("lepton-sim"))
 SCENARIO = "driving/lane-keep"  # PPO with VecNormalize (agents/hyperparams/sb3/ppo.yaml)
 EVAL_FREQ = 2000
-SAVED = re.compile(r"interrupted at (\d+) steps: saved checkpoint (\S+) \(with its normalisation statistics\) "
-                   r"and model (\S+); continue with: lepton-sim train --resume (\S+)")
+SAVED = re.compile(
+    r"interrupted at (\d+) steps: saved checkpoint (\S+) \(with its normalisation statistics\) "
+    r"and model (\S+); continue with: lepton-sim train --resume (\S+)"
+)
 
 
 def _child_setup() -> None:
@@ -37,10 +39,31 @@ def _child_setup() -> None:
 
 def _start(run: Path, checkpoint_freq: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [LEPTON, "train", SCENARIO, "--algo", "ppo", "--steps", "200000", "--n-envs", "2",
-         "--eval-freq", str(EVAL_FREQ), "--eval-episodes", "2", "--checkpoint-freq", str(checkpoint_freq),
-         "--out", str(run), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child_setup)
+        [
+            LEPTON,
+            "train",
+            SCENARIO,
+            "--algo",
+            "ppo",
+            "--steps",
+            "200000",
+            "--n-envs",
+            "2",
+            "--eval-freq",
+            str(EVAL_FREQ),
+            "--eval-episodes",
+            "2",
+            "--checkpoint-freq",
+            str(checkpoint_freq),
+            "--out",
+            str(run),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_child_setup,
+    )
 
 
 def _wait_until(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -68,8 +91,13 @@ def _num_timesteps(model: Path) -> int:
 
 
 def _resume(run: Path, steps: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LEPTON, "train", "--resume", str(run), "--steps", str(steps), "--no-progress"],
-                          capture_output=True, text=True, timeout=120, preexec_fn=_child_setup)
+    return subprocess.run(
+        [LEPTON, "train", "--resume", str(run), "--steps", str(steps), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_child_setup,
+    )
 
 
 def _assert_one_row_per_step(run: Path) -> list[int]:
@@ -78,10 +106,12 @@ def _assert_one_row_per_step(run: Path) -> list[int]:
     return steps
 
 
-@pytest.mark.parametrize("sig, twice", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
-                         ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
-def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path: Path, sig: signal.Signals,
-                                                           twice: bool) -> None:
+@pytest.mark.parametrize(
+    "sig, twice",
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-twice"],
+)
+def test_interrupt_saves_a_checkpoint_and_resume_continues(tmp_path: Path, sig: signal.Signals, twice: bool) -> None:
     run = tmp_path / "run"
     proc = _start(run, checkpoint_freq=100_000)  # no periodic checkpoint before the interrupt
     _wait_until(proc, lambda: len(_evaluated_steps(run)) >= 2)
@@ -150,17 +180,28 @@ def test_resume_refuses_a_normalised_checkpoint_without_its_statistics(tmp_path:
     import lepton_sim
 
     handler, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
-    run = lepton_sim.train(SCENARIO, algo="ppo", steps=256, n_envs=2, out=tmp_path / "run",
-                           overrides={"n_steps": 64, "batch_size": 64}, eval_freq=0, checkpoint_freq=128,
-                           progress_bar=False)
+    run = lepton_sim.train(
+        SCENARIO,
+        algo="ppo",
+        steps=256,
+        n_envs=2,
+        out=tmp_path / "run",
+        overrides={"n_steps": 64, "batch_size": 64},
+        eval_freq=0,
+        checkpoint_freq=128,
+        progress_bar=False,
+    )
     assert signal.getsignal(signal.SIGTERM) is handler  # training from Python leaves the process as it was
     assert torch.get_num_threads() == threads
     folder = RunFolder(run)
     steps, checkpoint = folder.latest_checkpoint()
     RunFolder.companion(checkpoint, "vecnormalize", ".pkl").unlink()
     kept = {path: path.read_bytes() for path in (*folder.checkpoints_dir.iterdir(), folder.final_model)}
-    with pytest.raises(lepton_sim.LeptonError, match=r"normalises observations but .*_vecnormalize.pkl is "
-                                                      r"missing; resuming would start fresh statistics"):
+    with pytest.raises(
+        lepton_sim.LeptonError,
+        match=r"normalises observations but .*_vecnormalize.pkl is "
+        r"missing; resuming would start fresh statistics",
+    ):
         lepton_sim.train(resume=run, steps=512, progress_bar=False)
     assert {path: path.read_bytes() for path in kept} == kept  # the refused resume changed no model file
     assert folder.latest_checkpoint() == (steps, checkpoint)
@@ -169,8 +210,16 @@ def test_resume_refuses_a_normalised_checkpoint_without_its_statistics(tmp_path:
 def test_truncate_evaluations_drops_rows_past_the_checkpoint_and_torn_rows(tmp_path: Path) -> None:
     run = RunFolder(tmp_path)
     for steps in (1000, 2000, 3000):
-        run.append_evaluation({"timesteps": steps, "mean_return": 1.0, "std_return": 0.0, "success_rate": 1.0,
-                               "mean_length": 10.0, "wall_time_s": steps / 1000})
+        run.append_evaluation(
+            {
+                "timesteps": steps,
+                "mean_return": 1.0,
+                "std_return": 0.0,
+                "success_rate": 1.0,
+                "mean_length": 10.0,
+                "wall_time_s": steps / 1000,
+            }
+        )
     with run.evaluations_path.open("a") as f:
         f.write("2500,0.5")  # a row a kill cut short
     assert run.truncate_evaluations(2000) == 2
@@ -226,11 +275,39 @@ def test_a_training_worker_that_dies_saves_the_run_and_gives_one_line(tmp_path: 
     training with one clear line, after the checkpoint and model are saved, and the run resumes."""
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [LEPTON, "train", "traffic/single-intersection", "--steps", "20000", "--num-envs", "1", "--eval-freq", "0",
-         "--set", "n_steps=64", "--set", "batch_size=64", "--set", "params.duration=300", "--out", str(run),
-         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_child_setup)
-    _wait_until(proc, lambda: (run / "logs" / "part0" / "progress.csv").is_file()
-                and len((run / "logs" / "part0" / "progress.csv").read_text().splitlines()) >= 3, timeout=90)
+        [
+            LEPTON,
+            "train",
+            "traffic/single-intersection",
+            "--steps",
+            "20000",
+            "--num-envs",
+            "1",
+            "--eval-freq",
+            "0",
+            "--set",
+            "n_steps=64",
+            "--set",
+            "batch_size=64",
+            "--set",
+            "params.duration=300",
+            "--out",
+            str(run),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_child_setup,
+    )
+    _wait_until(
+        proc,
+        lambda: (
+            (run / "logs" / "part0" / "progress.csv").is_file()
+            and len((run / "logs" / "part0" / "progress.csv").read_text().splitlines()) >= 3
+        ),
+        timeout=90,
+    )
     for child in _children(proc.pid):
         os.kill(child, signal.SIGKILL)
     _, err = proc.communicate(timeout=60)

@@ -1,21 +1,25 @@
 """Layering you can see: the core runs without any learning back end, and Ray is an optional extra.
 (import-linter checks the static imports in CI: scripts/check-code.sh and pyproject.toml's contracts.)"""
+
 from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 BACK_END_MODULES = ("stable_baselines3", "sb3_contrib", "ray", "torch")
 
 
 def test_evaluating_a_baseline_loads_no_learning_back_end() -> None:
-    code = ("import sys, lepton_sim\n"
-            "lepton_sim.evaluate('scripted', scenario='driving/lane-keep', episodes=1, progress=False)\n"
-            f"print(sorted(m for m in {BACK_END_MODULES!r} if m in sys.modules))")
+    code = (
+        "import sys, lepton_sim\n"
+        "lepton_sim.evaluate('scripted', scenario='driving/lane-keep', episodes=1, progress=False)\n"
+        f"print(sorted(m for m in {BACK_END_MODULES!r} if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]", result.stdout
 

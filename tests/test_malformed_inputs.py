@@ -5,6 +5,7 @@ a silent acceptance (NaN passing every bound, 2.5 lanes driving as 2) or gigabyt
 The corpus is ``tests/data/malformed/`` (driving, manufacturing, traffic scenarios and suites); ``expected.yaml``
 there maps each file to a fragment of its message.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -41,9 +42,9 @@ def _argv(command: str, rel: str, out: Path) -> list[str]:
 
 @pytest.mark.parametrize("command", ["show", "evaluate"])
 @pytest.mark.parametrize("name", FILES)
-def test_a_malformed_file_is_one_clear_error(name: str, command: str, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_malformed_file_is_one_clear_error(
+    name: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(REPO)  # the files name SUMO files and other scenarios relative to the repository root
     rel = f"tests/data/malformed/{name}"
     code = main(_argv(command, rel, tmp_path / "report"))
@@ -59,6 +60,7 @@ def test_a_malformed_file_is_one_clear_error(name: str, command: str, tmp_path: 
 
 # ----------------------------------------------------------------------------------- what must still load
 
+
 def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
@@ -66,11 +68,14 @@ def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 
 
 def test_whole_numbers_written_as_floats_are_integers(tmp_path: Path) -> None:
-    path = _write(tmp_path, """
+    path = _write(
+        tmp_path,
+        """
         env: lepton/Driving-v0
         params: {lanes: 2.0, obstacles: [1.0, 2], route_length: 200, sim_steps_per_action: 2.0}
         max_episode_steps: 100.0
-        """)
+        """,
+    )
     scenario = load_scenario(path)
     params = scenario.spec.params_model(**scenario.params)
     assert (params.lanes.low, params.obstacles.high, params.sim_steps_per_action) == (2, 2, 2)
@@ -79,12 +84,15 @@ def test_whole_numbers_written_as_floats_are_integers(tmp_path: Path) -> None:
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     """``<<: *entry`` then a key of the merged mapping is an override, not a repeated key."""
-    path = _write(tmp_path, """
+    path = _write(
+        tmp_path,
+        """
         suite: true
         test:
           - &base {scenario: driving/lane-keep, episodes: 2, seed: 100000}
           - {<<: *base, seed: 200000, label: lane-keep-again}
-        """)
+        """,
+    )
     assert [e.seed for e in load_suite(path).test] == [100000, 200000]
 
 
@@ -95,10 +103,13 @@ def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
 
 
 def test_the_largest_allowed_counts_load(tmp_path: Path) -> None:
-    path = _write(tmp_path, """
+    path = _write(
+        tmp_path,
+        """
         suite: true
         test: [{scenario: driving/lane-keep, episodes: 100000, seed: 1000000000}]
-        """)
+        """,
+    )
     assert load_suite(path).test[0].episodes == 100_000
 
 
@@ -106,19 +117,26 @@ def test_untimed_departures_and_open_ended_flows_count_as_demand(tmp_path: Path)
     """Only plain departure seconds are checked against the window; anything SUMO resolves at run time
     (``triggered``, a flow without an end) is assumed to be due."""
     routes = tmp_path / "r.rou.xml"
-    routes.write_text('<routes>\n  <route id="r" edges="n_t t_s"/>\n'
-                      '  <vehicle id="v" route="r" depart="triggered"/>\n</routes>\n')
+    routes.write_text(
+        '<routes>\n  <route id="r" edges="n_t t_s"/>\n  <vehicle id="v" route="r" depart="triggered"/>\n</routes>\n'
+    )
     flows = tmp_path / "f.rou.xml"
     flows.write_text('<routes>\n  <flow id="f" from="n_t" to="t_s" begin="0" period="10"/>\n</routes>\n')
     for route in (routes, flows):
-        scenario = load_scenario(_write(tmp_path, f"""
+        scenario = load_scenario(
+            _write(
+                tmp_path,
+                f"""
             env: lepton/TrafficSignal-v0
             params: {{net: "{SI_NET}", route: "{route}", begin: 500000, duration: 3600}}
-            """))
+            """,
+            )
+        )
         assert scenario.params["begin"] == 500000
 
 
 # ----------------------------------------------------------------------------------- beyond the corpus files
+
 
 def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"

@@ -1,4 +1,5 @@
 """Manufacturing envs: Gymnasium API conformance, determinism, HER rewards, info keys, rendering, obs modes."""
+
 from __future__ import annotations
 
 import gymnasium
@@ -174,6 +175,8 @@ def test_importing_the_domain_does_not_import_pybullet() -> None:
     import subprocess
     import sys
 
-    code = "import sys, lepton_sim.envs.manufacturing, lepton_sim.agents.manufacturing; print('pybullet' in sys.modules)"
+    code = (
+        "import sys, lepton_sim.envs.manufacturing, lepton_sim.agents.manufacturing; print('pybullet' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")

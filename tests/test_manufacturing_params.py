@@ -1,4 +1,5 @@
 """Scenario parameters of the manufacturing envs: bad values fail early with messages naming the field."""
+
 from __future__ import annotations
 
 import gymnasium
@@ -11,24 +12,27 @@ from lepton_sim.envs.manufacturing.params import ConveyorPickParams, ConveyorSor
 from lepton_sim.errors import ScenarioError
 
 
-@pytest.mark.parametrize("model, kwargs, field, message", [
-    (ConveyorPickParams, {"conveyor_speed": -0.1}, "conveyor_speed", "conveyor speed must be >= 0 m/s"),
-    (ConveyorPickParams, {"conveyor_speed": [-0.2, 0.3]}, "conveyor_speed", "conveyor speed must be >= 0 m/s"),
-    (ConveyorPickParams, {"arrival_rate": 0}, "arrival_rate", "arrival rate must be > 0"),
-    (ConveyorSortParams, {"num_classes": 4, "num_bins": 3}, "num_classes", "more classes (4) than bins (3)"),
-    (ConveyorSortParams, {"num_bins": 5}, "num_bins", "less than or equal to 4"),
-    (ConveyorSortParams, {"defect_rate": 1.5}, "defect_rate", "less than or equal to 1"),
-    (ReachParams, {"robot": "ur5"}, "robot", "unknown robot 'ur5'; allowed: panda, kuka"),
-    (PickPlaceParams, {"robot": "kuka"}, "robot", "robot 'kuka' has no gripper"),
-    (PickPlaceParams, {"part_size": [0.05, 0.09]}, "part_size", "part_size must be within [0.02, 0.07] m"),
-    (PickPlaceParams, {"part_mass": 0}, "part_mass", "part_mass must be within [0.01, 5] kg, got [0, 0]"),
-    (PickPlaceParams, {"part_size": [0.05, 0.03]}, "part_size", "low (0.05) is greater than high (0.03)"),
-    (ReachParams, {"initial_joint_noise": -0.1}, "initial_joint_noise", "greater than or equal to 0"),
-    (ReachParams, {"target_z": [0.0, 0.9]}, "target_z", "target_z must be within [0, 0.5] m"),
-    (ReachParams, {"obs_mode": "depth"}, "obs_mode", "obs_mode 'depth' is not supported; allowed: state, pixels"),
-    (ReachParams, {"obs_mode": "rgb"}, "obs_mode", "obs_mode 'rgb' was renamed to 'pixels'"),
-    (ReachParams, {"lanes": 2}, "lanes", "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "model, kwargs, field, message",
+    [
+        (ConveyorPickParams, {"conveyor_speed": -0.1}, "conveyor_speed", "conveyor speed must be >= 0 m/s"),
+        (ConveyorPickParams, {"conveyor_speed": [-0.2, 0.3]}, "conveyor_speed", "conveyor speed must be >= 0 m/s"),
+        (ConveyorPickParams, {"arrival_rate": 0}, "arrival_rate", "arrival rate must be > 0"),
+        (ConveyorSortParams, {"num_classes": 4, "num_bins": 3}, "num_classes", "more classes (4) than bins (3)"),
+        (ConveyorSortParams, {"num_bins": 5}, "num_bins", "less than or equal to 4"),
+        (ConveyorSortParams, {"defect_rate": 1.5}, "defect_rate", "less than or equal to 1"),
+        (ReachParams, {"robot": "ur5"}, "robot", "unknown robot 'ur5'; allowed: panda, kuka"),
+        (PickPlaceParams, {"robot": "kuka"}, "robot", "robot 'kuka' has no gripper"),
+        (PickPlaceParams, {"part_size": [0.05, 0.09]}, "part_size", "part_size must be within [0.02, 0.07] m"),
+        (PickPlaceParams, {"part_mass": 0}, "part_mass", "part_mass must be within [0.01, 5] kg, got [0, 0]"),
+        (PickPlaceParams, {"part_size": [0.05, 0.03]}, "part_size", "low (0.05) is greater than high (0.03)"),
+        (ReachParams, {"initial_joint_noise": -0.1}, "initial_joint_noise", "greater than or equal to 0"),
+        (ReachParams, {"target_z": [0.0, 0.9]}, "target_z", "target_z must be within [0, 0.5] m"),
+        (ReachParams, {"obs_mode": "depth"}, "obs_mode", "obs_mode 'depth' is not supported; allowed: state, pixels"),
+        (ReachParams, {"obs_mode": "rgb"}, "obs_mode", "obs_mode 'rgb' was renamed to 'pixels'"),
+        (ReachParams, {"lanes": 2}, "lanes", "Extra inputs are not permitted"),
+    ],
+)
 def test_bad_values_name_the_field(model: type, kwargs: dict, field: str, message: str) -> None:
     with pytest.raises(ValidationError) as err:
         model(**kwargs)

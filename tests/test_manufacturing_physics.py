@@ -1,4 +1,5 @@
 """Physics facts of the manufacturing cell: gravity and the table, the belt's speed, the gripper, the cameras."""
+
 from __future__ import annotations
 
 import gymnasium
@@ -164,5 +165,5 @@ def test_part_class_and_depth_seen_by_the_overhead_camera(defect_rate: float, co
     r, c = int(row), int(col)
     assert 0 <= r < 160 and 0 <= c < 160
     assert image.depth[r, c] == pytest.approx(depth, abs=0.01)  # the depth image measures the part's top
-    pixel = image.rgb[r - 1:r + 2, c - 1:c + 2].reshape(-1, 3).astype(int).mean(axis=0)
+    pixel = image.rgb[r - 1 : r + 2, c - 1 : c + 2].reshape(-1, 3).astype(int).mean(axis=0)
     assert pixel[colour_channel] > 120 and pixel[colour_channel] > 2 * pixel[1 - colour_channel]

@@ -1,19 +1,25 @@
 """The scripted baseline solves every manufacturing task (proves each is solvable with these physics), through
 the same evaluation loop that judges learned policies."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import lepton_sim
-from lepton_sim.baselines import make_baseline
 from lepton_sim.agents.manufacturing.scripted import ConveyorController
+from lepton_sim.baselines import make_baseline
 
 
-@pytest.mark.parametrize("scenario, episodes", [
-    ("manufacturing/reach", 10), ("manufacturing/pick-place", 10),
-    ("manufacturing/conveyor-pick", 5), ("manufacturing/conveyor-sort", 5),
-])
+@pytest.mark.parametrize(
+    "scenario, episodes",
+    [
+        ("manufacturing/reach", 10),
+        ("manufacturing/pick-place", 10),
+        ("manufacturing/conveyor-pick", 5),
+        ("manufacturing/conveyor-sort", 5),
+    ],
+)
 def test_scripted_baseline_succeeds_on_most_episodes(scenario: str, episodes: int) -> None:
     report = lepton_sim.evaluate("scripted", scenario=scenario, episodes=episodes, num_envs=2, progress=False)
     row = report.rows[0]
@@ -29,8 +35,9 @@ def test_scripted_baseline_succeeds_on_most_episodes(scenario: str, episodes: in
 def test_factory_picks_the_controller_from_the_env_id() -> None:
     env = lepton_sim.make("manufacturing/conveyor-sort")
     try:
-        policy = make_baseline("scripted", "lepton/ConveyorSort-v0", "manufacturing", env.observation_space,
-                               env.action_space)
+        policy = make_baseline(
+            "scripted", "lepton/ConveyorSort-v0", "manufacturing", env.observation_space, env.action_space
+        )
         assert isinstance(policy, ConveyorController) and policy.sorting
         obs, _ = env.reset(seed=0)
         actions, _ = policy.act(np.stack([obs, obs]))  # batched: one action per sub-env

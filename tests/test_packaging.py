@@ -1,5 +1,6 @@
 """envs/ and agents/ install as lepton_sim.envs / lepton_sim.agents (never as top-level `envs`/`agents`),
 in an editable install (this venv) and in a normal one (a wheel built from the repo)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,15 +8,19 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPED = {"lepton_sim": "lepton_sim", "lepton_sim.envs": "envs", "lepton_sim.agents": "agents",
-          "lepton_sim.scenarios": "scenarios"}
+MAPPED = {
+    "lepton_sim": "lepton_sim",
+    "lepton_sim.envs": "envs",
+    "lepton_sim.agents": "agents",
+    "lepton_sim.scenarios": "scenarios",
+}
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:
@@ -45,10 +50,16 @@ def test_editable_install_maps_envs_and_agents_into_lepton_sim() -> None:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     source = out / "src"  # a clean copy: a stale build/ folder in the repo must not leak into the wheel
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "results",
-                                                                "*.egg-info", "__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(source)], check=True, capture_output=True)
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "results", "*.egg-info", "__pycache__"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
+        check=True,
+        capture_output=True,
+    )
     return next(out.glob("lepton_sim-*.whl"))
 
 
@@ -64,13 +75,19 @@ def test_wheel_has_no_top_level_envs_or_agents_and_ships_scenarios(wheel: Path) 
 
 def test_normal_install_imports_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
-    code = ("import lepton_sim, lepton_sim.envs, lepton_sim.baselines, lepton_sim.scenario as s;"
-            "print(lepton_sim.envs.__file__); print(len(s.builtin_names()))")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import lepton_sim, lepton_sim.envs, lepton_sim.baselines, lepton_sim.scenario as s;"
+        "print(lepton_sim.envs.__file__); print(len(s.builtin_names()))"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
     envs_file, n_scenarios = result.stdout.split()
     assert Path(envs_file).is_relative_to(target)
     assert int(n_scenarios) >= 4

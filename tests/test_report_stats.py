@@ -1,5 +1,6 @@
 """Report statistics: 0/1 metrics get Wilson intervals, bounded metrics intervals inside their bounds (both as
 the env's registration declares), and no skip or failure reason breaks the Markdown table."""
+
 from __future__ import annotations
 
 import math
@@ -45,9 +46,19 @@ def test_a_value_that_contradicts_the_declaration_is_an_error() -> None:
 
 def _episode(seed: int, collision: float, completion: float, speed: float) -> EpisodeResult:
     """A driving episode's result with the given metric values."""
-    return EpisodeResult(seed=seed, episode_return=0.0, length=10, success=False,
-                         metrics={"route_completion": completion, "collision": collision, "off_road": 0.0,
-                                  "time_to_goal": math.nan, "average_speed": speed})
+    return EpisodeResult(
+        seed=seed,
+        episode_return=0.0,
+        length=10,
+        success=False,
+        metrics={
+            "route_completion": completion,
+            "collision": collision,
+            "off_road": 0.0,
+            "time_to_goal": math.nan,
+            "average_speed": speed,
+        },
+    )
 
 
 def test_the_evaluator_uses_the_env_declaration() -> None:
@@ -62,7 +73,6 @@ def test_the_evaluator_uses_the_env_declaration() -> None:
     assert row.metrics["route_completion"][2] == 1.0
     assert row.metrics["average_speed"] == pytest.approx(mean_interval([3.0, 5.0, 10.0]))
     assert all(math.isnan(v) for v in row.metrics["time_to_goal"])
-
 
 
 def test_a_value_against_the_declaration_keeps_the_episodes_and_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -83,15 +93,21 @@ def test_route_completion_intervals_of_a_real_evaluation_stay_in_0_1() -> None:
 
 
 def test_the_markdown_table_keeps_one_line_per_row_whatever_the_reasons() -> None:
-    dict_space = gymnasium.spaces.Dict({
-        "observation": gymnasium.spaces.Box(np.zeros(30, np.float32), np.linspace(1, 2, 30, dtype=np.float32)),
-        "goal": gymnasium.spaces.Box(-1, 1, (3,))})
+    dict_space = gymnasium.spaces.Dict(
+        {
+            "observation": gymnasium.spaces.Box(np.zeros(30, np.float32), np.linspace(1, 2, 30, dtype=np.float32)),
+            "goal": gymnasium.spaces.Box(-1, 1, (3,)),
+        }
+    )
     assert "\n" in str(dict_space)  # numpy prints the long bounds over several lines
     scenario = lepton_sim.load_scenario("driving/obstacle-avoid")
-    rows = [ScenarioResult.from_episodes("a | b", scenario, [_episode(0, 0.0, 1.0, 3.0)]),
-            ScenarioResult.skipped_row("skipped", scenario, [0], f"the policy was trained on {dict_space}"),
-            ScenarioResult.failed_row("failed", scenario, [0, 1], [_episode(0, 0.0, 1.0, 3.0)],
-                                      "RuntimeError: first line\nsecond | line")]
+    rows = [
+        ScenarioResult.from_episodes("a | b", scenario, [_episode(0, 0.0, 1.0, 3.0)]),
+        ScenarioResult.skipped_row("skipped", scenario, [0], f"the policy was trained on {dict_space}"),
+        ScenarioResult.failed_row(
+            "failed", scenario, [0, 1], [_episode(0, 0.0, 1.0, 3.0)], "RuntimeError: first line\nsecond | line"
+        ),
+    ]
     text = Report(policy="p", target="t", split=None, rows=rows).to_markdown()
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert len(table) == 2 + len(rows)

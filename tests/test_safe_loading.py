@@ -3,6 +3,7 @@ the weights are read from the zip (``policy.pth``, ``weights_only=True``) and no
 an npz. Crafted files (a cloudpickle entry in the zip's data, a ``*_vecnormalize.pkl``, a ``policy.pth`` holding an
 object) that touch a marker file when unpickled never touch it without ``--trust-pickle``; with the opt-in, old
 files load through SB3's own loader, and both loaders give the same actions and reports."""
+
 from __future__ import annotations
 
 import base64
@@ -91,15 +92,26 @@ def train(scenario: str, **kwargs: Any) -> Path:
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PPO with normalised observations (Box)."""
-    return train(LANE_KEEP, algo="ppo", steps=256, n_envs=2, out=tmp_path_factory.mktemp("ppo") / "run",
-                 overrides={"n_steps": 64, "batch_size": 64, "normalize": True})
+    return train(
+        LANE_KEEP,
+        algo="ppo",
+        steps=256,
+        n_envs=2,
+        out=tmp_path_factory.mktemp("ppo") / "run",
+        overrides={"n_steps": 64, "batch_size": 64, "normalize": True},
+    )
 
 
 @pytest.fixture(scope="module")
 def her_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SAC+HER (MultiInputPolicy) on goal-conditioned Dict observations, normalised per key."""
-    return train(REACH, algo="sac", steps=200, out=tmp_path_factory.mktemp("her") / "run",
-                 overrides={"learning_starts": 100, "batch_size": 64, "buffer_size": 1000, "normalize": True})
+    return train(
+        REACH,
+        algo="sac",
+        steps=200,
+        out=tmp_path_factory.mktemp("her") / "run",
+        overrides={"learning_starts": 100, "batch_size": 64, "buffer_size": 1000, "normalize": True},
+    )
 
 
 def copy_run(run: Path, tmp_path: Path) -> Path:
@@ -110,8 +122,9 @@ def copy_run(run: Path, tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------------------------------------- the same numbers
 @pytest.mark.parametrize("which, scenario", [("ppo_run", LANE_KEEP), ("her_run", REACH)])
-def test_safe_and_trusted_loading_act_and_report_the_same(request: pytest.FixtureRequest, tmp_path: Path,
-                                                          which: str, scenario: str) -> None:
+def test_safe_and_trusted_loading_act_and_report_the_same(
+    request: pytest.FixtureRequest, tmp_path: Path, which: str, scenario: str
+) -> None:
     run = request.getfixturevalue(which)
     sc = lepton_sim.load_scenario(scenario)
     safe, trusted = load_policy(str(run), sc), load_policy(str(run), sc, trust_pickle=True)
@@ -122,20 +135,23 @@ def test_safe_and_trusted_loading_act_and_report_the_same(request: pytest.Fixtur
     assert np.array_equal(safe.act(obs)[0], trusted.act(obs)[0])
     path = short_scenario(tmp_path, scenario, steps=50)
     kwargs = {"scenario": path, "episodes": 3, "progress": False}
-    assert episodes(lepton_sim.evaluate(str(run), **kwargs)) == \
-        episodes(lepton_sim.evaluate(str(run), trust_pickle=True, **kwargs))
+    assert episodes(lepton_sim.evaluate(str(run), **kwargs)) == episodes(
+        lepton_sim.evaluate(str(run), trust_pickle=True, **kwargs)
+    )
 
 
 @pytest.mark.parametrize("which", ["ppo_run", "her_run"])
-def test_every_model_file_gets_plain_statistics_that_normalise_as_vecnormalize(request: pytest.FixtureRequest,
-                                                                               which: str) -> None:
+def test_every_model_file_gets_plain_statistics_that_normalise_as_vecnormalize(
+    request: pytest.FixtureRequest, which: str
+) -> None:
     from stable_baselines3.common.vec_env import VecNormalize
 
     run = request.getfixturevalue(which)
     models = [run / "model.zip", *(path for _, path in RunFolder(run).checkpoints())]
     assert len(models) >= 2
-    obs = sample_batch(load_policy(str(run), lepton_sim.load_scenario(REACH if which == "her_run" else LANE_KEEP)
-                                   ).observation_space)
+    obs = sample_batch(
+        load_policy(str(run), lepton_sim.load_scenario(REACH if which == "her_run" else LANE_KEEP)).observation_space
+    )
     for model in models:
         with np.load(stats_path(model), allow_pickle=False) as data:  # plain arrays only
             assert all(data[key].dtype != object for key in data.files)
@@ -153,8 +169,9 @@ def test_every_model_file_gets_plain_statistics_that_normalise_as_vecnormalize(r
 def test_the_committed_old_run_folder_loads_safely_with_the_recorded_numbers() -> None:
     report = lepton_sim.evaluate(str(GOLDEN_RUN), scenario=LANE_KEEP, episodes=3, progress=False)
     recorded = json.loads((GOLDEN / "ppo-model-lane-keep.json").read_text())
-    assert [(e.episode_return, e.length) for e in report.rows[0].episodes] == \
-        [(e["return"], e["length"]) for e in recorded[0]["episodes"]]
+    assert [(e.episode_return, e.length) for e in report.rows[0].episodes] == [
+        (e["return"], e["length"]) for e in recorded[0]["episodes"]
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- crafted files
@@ -165,16 +182,45 @@ def test_a_crafted_model_zip_runs_no_code(tmp_path: Path, capsys: pytest.Capture
     scenario = short_scenario(tmp_path, LANE_KEEP)
     expected = episodes(lepton_sim.evaluate(str(GOLDEN_RUN), scenario=scenario, episodes=2, progress=False))
 
-    assert main(["evaluate", str(run), "--scenario", str(scenario), "--episodes", "2", "--no-progress",
-                 "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--scenario",
+                str(scenario),
+                "--episodes",
+                "2",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     assert episodes(lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False)) == expected
     lepton_sim.rollout(str(run), scenario, episodes=1, out=tmp_path / "video.gif")
     assert not marker.exists()
     capsys.readouterr()
 
     # the payload is live: SB3's own loader (the opt-in) runs it
-    assert main(["evaluate", str(run), "--scenario", str(scenario), "--episodes", "1", "--no-progress",
-                 "--out", str(tmp_path / "trusted"), "--trust-pickle"]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--scenario",
+                str(scenario),
+                "--episodes",
+                "1",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "trusted"),
+                "--trust-pickle",
+            ]
+        )
+        == 1
+    )
     assert marker.exists()
 
 
@@ -185,13 +231,16 @@ def test_a_stealthy_model_zip_reports_normally_only_with_the_opt_in(tmp_path: Pa
     scenario = short_scenario(tmp_path, LANE_KEEP)
     safe = episodes(lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False))
     assert not marker.exists()
-    assert episodes(lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False,
-                                        trust_pickle=True)) == safe
+    assert (
+        episodes(lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False, trust_pickle=True))
+        == safe
+    )
     assert marker.exists()  # what the opt-in means: the file's code ran, and the report looked normal
 
 
-def test_a_crafted_vecnormalize_pickle_runs_no_code(ppo_run: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_crafted_vecnormalize_pickle_runs_no_code(
+    ppo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = copy_run(ppo_run, tmp_path)
     marker = tmp_path / "touched"
     scenario = short_scenario(tmp_path, LANE_KEEP)
@@ -204,8 +253,22 @@ def test_a_crafted_vecnormalize_pickle_runs_no_code(ppo_run: Path, tmp_path: Pat
 
     # an old-format run (statistics only as a pickle) is refused, in one line naming the opt-in
     stats_path(run / "model.zip").unlink()
-    assert main(["evaluate", str(run), "--scenario", str(scenario), "--episodes", "1", "--no-progress",
-                 "--out", str(tmp_path / "report")]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--scenario",
+                str(scenario),
+                "--episodes",
+                "1",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert "model_vecnormalize.pkl, a pickle" in err and "--trust-pickle" in err and "can run code" in err
@@ -218,8 +281,23 @@ def test_a_crafted_vecnormalize_pickle_runs_no_code(ppo_run: Path, tmp_path: Pat
     assert not marker.exists() and not (tmp_path / "report").exists()
 
     # with the opt-in the pickle is loaded (and this one is no VecNormalize)
-    assert main(["evaluate", str(run), "--scenario", str(scenario), "--episodes", "1", "--no-progress",
-                 "--out", str(tmp_path / "trusted"), "--trust-pickle"]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--scenario",
+                str(scenario),
+                "--episodes",
+                "1",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "trusted"),
+                "--trust-pickle",
+            ]
+        )
+        == 1
+    )
     assert marker.exists() and "not VecNormalize statistics" in capsys.readouterr().err
 
 
@@ -249,8 +327,10 @@ def test_an_old_normalised_run_loads_with_the_opt_in(ppo_run: Path, tmp_path: Pa
             stats_path(model).unlink()  # as written before the npz existed
     with pytest.raises(lepton_sim.LeptonError, match="exist only as model_vecnormalize.pkl"):
         lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False)
-    assert episodes(lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False,
-                                        trust_pickle=True)) == expected
+    assert (
+        episodes(lepton_sim.evaluate(str(run), scenario=scenario, episodes=2, progress=False, trust_pickle=True))
+        == expected
+    )
 
 
 def test_a_model_outside_any_run_folder_needs_the_opt_in(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,8 +342,9 @@ def test_a_model_outside_any_run_folder_needs_the_opt_in(tmp_path: Path, capsys:
     assert "outside any lepton-sim run folder" in err and "--trust-pickle" in err
     assert len(err.strip().splitlines()) == 1, err
     trusted = lepton_sim.evaluate(str(model), scenario=scenario, episodes=2, progress=False, trust_pickle=True)
-    assert episodes(trusted) == episodes(lepton_sim.evaluate(str(GOLDEN_RUN), scenario=scenario, episodes=2,
-                                                             progress=False))
+    assert episodes(trusted) == episodes(
+        lepton_sim.evaluate(str(GOLDEN_RUN), scenario=scenario, episodes=2, progress=False)
+    )
 
 
 def test_a_config_that_does_not_describe_the_model_is_refused(tmp_path: Path) -> None:
@@ -280,15 +361,27 @@ def test_a_camera_model_loads_safely_and_is_refused_on_state_observations(tmp_pa
     """SB3 trains CNNs on channels-first images (VecTransposeImage); the loaded policy declares the env's own
     channels-last space, so it evaluates on the camera scenario, and a Dict whose image became a state vector is
     refused key by key instead of crashing in numpy."""
-    run = train(REACH, algo="ppo", steps=64, n_envs=1, out=tmp_path / "run",
-                overrides={"policy": "MultiInputPolicy", "n_steps": 32, "batch_size": 32,
-                           "params.obs_mode": "pixels", "params.camera_size": 36})
+    run = train(
+        REACH,
+        algo="ppo",
+        steps=64,
+        n_envs=1,
+        out=tmp_path / "run",
+        overrides={
+            "policy": "MultiInputPolicy",
+            "n_steps": 32,
+            "batch_size": 32,
+            "params.obs_mode": "pixels",
+            "params.camera_size": 36,
+        },
+    )
     camera = lepton_sim.load_scenario(REACH, obs_mode="pixels", camera_size=36)
     policy = load_policy(str(run), camera)
     assert policy.observation_space["observation"].shape == (36, 36, 3)
     safe = lepton_sim.evaluate(str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False)
-    trusted = lepton_sim.evaluate(str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False,
-                                  trust_pickle=True)
+    trusted = lepton_sim.evaluate(
+        str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False, trust_pickle=True
+    )
     assert [e.episode_return for e in safe.rows[0].episodes] == [e.episode_return for e in trusted.rows[0].episodes]
     with pytest.raises(lepton_sim.LeptonError, match="trained on observations Dict.*36, 36, 3"):
         lepton_sim.evaluate(str(run), scenario=REACH, episodes=1, progress=False)

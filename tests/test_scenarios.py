@@ -1,5 +1,6 @@
 """Scenario and suite files: every built-in loads, and each kind of mistake gets its own clear message
 (file, field path, what is allowed), never a traceback from deep inside."""
+
 from __future__ import annotations
 
 import textwrap
@@ -46,26 +47,49 @@ def test_a_good_user_file_loads_with_its_name_and_overrides(tmp_path: Path) -> N
 
 MALFORMED = [
     ("unknown top-level key", GOOD + "episodes: 5\n", ["unknown field 'episodes'", "allowed:", "max_episode_steps"]),
-    ("unknown env param", GOOD.replace("lanes: 2", "lanse: 2"),
-     ["params: unknown field 'lanse'", "allowed:", "lanes"]),
-    ("wrong type", GOOD.replace("max_episode_steps: 100", "max_episode_steps: many"),
-     ["max_episode_steps", "integer", "'many'"]),
-    ("negative episode limit", GOOD.replace("max_episode_steps: 100", "max_episode_steps: -5"),
-     ["max_episode_steps", "greater than 0"]),
-    ("unknown env id", GOOD.replace("lepton/Driving-v0", "lepton/Drivng-v0"),
-     ["env: unknown env id 'lepton/Drivng-v0'", "Did you mean lepton/Driving-v0", "Known ids"]),
+    ("unknown env param", GOOD.replace("lanes: 2", "lanse: 2"), ["params: unknown field 'lanse'", "allowed:", "lanes"]),
+    (
+        "wrong type",
+        GOOD.replace("max_episode_steps: 100", "max_episode_steps: many"),
+        ["max_episode_steps", "integer", "'many'"],
+    ),
+    (
+        "negative episode limit",
+        GOOD.replace("max_episode_steps: 100", "max_episode_steps: -5"),
+        ["max_episode_steps", "greater than 0"],
+    ),
+    (
+        "unknown env id",
+        GOOD.replace("lepton/Driving-v0", "lepton/Drivng-v0"),
+        ["env: unknown env id 'lepton/Drivng-v0'", "Did you mean lepton/Driving-v0", "Known ids"],
+    ),
     ("lanes out of range", GOOD.replace("lanes: 2", "lanes: 7"), ["params.lanes", "lanes must be within [1, 4]"]),
-    ("bad obs mode", GOOD.replace("lanes: 2", "lanes: 2, obs_mode: lidar"),
-     ["params.obs_mode", "'lidar'", "allowed: state"]),
-    ("bad action mode", GOOD.replace("lanes: 2", "lanes: 2, action_mode: joystick"),
-     ["params.action_mode", "'continuous' or 'discrete'"]),
-    ("inverted range", GOOD.replace("obstacles: [1, 2]", "obstacles: [3, 1]"),
-     ["params.obstacles", "low (3.0) is greater than high (1.0)"]),
-    ("range of three numbers", GOOD.replace("obstacles: [1, 2]", "obstacles: [1, 2, 3]"),
-     ["params.obstacles", "[low, high]"]),
+    (
+        "bad obs mode",
+        GOOD.replace("lanes: 2", "lanes: 2, obs_mode: lidar"),
+        ["params.obs_mode", "'lidar'", "allowed: state"],
+    ),
+    (
+        "bad action mode",
+        GOOD.replace("lanes: 2", "lanes: 2, action_mode: joystick"),
+        ["params.action_mode", "'continuous' or 'discrete'"],
+    ),
+    (
+        "inverted range",
+        GOOD.replace("obstacles: [1, 2]", "obstacles: [3, 1]"),
+        ["params.obstacles", "low (3.0) is greater than high (1.0)"],
+    ),
+    (
+        "range of three numbers",
+        GOOD.replace("obstacles: [1, 2]", "obstacles: [1, 2, 3]"),
+        ["params.obstacles", "[low, high]"],
+    ),
     ("inconsistent params", GOOD.replace("lanes: 2", "lanes: 1"), ["obstacles need at least 2 lanes"]),
-    ("YAML syntax", GOOD.replace("metrics: [collision, off_road]", "metrics: [collision, off_road"),
-     ["invalid YAML", "s.yaml:"]),
+    (
+        "YAML syntax",
+        GOOD.replace("metrics: [collision, off_road]", "metrics: [collision, off_road"),
+        ["invalid YAML", "s.yaml:"],
+    ),
     ("not a mapping", "- env: lepton/Driving-v0\n", ["expected a mapping"]),
     ("missing env", "description: x\nparams: {}\n", ["env: required field is missing", "Known ids"]),
 ]
@@ -94,14 +118,18 @@ def test_override_out_of_range_names_the_field() -> None:
 
 
 def test_suite_with_a_bad_entry_names_split_index_and_field(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         description: s
         suite: true
         train: [{scenario: driving/lane-keep, episodes: 2}]
         test:
           - {scenario: driving/lane-keep, episodes: 2, seed: 100}
           - {scenario: driving/lane-keep, episodes: 2, seed: 200, params: {lanes: 9}}
-        """, "suite.yaml")
+        """,
+        "suite.yaml",
+    )
     with pytest.raises(lepton_sim.ScenarioError) as err:
         load_suite(path)
     assert "test[1]" in str(err.value) and "lanes" in str(err.value) and str(path) in str(err.value)

@@ -1,5 +1,6 @@
 """Traffic baselines and learning on real SUMO: the classical controllers through lepton-sim's evaluation loop,
 a PPO smoke test through lepton_sim.train / evaluate, and parameter-shared PPO through the PettingZoo adapter."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,10 @@ def test_traffic_baselines_are_registered() -> None:
 def test_classical_controllers_beat_the_fixed_program_on_single_intersection() -> None:
     """15 min, two seeds: the 42 s/42 s program makes long queues; the adaptive controllers clear them."""
     sc = lepton_sim.load_scenario("traffic/single-intersection", duration=900)
-    results = {name: run_episodes(load_policy(name, sc), sc, [0, 1], num_envs=1)
-               for name in ("fixed-time", "max-pressure", "greedy", "actuated")}
+    results = {
+        name: run_episodes(load_policy(name, sc), sc, [0, 1], num_envs=1)
+        for name in ("fixed-time", "max-pressure", "greedy", "actuated")
+    }
     delay = {k: np.mean([e.metrics["mean_delay"] for e in v]) for k, v in results.items()}
     never = {k: np.sum([e.metrics["never_inserted"] for e in v]) for k, v in results.items()}
     for name in ("max-pressure", "greedy", "actuated"):
@@ -65,12 +68,22 @@ def test_evaluation_results_do_not_depend_on_earlier_episodes() -> None:
 def test_ppo_smoke_train_save_reload_evaluate(tmp_path: Path) -> None:
     """A few hundred PPO steps through lepton_sim.train (a SubprocVecEnv worker runs libsumo), then the saved
     model is reloaded by lepton_sim.evaluate and run on two held-out seeds (full 1 h windows, in-process)."""
-    run = lepton_sim.train("traffic/single-intersection", algo="ppo", steps=480, seed=0, n_envs=1,
-                           out=tmp_path / "run", eval_freq=0, eval_episodes=1, progress_bar=False,
-                           overrides={"n_steps": 120, "batch_size": 60, "n_epochs": 2, "params.duration": 600})
+    run = lepton_sim.train(
+        "traffic/single-intersection",
+        algo="ppo",
+        steps=480,
+        seed=0,
+        n_envs=1,
+        out=tmp_path / "run",
+        eval_freq=0,
+        eval_episodes=1,
+        progress_bar=False,
+        overrides={"n_steps": 120, "batch_size": 60, "n_epochs": 2, "params.duration": 600},
+    )
     assert (run / "model.zip").is_file()
-    report = lepton_sim.evaluate(str(run), scenario="traffic/single-intersection", episodes=2, num_envs=1,
-                                 progress=False)
+    report = lepton_sim.evaluate(
+        str(run), scenario="traffic/single-intersection", episodes=2, num_envs=1, progress=False
+    )
     (row,) = report.rows
     assert len(row.seeds) == 2 and row.length_mean == 360
     mean_delay, never_inserted = row.metrics["mean_delay"][0], row.metrics["never_inserted"][0]

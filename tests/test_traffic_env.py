@@ -4,6 +4,7 @@ the never-inserted charge, the libsumo guard, the traci back end's failure handl
 libsumo allows one simulation per process, and pytest runs every test of a worker in one process: each test
 closes its envs (``with closing(...)``), which releases the process's libsumo slot for the next test.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,24 @@ from lepton_sim.envs.traffic.params import TrafficParams, resolve_sumo_file
 from lepton_sim.envs.traffic.sumo_setup import SumoLoadError
 
 NETS = "sumo_rl:nets"
-SINGLE = {"net": f"{NETS}/single-intersection/single-intersection.net.xml",
-          "route": f"{NETS}/single-intersection/single-intersection.rou.xml"}
+SINGLE = {
+    "net": f"{NETS}/single-intersection/single-intersection.net.xml",
+    "route": f"{NETS}/single-intersection/single-intersection.rou.xml",
+}
 GRID = {"net": f"{NETS}/2x2grid/2x2.net.xml", "route": f"{NETS}/2x2grid/2x2.rou.xml"}
-INFO_KEYS = {"is_success", "sim_time", "queue_length", "waiting_vehicles", "trip_delay", "mean_delay",
-             "never_inserted", "mean_waiting_time", "mean_trip_time", "throughput", "mean_delay_inserted"}
+INFO_KEYS = {
+    "is_success",
+    "sim_time",
+    "queue_length",
+    "waiting_vehicles",
+    "trip_delay",
+    "mean_delay",
+    "never_inserted",
+    "mean_waiting_time",
+    "mean_trip_time",
+    "throughput",
+    "mean_delay_inserted",
+}
 
 
 def single(**kw) -> gymnasium.Env:  # noqa: ANN003
@@ -42,8 +56,11 @@ def run_episode(env: gymnasium.Env, seed: int, policy=None) -> tuple[list, list,
     rng = np.random.default_rng(seed)
     observations, rewards, step = [obs], [], 0
     while True:
-        action = policy(step) if policy else rng.integers(env.action_space.nvec if hasattr(env.action_space, "nvec")
-                                                          else env.action_space.n)
+        action = (
+            policy(step)
+            if policy
+            else rng.integers(env.action_space.nvec if hasattr(env.action_space, "nvec") else env.action_space.n)
+        )
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
         rewards.append(reward)
@@ -55,9 +72,12 @@ def run_episode(env: gymnasium.Env, seed: int, policy=None) -> tuple[list, list,
 
 # ---------------------------------------------------------------------------------------------- API
 
+
 def test_importing_the_domain_starts_no_simulator() -> None:
-    code = ("import sys, lepton_sim, lepton_sim.envs, lepton_sim.agents.traffic; "
-            "print(sorted(m for m in ('sumo_rl', 'libsumo', 'traci', 'sumolib') if m in sys.modules))")
+    code = (
+        "import sys, lepton_sim, lepton_sim.envs, lepton_sim.agents.traffic; "
+        "print(sorted(m for m in ('sumo_rl', 'libsumo', 'traci', 'sumolib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -114,8 +134,11 @@ def test_make_without_arguments_simulates_sumo_rls_example_network(env_id: str, 
 def test_observations_and_queue_reward_match_sumo_rls_traffic_signals(control: str) -> None:
     """The per-step lane reads reproduce what each of sumo-rl's TrafficSignal objects (hosted by lepton-sim, not
     by a SumoEnvironment) computes itself: its density/queue observation and its halted-vehicle count."""
-    with closing(gymnasium.make("lepton/TrafficNetwork-v0", **GRID, duration=300, reward="queue",
-                                reward_scale=0.5, control=control).unwrapped) as env:
+    with closing(
+        gymnasium.make(
+            "lepton/TrafficNetwork-v0", **GRID, duration=300, reward="queue", reward_scale=0.5, control=control
+        ).unwrapped
+    ) as env:
         env.reset(seed=7)
         sim, rng, queued = env.sim, np.random.default_rng(7), 0
         for _ in range(30):
@@ -150,6 +173,7 @@ def test_parameter_errors_are_clear() -> None:
 
 # ---------------------------------------------------------------------------------------------- behaviour
 
+
 def test_same_seed_gives_identical_episodes_and_metrics() -> None:
     with closing(single()) as env:
         obs_a, rew_a, info_a = run_episode(env, seed=11)
@@ -170,9 +194,18 @@ def test_observations_and_rewards_match_raw_sumo_rl() -> None:
 
     params = TrafficParams(**SINGLE)
     raw = import_sumo_rl().SumoEnvironment(
-        net_file=str(params.net_path), route_file=str(params.route_paths[0]), single_agent=True, num_seconds=900,
-        delta_time=5, yellow_time=2, min_green=5, sumo_seed=3, add_system_info=False, add_per_agent_info=False,
-        sumo_warnings=False)
+        net_file=str(params.net_path),
+        route_file=str(params.route_paths[0]),
+        single_agent=True,
+        num_seconds=900,
+        delta_time=5,
+        yellow_time=2,
+        min_green=5,
+        sumo_seed=3,
+        add_system_info=False,
+        add_per_agent_info=False,
+        sumo_warnings=False,
+    )
     try:
         theirs, their_rewards = [raw.reset(seed=3)[0]], []
         for a in actions:
@@ -195,14 +228,51 @@ def test_fixed_time_delay_matches_a_direct_sumo_run(tmp_path: Path) -> None:
     with closing(single(duration=600, control="fixed-time")) as env:
         _, _, info = run_episode(env, seed=0, policy=lambda k: 0)
     p = TrafficParams(**SINGLE)
-    subprocess.run([sumo_binary(), "-n", str(p.net_path), "-r", str(p.route_paths[0]), "--seed", "0", "-e", "600",
-                    "--time-to-teleport", "-1", "--tripinfo-output", str(tmp_path / "trips.xml"),
-                    "--tripinfo-output.write-unfinished", "--statistic-output", str(tmp_path / "stats.xml"),
-                    "--no-step-log", "--no-warnings"], check=True)
+    subprocess.run(
+        [
+            sumo_binary(),
+            "-n",
+            str(p.net_path),
+            "-r",
+            str(p.route_paths[0]),
+            "--seed",
+            "0",
+            "-e",
+            "600",
+            "--time-to-teleport",
+            "-1",
+            "--tripinfo-output",
+            str(tmp_path / "trips.xml"),
+            "--tripinfo-output.write-unfinished",
+            "--statistic-output",
+            str(tmp_path / "stats.xml"),
+            "--no-step-log",
+            "--no-warnings",
+        ],
+        check=True,
+    )
     trips = read_tripinfo(tmp_path / "trips.xml")
-    subprocess.run([sumo_binary(), "-n", str(p.net_path), "-r", str(p.route_paths[0]), "--seed", "0", "-e", "600",
-                    "--time-to-teleport", "-1", "--tripinfo-output", str(tmp_path / "all.xml"),
-                    "--tripinfo-output.write-undeparted", "--no-step-log", "--no-warnings"], check=True)
+    subprocess.run(
+        [
+            sumo_binary(),
+            "-n",
+            str(p.net_path),
+            "-r",
+            str(p.route_paths[0]),
+            "--seed",
+            "0",
+            "-e",
+            "600",
+            "--time-to-teleport",
+            "-1",
+            "--tripinfo-output",
+            str(tmp_path / "all.xml"),
+            "--tripinfo-output.write-undeparted",
+            "--no-step-log",
+            "--no-warnings",
+        ],
+        check=True,
+    )
     outside = read_tripinfo(tmp_path / "all.xml")
     outside_wait = outside.depart_delay[~outside.inserted]  # SUMO's rows for vehicles never inserted
     stats = ET.parse(tmp_path / "stats.xml").getroot()
@@ -243,6 +313,7 @@ def test_demand_scale_and_actuated_control_change_the_traffic() -> None:
 
 # ---------------------------------------------------------------------------------------------- failures
 
+
 def test_a_second_libsumo_simulation_in_one_process_is_an_error() -> None:
     from lepton_sim.envs.traffic.sumo_setup import LibsumoBusyError
 
@@ -274,9 +345,9 @@ def test_a_libsumo_env_dropped_without_close_frees_the_slot() -> None:
 
 
 def test_a_foreign_libsumo_simulation_is_detected() -> None:
-    from lepton_sim.envs.traffic.sumo_setup import LibsumoBusyError, sumo_binary
-
     import libsumo
+
+    from lepton_sim.envs.traffic.sumo_setup import LibsumoBusyError, sumo_binary
 
     libsumo.start([sumo_binary(), "-n", str(TrafficParams(**SINGLE).net_path), "--no-step-log"])
     try:
@@ -313,25 +384,31 @@ def test_libsumo_and_traci_give_identical_results() -> None:
 
 BROKEN_NET = "<net>\n  <edge id='e'>\n"
 # well-formed, with a signal and an edge the demand below uses, so the parameter check passes it; SUMO cannot load it
-BAD_NET = ('<net version="1.20"><edge id="e" from="a" to="b"><lane id="e_0" index="0" speed="13" length="100" '
-           'shape="0,0 100,0"/></edge><tlLogic id="t" type="static" programID="0" offset="0">'
-           '<phase duration="30" state="G"/></tlLogic></net>')
+BAD_NET = (
+    '<net version="1.20"><edge id="e" from="a" to="b"><lane id="e_0" index="0" speed="13" length="100" '
+    'shape="0,0 100,0"/></edge><tlLogic id="t" type="static" programID="0" offset="0">'
+    '<phase duration="30" state="G"/></tlLogic></net>'
+)
 BAD_NET_ROUTES = "<routes>\n  <flow id='f' begin='0' end='100' probability='0.2' from='e' to='e'/>\n</routes>\n"
 BROKEN_ROUTES = "<routes>\n  <flow id='f' route='r' begin='0' end='100' probability='0.2'/>\n<vehicle id="
 BAD_ROUTES = "<routes>\n  <flow id='f' route='nope' begin='0' end='100' probability='0.2'/>\n</routes>\n"
 
 
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
-@pytest.mark.parametrize("which, text, error, message", [
-    # found by the parameter check, before any SUMO process starts
-    ("net", BROKEN_NET, ValueError, "network file .*broken.net.xml is not valid XML"),
-    ("route", BROKEN_ROUTES, ValueError, "route file .*broken.rou.xml is not valid XML"),
-    # found by SUMO when it loads the files
-    ("net", BAD_NET, SumoLoadError, "network file .*broken.net.xml could not be loaded: .*Unknown from-node 'a'"),
-    ("route", BAD_ROUTES, SumoLoadError, "route file.*broken.rou.xml could not be loaded.*route 'nope'.*not known"),
-])
-def test_broken_files_give_an_error_naming_the_file(tmp_path: Path, backend: str, which: str, text: str,
-                                                    error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    "which, text, error, message",
+    [
+        # found by the parameter check, before any SUMO process starts
+        ("net", BROKEN_NET, ValueError, "network file .*broken.net.xml is not valid XML"),
+        ("route", BROKEN_ROUTES, ValueError, "route file .*broken.rou.xml is not valid XML"),
+        # found by SUMO when it loads the files
+        ("net", BAD_NET, SumoLoadError, "network file .*broken.net.xml could not be loaded: .*Unknown from-node 'a'"),
+        ("route", BAD_ROUTES, SumoLoadError, "route file.*broken.rou.xml could not be loaded.*route 'nope'.*not known"),
+    ],
+)
+def test_broken_files_give_an_error_naming_the_file(
+    tmp_path: Path, backend: str, which: str, text: str, error: type[Exception], message: str
+) -> None:
     files = {"net": str(TrafficParams(**SINGLE).net_path), "route": str(TrafficParams(**SINGLE).route_paths[0])}
     files[which] = str(tmp_path / f"broken.{'net' if which == 'net' else 'rou'}.xml")
     Path(files[which]).write_text(text)
@@ -349,6 +426,7 @@ def test_broken_files_give_an_error_naming_the_file(tmp_path: Path, backend: str
 
 
 # ---------------------------------------------------------------------------------------------- output
+
 
 def test_rgb_frames_show_the_network_vehicles_and_signals() -> None:
     from lepton_sim.envs.traffic.plots import plot_episode

@@ -1,4 +1,5 @@
 """Hand-checkable traffic metrics and max-pressure/greedy choices (no SUMO needed)."""
+
 from __future__ import annotations
 
 import math
@@ -65,7 +66,7 @@ def test_truncated_tripinfo_is_a_clear_error(tmp_path: Path) -> None:
 def test_unusual_attribute_layouts_fall_back_to_an_xml_parser(tmp_path: Path) -> None:
     path = tmp_path / "tripinfo.xml"
     first = TRIPINFO.index('vaporized=""/>')  # row a gets a child element that repeats an attribute name
-    path.write_text(TRIPINFO[:first] + 'vaporized=""><x timeLoss="99"/></tripinfo>' + TRIPINFO[first + 14:])
+    path.write_text(TRIPINFO[:first] + 'vaporized=""><x timeLoss="99"/></tripinfo>' + TRIPINFO[first + 14 :])
     assert episode_metrics(read_tripinfo(path)).mean_delay == pytest.approx((10 + 20 + 10 + 60 + 30) / 5)
 
 

@@ -1,5 +1,6 @@
 """Multi-agent traffic through the CLI's training path: one PPO policy shared by every signal of a network
 (PettingZoo-to-VecEnv adapter), saved in a run folder and evaluated on the joint env like any other policy."""
+
 from __future__ import annotations
 
 import csv
@@ -15,9 +16,16 @@ from lepton_sim.multi_agent import SharedPolicy
 
 def test_shared_ppo_trains_on_a_grid_and_evaluates_on_the_joint_env(tmp_path: Path) -> None:
     short = {"duration": 300}  # 30 decisions of 10 s
-    run = lepton_sim.train("traffic/2x2-grid", algo="ppo", steps=256, out=tmp_path / "run", progress_bar=False,
-                           eval_freq=128, eval_episodes=2,
-                           overrides={"params.duration": 300, "n_steps": 32, "batch_size": 64, "n_epochs": 2})
+    run = lepton_sim.train(
+        "traffic/2x2-grid",
+        algo="ppo",
+        steps=256,
+        out=tmp_path / "run",
+        progress_bar=False,
+        eval_freq=128,
+        eval_episodes=2,
+        overrides={"params.duration": 300, "n_steps": 32, "batch_size": 64, "n_epochs": 2},
+    )
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["multi_agent"] == "shared"
     assert (run / "model.zip").is_file() and (run / "model_vecnormalize.pkl").is_file()
@@ -41,9 +49,17 @@ def test_shared_ppo_trains_on_a_grid_and_evaluates_on_the_joint_env(tmp_path: Pa
 
 def test_joint_agent_trains_on_a_network_with_multidiscrete_actions(tmp_path: Path) -> None:
     """multi_agent: joint: one agent acts for every signal (MultiDiscrete) on lepton/TrafficNetwork-v0 itself."""
-    run = lepton_sim.train("traffic/2x2-grid", algo="ppo", steps=64, n_envs=1, out=tmp_path / "run",
-                           progress_bar=False, eval_freq=0, multi_agent="joint",
-                           overrides={"params.duration": 300, "n_steps": 32, "batch_size": 32, "n_epochs": 1})
+    run = lepton_sim.train(
+        "traffic/2x2-grid",
+        algo="ppo",
+        steps=64,
+        n_envs=1,
+        out=tmp_path / "run",
+        progress_bar=False,
+        eval_freq=0,
+        multi_agent="joint",
+        overrides={"params.duration": 300, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
+    )
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["multi_agent"] == "joint" and config["n_envs"] == 1
     scenario = lepton_sim.load_scenario("traffic/2x2-grid", duration=300)

@@ -1,4 +1,5 @@
 """Driving baselines: ``scripted`` (pure pursuit + obstacle-aware lane choice + speed control)."""
+
 from __future__ import annotations
 
 import gymnasium
@@ -13,5 +14,9 @@ def _scripted(env_id: str, observation_space: gymnasium.Space, action_space: gym
     return ScriptedDriver(observation_space, action_space)
 
 
-register_baseline("scripted", "driving", _scripted,
-                  "pure pursuit of the route, lane choice around sensed objects, stopping-distance speed control")
+register_baseline(
+    "scripted",
+    "driving",
+    _scripted,
+    "pure pursuit of the route, lane choice around sensed objects, stopping-distance speed control",
+)

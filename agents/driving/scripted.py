@@ -10,6 +10,7 @@ Works on the state observation only (layout in ``DrivingEnv``'s docstring), batc
 3. **Speed.** The lowest of a cruise speed, the curve speed (3 m/s^2 lateral) and the speed that still stops
    (or matches the leader's speed) before the nearest object in the lanes the car occupies or enters.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -17,12 +18,18 @@ from typing import Any, Mapping
 import gymnasium
 import numpy as np
 
-from lepton_sim.policy import Policy, PolicyContext
 from lepton_sim.envs.driving.dynamics import CAR_WIDTH, FRONT_OVERHANG, REAR_OVERHANG
+from lepton_sim.envs.driving.observation import (
+    BASE_FEATURES,
+    OBJECT_FEATURES,
+    POS_SCALE,
+    SIZE_SCALE,
+    SPEED_SCALE,
+    observation_size,
+)
 from lepton_sim.envs.driving.params import DrivingParams
-from lepton_sim.envs.driving.observation import (BASE_FEATURES, OBJECT_FEATURES, POS_SCALE, SIZE_SCALE, SPEED_SCALE,
-                                                 observation_size)
 from lepton_sim.envs.driving.sim import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
+from lepton_sim.policy import Policy, PolicyContext
 
 LATERAL_MARGIN = 0.5  # m of clearance wanted beside an object
 BRAKE = 3.5  # m/s^2 planned braking
@@ -38,8 +45,9 @@ class ScriptedDriver(Policy):
 
     name = "scripted"
 
-    def __init__(self, observation_space: gymnasium.Space, action_space: gymnasium.Space,
-                 params: DrivingParams | None = None) -> None:
+    def __init__(
+        self, observation_space: gymnasium.Space, action_space: gymnasium.Space, params: DrivingParams | None = None
+    ) -> None:
         self.discrete = isinstance(action_space, gymnasium.spaces.Discrete)
         self.size = int(observation_space.shape[0])
         self.p: DrivingParams | None = None
@@ -49,8 +57,10 @@ class ScriptedDriver(Policy):
 
     def _configure(self, params: DrivingParams) -> None:
         if observation_size(params) != self.size:
-            raise ValueError(f"scripted driver: observation size {self.size} does not match the env parameters "
-                             f"(which give {observation_size(params)})")
+            raise ValueError(
+                f"scripted driver: observation size {self.size} does not match the env parameters "
+                f"(which give {observation_size(params)})"
+            )
         self.p = params
         self.cruise = 0.9 * params.max_speed
         self.ego_center = 0.5 * (params.wheelbase + FRONT_OVERHANG - REAR_OVERHANG)
@@ -61,12 +71,20 @@ class ScriptedDriver(Policy):
         self._configure(DrivingParams(**context.params))
 
     # ------------------------------------------------------------------------------------------------ act
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         p = self.p
         if p is None:
-            raise ValueError(f"scripted driver: observation size {self.size} is not the default layout; call "
-                             "reset(context) first so the driver reads the scenario's parameters")
+            raise ValueError(
+                f"scripted driver: observation size {self.size} is not the default layout; call "
+                "reset(context) first so the driver reads the scenario's parameters"
+            )
         obs = np.asarray(observation, dtype=np.float64).reshape(-1, observation_size(p))
         k, r, q = p.num_waypoints, p.lidar_rays, p.num_objects
         v = obs[:, 0] * SPEED_SCALE
@@ -75,8 +93,8 @@ class ScriptedDriver(Policy):
         to_left, to_right = obs[:, 3] * SIZE_SCALE, obs[:, 4] * SIZE_SCALE
         width = obs[:, 5] * SIZE_SCALE
         kappa = obs[:, 8] / 20.0
-        wp = obs[:, BASE_FEATURES:BASE_FEATURES + 2 * k].reshape(-1, k, 2) * POS_SCALE
-        objs = obs[:, BASE_FEATURES + 2 * k + r:].reshape(-1, q, OBJECT_FEATURES)
+        wp = obs[:, BASE_FEATURES : BASE_FEATURES + 2 * k].reshape(-1, k, 2) * POS_SCALE
+        objs = obs[:, BASE_FEATURES + 2 * k + r :].reshape(-1, q, OBJECT_FEATURES)
         lanes = np.maximum(np.round((to_left + to_right) / width), 1.0)
         # everything below is measured from the right road edge (lateral) and the ego's box centre (along)
         c, s = np.cos(psi), np.sin(psi)
@@ -95,13 +113,22 @@ class ScriptedDriver(Policy):
             return self._meta_action(target, current, ego_lat, width, v, target_speed), None
         accel = 1.5 * (target_speed - v)
         accel = np.where(accel >= 0.0, accel / p.max_accel, accel / p.max_brake)
-        return np.stack([np.clip(accel, -1.0, 1.0), np.clip(steer / p.max_steer, -1.0, 1.0)],
-                        axis=1).astype(np.float32), None
+        return np.stack([np.clip(accel, -1.0, 1.0), np.clip(steer / p.max_steer, -1.0, 1.0)], axis=1).astype(
+            np.float32
+        ), None
 
     # -------------------------------------------------------------------------------------------- helpers
-    def _lane_clearance(self, objs: np.ndarray, ego_lat: np.ndarray, width: np.ndarray, lanes: np.ndarray,
-                        c: np.ndarray, s: np.ndarray, kappa: np.ndarray, v: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
+    def _lane_clearance(
+        self,
+        objs: np.ndarray,
+        ego_lat: np.ndarray,
+        width: np.ndarray,
+        lanes: np.ndarray,
+        c: np.ndarray,
+        s: np.ndarray,
+        kappa: np.ndarray,
+        v: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per lane (up to 4): free distance ahead and the speed of what limits it ``(N, 4, 2)``; and whether
         something sits alongside or closes in from behind ``(N, 4)``."""
         present = objs[..., 0] > 0.5
@@ -134,8 +161,7 @@ class ScriptedDriver(Policy):
             behind[:, lane] = (alongside | closing).any(axis=1) | (lane >= lanes)
         return free, behind
 
-    def _choose_lane(self, free: np.ndarray, blocked: np.ndarray, current: np.ndarray, lanes: np.ndarray
-                     ) -> np.ndarray:
+    def _choose_lane(self, free: np.ndarray, blocked: np.ndarray, current: np.ndarray, lanes: np.ndarray) -> np.ndarray:
         """Stay, or move one lane towards a clearly freer one that is safe to enter now."""
         n = len(current)
         rows = np.arange(n)
@@ -154,8 +180,15 @@ class ScriptedDriver(Policy):
             best_score = np.where(take, score, best_score)
         return best.astype(np.float64)
 
-    def _occupied(self, ego_lat: np.ndarray, width: np.ndarray, lanes: np.ndarray, c: np.ndarray,
-                  s: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def _occupied(
+        self,
+        ego_lat: np.ndarray,
+        width: np.ndarray,
+        lanes: np.ndarray,
+        c: np.ndarray,
+        s: np.ndarray,
+        target: np.ndarray,
+    ) -> np.ndarray:
         """Lanes the ego's box overlaps, plus the target lane ``(N, 4)``."""
         half = self.ego_half_length * np.abs(s) + 0.5 * CAR_WIDTH * np.abs(c)
         lo = np.floor((ego_lat - half) / width)
@@ -163,8 +196,9 @@ class ScriptedDriver(Policy):
         lane = np.arange(4)[None, :]
         return (((lane >= lo[:, None]) & (lane <= hi[:, None])) | (lane == target[:, None])) & (lane < lanes[:, None])
 
-    def _pure_pursuit(self, wp: np.ndarray, off_route: np.ndarray, psi: np.ndarray, shift: np.ndarray,
-                      v: np.ndarray) -> np.ndarray:
+    def _pure_pursuit(
+        self, wp: np.ndarray, off_route: np.ndarray, psi: np.ndarray, shift: np.ndarray, v: np.ndarray
+    ) -> np.ndarray:
         """Steering angle towards the look-ahead point of the route shifted ``shift`` m to the left."""
         n = len(wp)
         c, s = np.cos(psi), np.sin(psi)
@@ -190,8 +224,9 @@ class ScriptedDriver(Policy):
         alpha = np.arctan2(point[:, 1], point[:, 0])
         return np.arctan(2.0 * self.p.wheelbase * np.sin(alpha) / ld)
 
-    def _target_speed(self, v: np.ndarray, gap: np.ndarray, lead_speed: np.ndarray, kappa: np.ndarray,
-                      wp: np.ndarray) -> np.ndarray:
+    def _target_speed(
+        self, v: np.ndarray, gap: np.ndarray, lead_speed: np.ndarray, kappa: np.ndarray, wp: np.ndarray
+    ) -> np.ndarray:
         """Cruise, curve and stopping-distance limits."""
         # curvature ahead from the waypoints' heading change
         heading = np.arctan2(np.diff(wp[..., 1], axis=1), np.diff(wp[..., 0], axis=1))
@@ -203,8 +238,15 @@ class ScriptedDriver(Policy):
         v_stop = np.sqrt(lead * lead + 2.0 * BRAKE * room)
         return np.minimum(np.minimum(self.cruise, v_curve), v_stop)
 
-    def _meta_action(self, target: np.ndarray, current: np.ndarray, ego_lat: np.ndarray, width: np.ndarray,
-                     v: np.ndarray, target_speed: np.ndarray) -> np.ndarray:
+    def _meta_action(
+        self,
+        target: np.ndarray,
+        current: np.ndarray,
+        ego_lat: np.ndarray,
+        width: np.ndarray,
+        v: np.ndarray,
+        target_speed: np.ndarray,
+    ) -> np.ndarray:
         """Discrete mode: request a lane change once settled in a lane, else adjust the speed."""
         settled = np.abs(ego_lat - (current + 0.5) * width) < 0.6
         action = np.full(len(v), IDLE, dtype=np.int64)
@@ -213,4 +255,3 @@ class ScriptedDriver(Policy):
         action = np.where(settled & (target > current), LANE_LEFT, action)
         action = np.where(settled & (target < current), LANE_RIGHT, action)
         return action
-

@@ -2,6 +2,7 @@
 
 The controllers are imported only when the baseline is built, so listing baselines never imports PyBullet.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,5 +16,9 @@ def _make_scripted(env_id: str, observation_space: Any, action_space: Any) -> An
     return make_scripted(env_id, observation_space, action_space)
 
 
-register_baseline("scripted", "manufacturing", _make_scripted,
-                  "scripted IK controllers: reach, pick-and-place, conveyor pick and sort (class read from state)")
+register_baseline(
+    "scripted",
+    "manufacturing",
+    _make_scripted,
+    "scripted IK controllers: reach, pick-and-place, conveyor pick and sort (class read from state)",
+)

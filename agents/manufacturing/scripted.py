@@ -5,6 +5,7 @@ chooses an end-effector displacement and gripper command: approach above the par
 open, close, lift, carry, release. They are stateless (the phase is inferred from the observation), so they
 work unchanged across vector-env autoresets.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -12,11 +13,11 @@ from typing import Any, Mapping
 import gymnasium
 import numpy as np
 
-from lepton_sim.policy import Policy
 from lepton_sim.envs.manufacturing.conveyor_env import BIN_DIM, ROBOT_DIM, SLOT_DIM, SLOTS
 from lepton_sim.envs.manufacturing.params import MAX_BINS
 from lepton_sim.envs.manufacturing.robot import EE_STEP
 from lepton_sim.envs.manufacturing.scene import BELT_X, BIN_HEIGHT, ZONE_END_Y, ZONE_START_Y
+from lepton_sim.policy import Policy
 
 OPEN, CLOSE = 1.0, -1.0
 HOVER = 0.06  # approach height above a part (m)
@@ -58,8 +59,14 @@ class ReachController(Policy):
     name = "scripted"
     env_overrides = {"control_type": "ee", "obs_mode": "state"}
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         ee = np.asarray(observation["observation"])[:, :3]
         goal = np.asarray(observation["desired_goal"])
         return _move(ee, goal, gain=1.0).astype(np.float32), None
@@ -71,8 +78,14 @@ class PickPlaceController(Policy):
     name = "scripted"
     env_overrides = {"control_type": "ee", "obs_mode": "state"}
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         obs = np.asarray(observation["observation"])
         goals = np.asarray(observation["desired_goal"])
         return np.stack([self._one(o, g) for o, g in zip(obs, goals)]).astype(np.float32), None
@@ -94,20 +107,30 @@ class ConveyorController(Policy):
     def __init__(self, sorting: bool) -> None:
         self.sorting = sorting
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         return np.stack([self._one(o) for o in np.asarray(observation)]).astype(np.float32), None
 
     def _one(self, obs: np.ndarray) -> np.ndarray:
         ee, width = obs[:3], float(obs[6])
-        slots = obs[ROBOT_DIM:ROBOT_DIM + SLOTS * SLOT_DIM].reshape(SLOTS, SLOT_DIM)
-        bins = obs[ROBOT_DIM + SLOTS * SLOT_DIM:].reshape(MAX_BINS, BIN_DIM)
+        slots = obs[ROBOT_DIM : ROBOT_DIM + SLOTS * SLOT_DIM].reshape(SLOTS, SLOT_DIM)
+        bins = obs[ROBOT_DIM + SLOTS * SLOT_DIM :].reshape(MAX_BINS, BIN_DIM)
         bins = bins[bins[:, 0] > 0.5, 1:3]
         parts = [s for s in slots if s[0] > 0.5]
         for s in parts:  # a part just let go over a bin: keep still until it has dropped in
             pos, size = s[1:4], float(s[7])
-            if width > size + 0.01 and pos[2] > BIN_HEIGHT and np.min(np.linalg.norm(bins - pos[:2], axis=1)) < 0.06 \
-                    and np.linalg.norm(pos - ee) < 0.06:
+            if (
+                width > size + 0.01
+                and pos[2] > BIN_HEIGHT
+                and np.min(np.linalg.norm(bins - pos[:2], axis=1)) < 0.06
+                and np.linalg.norm(pos - ee) < 0.06
+            ):
                 return np.r_[_move(ee, np.r_[ee[:2], CARRY_Z]), OPEN]
         for s in parts:  # a part in the hand goes to its bin first
             pos, size = s[1:4], float(s[7])
@@ -138,5 +161,7 @@ def make_scripted(env_id: str, observation_space: gymnasium.Space, action_space:
         return PickPlaceController()
     if env_id in ("lepton/ConveyorPick-v0", "lepton/ConveyorSort-v0"):
         return ConveyorController(sorting=env_id == "lepton/ConveyorSort-v0")
-    raise ValueError(f"no scripted controller for {env_id}; manufacturing controllers: lepton/ArmReach-v0, "
-                     "lepton/ArmPickPlace-v0, lepton/ConveyorPick-v0, lepton/ConveyorSort-v0")
+    raise ValueError(
+        f"no scripted controller for {env_id}; manufacturing controllers: lepton/ArmReach-v0, "
+        "lepton/ArmPickPlace-v0, lepton/ConveyorPick-v0, lepton/ConveyorSort-v0"
+    )

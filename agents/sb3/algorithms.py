@@ -1,4 +1,5 @@
 """The SB3 algorithms lepton-sim trains, by name."""
+
 from __future__ import annotations
 
 import importlib

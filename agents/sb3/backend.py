@@ -1,4 +1,5 @@
 """The stable-baselines3 back end: PPO, SAC, TD3 (stable-baselines3) and TQC (sb3-contrib)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,10 @@ class SB3Backend(Backend):
 
             index = int(config.device.partition(":")[2] or 0)
             if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-                raise LeptonError(f"device {config.device!r}: no such CUDA device here "
-                                  f"({torch.cuda.device_count()} found); use --device auto or cpu")
+                raise LeptonError(
+                    f"device {config.device!r}: no such CUDA device here "
+                    f"({torch.cuda.device_count()} found); use --device auto or cpu"
+                )
         if config.multi_agent == "shared" and config.algo != "ppo":
             raise LeptonError(f"multi_agent: shared trains PPO over every agent's experience; got {config.algo}")
         return config
@@ -41,14 +44,14 @@ class SB3Backend(Backend):
 
         check_resume(run, config)
 
-    def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool,
-              progress_bar: bool) -> None:
+    def train(self, run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool, progress_bar: bool) -> None:
         from lepton_sim.agents.sb3.train import train_sb3
 
         train_sb3(run, config, scenario, resume=resume, progress_bar=progress_bar)
 
-    def load_policy(self, model_path: Path, config: TrainConfig | None, device: str = "auto",
-                    trust_pickle: bool = False) -> Policy:
+    def load_policy(
+        self, model_path: Path, config: TrainConfig | None, device: str = "auto", trust_pickle: bool = False
+    ) -> Policy:
         """Without ``trust_pickle`` nothing from the files is unpickled (network from the run's config.yaml,
         weights only, npz statistics); a model outside any run folder has its architecture only in pickled form
         and is refused. ``trust_pickle``: SB3's own loader, for old files from a trusted source."""
@@ -57,13 +60,16 @@ class SB3Backend(Backend):
 
         if trust_pickle:
             normalized = bool(config is not None and config.hyperparams.get("normalize"))
-            policy = SB3Policy.load(model_path, algo=config.algo if config else None, device=device,
-                                    normalized=normalized)
+            policy = SB3Policy.load(
+                model_path, algo=config.algo if config else None, device=device, normalized=normalized
+            )
             if config is not None:  # declare the env's spaces (SB3 keeps images channels-first internally)
                 policy.observation_space, policy.action_space = env_spaces(config, model_path)
             return policy
         if config is None:
-            raise LeptonError(f"{model_path} is outside any lepton-sim run folder (no config.yaml), so its network "
-                              "is described only by pickled entries in the file, and loading those can run code "
-                              f"from it; evaluate it from its run folder, or {TRUST_HINT}")
+            raise LeptonError(
+                f"{model_path} is outside any lepton-sim run folder (no config.yaml), so its network "
+                "is described only by pickled entries in the file, and loading those can run code "
+                f"from it; evaluate it from its run folder, or {TRUST_HINT}"
+            )
         return SB3Policy.load_weights(model_path, config, device=device)

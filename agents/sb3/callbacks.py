@@ -1,5 +1,6 @@
 """Training callbacks: atomic checkpoints, periodic evaluation through lepton-sim's own evaluator (which also
 decides the best model), and a wall-clock limit."""
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,9 @@ class PeriodicEvalCallback(BaseCallback):
     model being trained as a Policy (with its live normalisation statistics). Evaluations fall on multiples
     of the period in total timesteps, so a resumed run continues on the same grid."""
 
-    def __init__(self, evaluator: PeriodicEvaluator, make_policy: Callable[[Any], Policy], eval_freq: int,
-                 n_envs: int) -> None:
+    def __init__(
+        self, evaluator: PeriodicEvaluator, make_policy: Callable[[Any], Policy], eval_freq: int, n_envs: int
+    ) -> None:
         super().__init__()
         self.evaluator, self.make_policy = evaluator, make_policy
         self.period = max(eval_freq // n_envs, 1) * n_envs  # whole calls (one call = one step of every env)

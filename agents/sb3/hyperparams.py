@@ -12,6 +12,7 @@
 Values may be rl-zoo3's linear schedules, ``lin_<initial value>`` (``learning_rate: lin_3e-4``).
 Every key and value is checked against the algorithm's constructor signature before a run starts.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -28,8 +29,17 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
 from lepton_sim.errors import LeptonError
 
-RUNNER_KEYS = {"n_timesteps", "n_envs", "policy", "her", "her_kwargs", "normalize", "noise_type", "noise_std",
-               "multi_agent"}
+RUNNER_KEYS = {
+    "n_timesteps",
+    "n_envs",
+    "policy",
+    "her",
+    "her_kwargs",
+    "normalize",
+    "noise_type",
+    "noise_std",
+    "multi_agent",
+}
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU"}
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 SCHEDULE_PREFIX = "lin_"
@@ -62,6 +72,7 @@ def load_hyperparams(algo: str, scenario_name: str, path: str | Path | None = No
 
 def linear_schedule(initial: float) -> Callable[[float], float]:
     """rl-zoo3's ``lin_<value>``: from ``initial`` at the start down to 0 at the end of training."""
+
     def schedule(progress_remaining: float) -> float:
         return progress_remaining * initial
 
@@ -80,8 +91,10 @@ def check_hyperparams(algo: str, hp: dict[str, Any]) -> None:
     allowed = _constructor(algo)
     unknown = sorted(set(hp) - set(allowed) - RUNNER_KEYS)
     if unknown:
-        raise LeptonError(f"unknown hyperparameter(s) {', '.join(unknown)} for {algo}; allowed: "
-                          f"{', '.join(sorted(set(allowed) | RUNNER_KEYS))}")
+        raise LeptonError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for {algo}; allowed: "
+            f"{', '.join(sorted(set(allowed) | RUNNER_KEYS))}"
+        )
     for key, value in hp.items():
         if key in allowed:
             value = _schedule(key, value)
@@ -90,8 +103,10 @@ def check_hyperparams(algo: str, hp: dict[str, Any]) -> None:
             try:
                 TypeAdapter(allowed[key], config=ConfigDict(arbitrary_types_allowed=True)).validate_python(value)
             except ValidationError:
-                raise LeptonError(f"hyperparameter {key}={value!r} is not a valid value for {algo} "
-                                  f"(expected {_type_name(allowed[key])})") from None
+                raise LeptonError(
+                    f"hyperparameter {key}={value!r} is not a valid value for {algo} "
+                    f"(expected {_type_name(allowed[key])})"
+                ) from None
     _checked_runner_keys(algo, hp)
     _policy_kwargs(hp)
 
@@ -109,8 +124,9 @@ def _checked_runner_keys(algo: str, hp: dict[str, Any]) -> None:
         raise LeptonError(f"her: true needs an off-policy algorithm ({', '.join(sorted(OFF_POLICY))}), not {algo}")
     if "noise_type" in hp or "noise_std" in hp:
         if algo not in OFF_POLICY:
-            raise LeptonError(f"noise_type/noise_std apply to off-policy algorithms "
-                              f"({', '.join(sorted(OFF_POLICY))}), not {algo}")
+            raise LeptonError(
+                f"noise_type/noise_std apply to off-policy algorithms ({', '.join(sorted(OFF_POLICY))}), not {algo}"
+            )
         if hp.get("noise_type") not in NOISE_TYPES:
             raise LeptonError(f"noise_type={hp.get('noise_type')!r}; allowed: {', '.join(NOISE_TYPES)}")
         std = hp.get("noise_std", 0.1)
@@ -121,10 +137,11 @@ def _checked_runner_keys(algo: str, hp: dict[str, Any]) -> None:
 def _schedule(key: str, value: Any) -> Any:
     if isinstance(value, str) and value.startswith(SCHEDULE_PREFIX):
         try:
-            initial = float(value[len(SCHEDULE_PREFIX):])
+            initial = float(value[len(SCHEDULE_PREFIX) :])
         except ValueError:
-            raise LeptonError(f"hyperparameter {key}={value!r}: a linear schedule is lin_<number>, "
-                              "e.g. lin_3e-4") from None
+            raise LeptonError(
+                f"hyperparameter {key}={value!r}: a linear schedule is lin_<number>, e.g. lin_3e-4"
+            ) from None
         if not np.isfinite(initial):
             raise LeptonError(f"hyperparameter {key}={value!r}: the schedule's value must be finite")
         return linear_schedule(initial)

@@ -9,6 +9,7 @@ Reading a model for inference also stays free of pickles: :func:`read_policy_wei
 from the zip (``torch.load(weights_only=True)``) and :func:`read_plain_data` the plain JSON fields of its ``data``
 entry, never the cloudpickled ``:serialized:`` ones.
 """
+
 from __future__ import annotations
 
 import io
@@ -85,10 +86,16 @@ class ObsNormalizer:
 
         rms = vec_normalize.obs_rms
         obs = {key: stats(rms[key]) for key in vec_normalize.norm_obs_keys} if isinstance(rms, dict) else stats(rms)
-        return cls(obs=obs, ret=stats(vec_normalize.ret_rms), norm_obs=bool(vec_normalize.norm_obs),
-                   norm_reward=bool(vec_normalize.norm_reward), clip_obs=float(vec_normalize.clip_obs),
-                   clip_reward=float(vec_normalize.clip_reward), gamma=float(vec_normalize.gamma),
-                   epsilon=float(vec_normalize.epsilon))
+        return cls(
+            obs=obs,
+            ret=stats(vec_normalize.ret_rms),
+            norm_obs=bool(vec_normalize.norm_obs),
+            norm_reward=bool(vec_normalize.norm_reward),
+            clip_obs=float(vec_normalize.clip_obs),
+            clip_reward=float(vec_normalize.clip_reward),
+            gamma=float(vec_normalize.gamma),
+            epsilon=float(vec_normalize.epsilon),
+        )
 
     @property
     def norm_obs_keys(self) -> list[str] | None:
@@ -109,22 +116,33 @@ class ObsNormalizer:
         return self._normalize(np.asarray(obs), self.obs)
 
     def _normalize(self, obs: np.ndarray, rms: RunningStats) -> np.ndarray:
-        return np.clip((obs - rms.mean) / np.sqrt(rms.var + self.epsilon), -self.clip_obs,
-                       self.clip_obs).astype(np.float32)
+        return np.clip((obs - rms.mean) / np.sqrt(rms.var + self.epsilon), -self.clip_obs, self.clip_obs).astype(
+            np.float32
+        )
 
     # ------------------------------------------------------------------------------------------ npz file
     def save(self, path: Path) -> None:
         """Write the statistics as an npz of plain arrays (numbers and strings; no objects)."""
         arrays: dict[str, np.ndarray] = {
-            "format": np.array(STATS_FORMAT), "norm_obs": np.array(self.norm_obs),
-            "norm_reward": np.array(self.norm_reward), "clip_obs": np.array(self.clip_obs),
-            "clip_reward": np.array(self.clip_reward), "gamma": np.array(self.gamma),
-            "epsilon": np.array(self.epsilon), "obs_keys": np.array(self.norm_obs_keys or [], dtype=np.str_),
-            "obs_is_dict": np.array(isinstance(self.obs, dict))}
+            "format": np.array(STATS_FORMAT),
+            "norm_obs": np.array(self.norm_obs),
+            "norm_reward": np.array(self.norm_reward),
+            "clip_obs": np.array(self.clip_obs),
+            "clip_reward": np.array(self.clip_reward),
+            "gamma": np.array(self.gamma),
+            "epsilon": np.array(self.epsilon),
+            "obs_keys": np.array(self.norm_obs_keys or [], dtype=np.str_),
+            "obs_is_dict": np.array(isinstance(self.obs, dict)),
+        }
         parts = list(self.obs.values()) if isinstance(self.obs, dict) else [self.obs]
         for prefix, rms in [*((f"obs_{i}", rms) for i, rms in enumerate(parts)), ("ret", self.ret)]:
-            arrays.update({f"{prefix}_mean": rms.mean, f"{prefix}_var": rms.var,
-                           f"{prefix}_count": np.array(rms.count, np.float64)})
+            arrays.update(
+                {
+                    f"{prefix}_mean": rms.mean,
+                    f"{prefix}_var": rms.var,
+                    f"{prefix}_count": np.array(rms.count, np.float64),
+                }
+            )
         with open(path, "wb") as f:  # a file object: np.savez would append .npz to a temporary name
             np.savez(f, allow_pickle=False, **arrays)  # type: ignore[arg-type]  # no object arrays
 
@@ -137,18 +155,28 @@ class ObsNormalizer:
                     raise ValueError(f"unknown format {str(data['format'])!r}, expected {STATS_FORMAT!r}")
 
                 def stats(prefix: str) -> RunningStats:
-                    return RunningStats(np.array(data[f"{prefix}_mean"], np.float64),
-                                        np.array(data[f"{prefix}_var"], np.float64),
-                                        float(data[f"{prefix}_count"]))
+                    return RunningStats(
+                        np.array(data[f"{prefix}_mean"], np.float64),
+                        np.array(data[f"{prefix}_var"], np.float64),
+                        float(data[f"{prefix}_count"]),
+                    )
 
                 keys = [str(k) for k in data["obs_keys"]]
                 obs: RunningStats | dict[str, RunningStats] = (
-                    {key: stats(f"obs_{i}") for i, key in enumerate(keys)} if bool(data["obs_is_dict"])
-                    else stats("obs_0"))
-                return cls(obs=obs, ret=stats("ret"), norm_obs=bool(data["norm_obs"]),
-                           norm_reward=bool(data["norm_reward"]), clip_obs=float(data["clip_obs"]),
-                           clip_reward=float(data["clip_reward"]), gamma=float(data["gamma"]),
-                           epsilon=float(data["epsilon"]))
+                    {key: stats(f"obs_{i}") for i, key in enumerate(keys)}
+                    if bool(data["obs_is_dict"])
+                    else stats("obs_0")
+                )
+                return cls(
+                    obs=obs,
+                    ret=stats("ret"),
+                    norm_obs=bool(data["norm_obs"]),
+                    norm_reward=bool(data["norm_reward"]),
+                    clip_obs=float(data["clip_obs"]),
+                    clip_reward=float(data["clip_reward"]),
+                    gamma=float(data["gamma"]),
+                    epsilon=float(data["epsilon"]),
+                )
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise LeptonError(f"{path}: not lepton-sim normalisation statistics ({err})") from None
 
@@ -169,11 +197,15 @@ def load_normalizer(model_path: Path, required: bool = False, trust_pickle: bool
     if not required:
         return None
     if pkl.is_file():
-        raise LeptonError(f"{model_path}: its normalisation statistics exist only as {pkl.name}, a pickle "
-                          f"(written before lepton-sim stored {npz.name}), and loading a pickle can run code "
-                          f"from the file; {TRUST_HINT}")
-    raise LeptonError(f"{model_path}: the run normalised observations but {npz.name} is missing beside the "
-                      "model; without it the policy would see unnormalised observations")
+        raise LeptonError(
+            f"{model_path}: its normalisation statistics exist only as {pkl.name}, a pickle "
+            f"(written before lepton-sim stored {npz.name}), and loading a pickle can run code "
+            f"from the file; {TRUST_HINT}"
+        )
+    raise LeptonError(
+        f"{model_path}: the run normalised observations but {npz.name} is missing beside the "
+        "model; without it the policy would see unnormalised observations"
+    )
 
 
 def _load_pickled_normalizer(path: Path) -> Any:
@@ -220,8 +252,9 @@ def read_policy_weights(model_path: Path, device: Any = "cpu") -> dict[str, Any]
         state = torch.load(io.BytesIO(raw), map_location=device, weights_only=True)
     except (OSError, KeyError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
         # UnpicklingError: torch's weights-only reader refused something that is not a tensor
-        raise LeptonError(f"{model_path}: no readable policy weights ({type(err).__name__}: "
-                          f"{' '.join(str(err).split())[:300]})") from None
+        raise LeptonError(
+            f"{model_path}: no readable policy weights ({type(err).__name__}: {' '.join(str(err).split())[:300]})"
+        ) from None
     if not isinstance(state, dict):
         raise LeptonError(f"{model_path}: policy.pth is not a state dict")
     return state

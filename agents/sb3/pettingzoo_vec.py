@@ -9,6 +9,7 @@ lepton_sim.multi_agent.SharedPolicy evaluates the trained model there with the o
 All agents share one simulation, so their episodes end together; the VecEnv then resets the simulation and
 returns each agent's final observation as ``terminal_observation`` (a time-limit truncation).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -55,7 +56,8 @@ class PettingZooVecEnv(VecEnv):
         assert self._actions is not None, "step_async first"
         phases = agent_actions(self._actions, self.num_actions)
         obs, rewards, terminations, truncations, infos = self.par_env.step(
-            {a: int(p) for a, p in zip(self.agents, phases)})
+            {a: int(p) for a, p in zip(self.agents, phases)}
+        )
         stacked = self._stack(obs)
         reward = np.array([rewards[a] for a in self.agents], np.float32)
         term = np.array([bool(terminations.get(a, False)) for a in self.agents])

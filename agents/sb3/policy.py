@@ -9,6 +9,7 @@ Two ways to load a model file:
 - :meth:`SB3Policy.load`: SB3's own loader, which unpickles entries of the zip's data (and the VecNormalize
   pickle). Only for files from a trusted source (``--trust-pickle``), e.g. old runs without npz statistics.
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,8 +57,9 @@ class SB3Policy(Policy):
         self.action_space = model.action_space
 
     @classmethod
-    def load(cls, path: str | Path, algo: str | None = None, device: str = "auto",
-             normalized: bool = False) -> "SB3Policy":
+    def load(
+        cls, path: str | Path, algo: str | None = None, device: str = "auto", normalized: bool = False
+    ) -> "SB3Policy":
         """SB3's loader (unpickles the zip's data and the VecNormalize pickle: trusted files only). ``algo``
         comes from the run's config when known, else each algorithm is tried. ``normalized``: the run normalised
         observations, so the statistics beside the model must be there."""
@@ -88,14 +90,17 @@ class SB3Policy(Policy):
         declared = env_spaces(config, path)
         observation_space, action_space = training_spaces(*declared, normalizer)
         torch_device = get_device(device)
-        policy = build_policy(config.algo, hp, observation_space, action_space, recorded=read_plain_data(path),
-                              where=str(path))
+        policy = build_policy(
+            config.algo, hp, observation_space, action_space, recorded=read_plain_data(path), where=str(path)
+        )
         state = read_policy_weights(path, device=torch_device)
         try:
             policy.load_state_dict(state, strict=True)  # as SB3's set_parameters(exact_match=True)
         except RuntimeError as err:
-            raise LeptonError(f"{path}: the weights do not fit the network that config.yaml describes "
-                              f"({' '.join(str(err).split())[:300]})") from None
+            raise LeptonError(
+                f"{path}: the weights do not fit the network that config.yaml describes "
+                f"({' '.join(str(err).split())[:300]})"
+            ) from None
         policy = policy.to(torch_device)
         if getattr(policy, "use_sde", False):
             policy.reset_noise()  # as SB3's load
@@ -105,12 +110,19 @@ class SB3Policy(Policy):
         loaded.observation_space, loaded.action_space = declared
         return loaded
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         if self.obs_normalizer is not None:
             observation = self.obs_normalizer.normalize_obs(observation)
-        return self.model.predict(observation, state=state, episode_start=episode_start,
-                                  deterministic=self.deterministic)
+        return self.model.predict(
+            observation, state=state, episode_start=episode_start, deterministic=self.deterministic
+        )
 
 
 def _display_name(algo: str, path: Path) -> str:
@@ -118,8 +130,14 @@ def _display_name(algo: str, path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- network
-def build_policy(algo: str, hp: Mapping[str, Any], observation_space: gymnasium.Space,
-                 action_space: gymnasium.Space, recorded: Mapping[str, Any] | None = None, where: str = "") -> Any:
+def build_policy(
+    algo: str,
+    hp: Mapping[str, Any],
+    observation_space: gymnasium.Space,
+    action_space: gymnasium.Space,
+    recorded: Mapping[str, Any] | None = None,
+    where: str = "",
+) -> Any:
     """The algorithm's policy network, built as its ``_setup_model`` builds it (untrained weights).
 
     ``recorded``: the model file's plain data; the policy keyword arguments it records (plain values, and the
@@ -130,8 +148,7 @@ def build_policy(algo: str, hp: Mapping[str, Any], observation_space: gymnasium.
     cls = algorithm_class(algo)
     name = hp.get("policy", "MlpPolicy")
     if name not in cls.policy_aliases:
-        raise LeptonError(f"{where}: policy {name!r} is not one of {algo}'s policies "
-                          f"({', '.join(cls.policy_aliases)})")
+        raise LeptonError(f"{where}: policy {name!r} is not one of {algo}'s policies ({', '.join(cls.policy_aliases)})")
     policy_kwargs = _policy_kwargs(dict(hp))
     use_sde = bool(hp.get("use_sde", False))
     extra: dict[str, Any] = {}
@@ -153,13 +170,16 @@ def _check_recorded_kwargs(built: Mapping[str, Any], recorded: Any, where: str) 
 
     mine = {k: as_recorded(v) for k, v in built.items()}
     if not isinstance(recorded, dict) or mine != recorded:
-        raise LeptonError(f"{where}: config.yaml's policy_kwargs {mine} differ from the ones recorded in the model "
-                          f"{recorded}; the run folder does not describe this model")
+        raise LeptonError(
+            f"{where}: config.yaml's policy_kwargs {mine} differ from the ones recorded in the model "
+            f"{recorded}; the run folder does not describe this model"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- spaces
-def training_spaces(observation_space: gymnasium.Space, action_space: gymnasium.Space,
-                    normalizer: Any) -> tuple[gymnasium.Space, gymnasium.Space]:
+def training_spaces(
+    observation_space: gymnasium.Space, action_space: gymnasium.Space, normalizer: Any
+) -> tuple[gymnasium.Space, gymnasium.Space]:
     """The observation and action spaces the model was built with: the run's scenario's env spaces (one agent's
     padded spaces for a shared multi-agent run), through VecNormalize and SB3's own env wrapping (which
     transposes images to channels-first), exactly as in training."""
@@ -167,8 +187,14 @@ def training_spaces(observation_space: gymnasium.Space, action_space: gymnasium.
 
     venv: Any = _SpacesOnly(copy.deepcopy(observation_space), copy.deepcopy(action_space))
     if normalizer is not None:
-        venv = VecNormalize(venv, training=False, norm_obs=normalizer.norm_obs, norm_reward=False,
-                            clip_obs=normalizer.clip_obs, norm_obs_keys=normalizer.norm_obs_keys)
+        venv = VecNormalize(
+            venv,
+            training=False,
+            norm_obs=normalizer.norm_obs,
+            norm_reward=False,
+            clip_obs=normalizer.clip_obs,
+            norm_obs_keys=normalizer.norm_obs_keys,
+        )
     venv = BaseAlgorithm._wrap_env(venv, verbose=0, monitor_wrapper=False)
     return venv.observation_space, venv.action_space
 
@@ -194,9 +220,11 @@ def env_spaces(config: "TrainConfig", where: Path | str) -> tuple[gymnasium.Spac
             env = make(scenario)
             spaces = env.observation_space, env.action_space
     except (LeptonError, ValidationError, ValueError) as err:
-        raise LeptonError(f"{where}: the run's scenario no longer builds, so the model's spaces are known only "
-                          f"from pickled entries in the file ({' '.join(str(err).split())[:300]}); "
-                          f"{TRUST_HINT}") from None
+        raise LeptonError(
+            f"{where}: the run's scenario no longer builds, so the model's spaces are known only "
+            f"from pickled entries in the file ({' '.join(str(err).split())[:300]}); "
+            f"{TRUST_HINT}"
+        ) from None
     env.close()
     return spaces
 

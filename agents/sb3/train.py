@@ -1,4 +1,5 @@
 """Train a Stable-Baselines3 agent on a scenario into a run folder (see lepton_sim.runs for the layout)."""
+
 from __future__ import annotations
 
 import sys
@@ -13,8 +14,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
 from lepton_sim.agents.sb3.callbacks import CheckpointCallback, PeriodicEvalCallback, StopAfterWallTime
-from lepton_sim.agents.sb3.model_files import normalizer_path, save_model
 from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
+from lepton_sim.agents.sb3.model_files import normalizer_path, save_model
 from lepton_sim.agents.sb3.policy import SB3Policy
 from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
 from lepton_sim.errors import LeptonError
@@ -27,11 +28,11 @@ from lepton_sim.scenario import Scenario
 from lepton_sim.training_config import TrainConfig
 
 
-def _make_env(scenario: Scenario, config: TrainConfig, seed: int, monitor_file: Path,
-              stats_path: Path | None) -> VecEnv:
+def _make_env(
+    scenario: Scenario, config: TrainConfig, seed: int, monitor_file: Path, stats_path: Path | None
+) -> VecEnv:
     hp = config.hyperparams
-    venv = VecMonitor(make_sb3_vec_env(scenario, config.n_envs, seed, config.multi_agent),
-                      filename=str(monitor_file))
+    venv = VecMonitor(make_sb3_vec_env(scenario, config.n_envs, seed, config.multi_agent), filename=str(monitor_file))
     if hp.get("normalize"):
         if stats_path is not None and stats_path.is_file():
             venv = VecNormalize.load(str(stats_path), venv)
@@ -55,12 +56,15 @@ def check_resume(run: RunFolder, config: TrainConfig) -> None:
         raise LeptonError(f"{run.path}: nothing to resume from (no checkpoints in {run.checkpoints_dir})")
     stats = normalizer_path(checkpoint[1])
     if config.hyperparams.get("normalize") and not stats.is_file():
-        raise LeptonError(f"{checkpoint[1]}: the run normalises observations but {stats.name} is missing; "
-                          "resuming would start fresh statistics the model was not trained with")
+        raise LeptonError(
+            f"{checkpoint[1]}: the run normalises observations but {stats.name} is missing; "
+            "resuming would start fresh statistics the model was not trained with"
+        )
 
 
-def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool = False,
-              progress_bar: bool = True) -> None:
+def train_sb3(
+    run: RunFolder, config: TrainConfig, scenario: Scenario, resume: bool = False, progress_bar: bool = True
+) -> None:
     """Train (or, with ``resume``, continue from the latest checkpoint) and save the final model in ``run``.
 
     A KeyboardInterrupt (Ctrl-C; SIGTERM too, see lepton_sim.training) saves a checkpoint at the current step
@@ -100,19 +104,31 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
             callbacks.append(StopAfterWallTime(config.time_limit))
         if config.eval_freq > 0:
             evaluator = PeriodicEvaluator(run, scenario, seed, config.eval_episodes)
-            callbacks.append(PeriodicEvalCallback(evaluator, lambda m: _as_policy(m, config), config.eval_freq,
-                                                  env.num_envs))
+            callbacks.append(
+                PeriodicEvalCallback(evaluator, lambda m: _as_policy(m, config), config.eval_freq, env.num_envs)
+            )
         try:
-            model.learn(total_timesteps=max(config.steps - done_steps, 0), callback=CallbackList(callbacks),
-                        progress_bar=progress_bar, reset_num_timesteps=checkpoint is None)
+            model.learn(
+                total_timesteps=max(config.steps - done_steps, 0),
+                callback=CallbackList(callbacks),
+                progress_bar=progress_bar,
+                reset_num_timesteps=checkpoint is None,
+            )
         except KeyboardInterrupt:
             _save_interrupted(model, run, checkpoints, done_steps)
             raise
         except (EOFError, ConnectionError) as err:  # a SubprocVecEnv worker died (a killed simulator)
-            _save_interrupted(model, run, checkpoints, done_steps,
-                              why=f"a training env worker process died ({type(err).__name__}: {err})")
-            raise LeptonError(f"{run.path}: training stopped because a training env worker process died "
-                              f"({type(err).__name__}); what was learnt is saved (see above)") from None
+            _save_interrupted(
+                model,
+                run,
+                checkpoints,
+                done_steps,
+                why=f"a training env worker process died ({type(err).__name__}: {err})",
+            )
+            raise LeptonError(
+                f"{run.path}: training stopped because a training env worker process died "
+                f"({type(err).__name__}); what was learnt is saved (see above)"
+            ) from None
         finally:
             model.logger.close()  # flushes TensorBoard's events, interrupted or not
         with uninterrupted():
@@ -126,8 +142,9 @@ def train_sb3(run: RunFolder, config: TrainConfig, scenario: Scenario, resume: b
     env.close()
 
 
-def _save_interrupted(model: BaseAlgorithm, run: RunFolder, checkpoints: CheckpointCallback,
-                      resumed_from: int, why: str = "interrupted") -> None:
+def _save_interrupted(
+    model: BaseAlgorithm, run: RunFolder, checkpoints: CheckpointCallback, resumed_from: int, why: str = "interrupted"
+) -> None:
     """Save a checkpoint at the current step and the current model, and say on stderr what was saved (one line).
     Signals wait until the files are written, so a second Ctrl-C cannot leave half a checkpoint."""
     steps = model.num_timesteps
@@ -142,12 +159,21 @@ def _save_interrupted(model: BaseAlgorithm, run: RunFolder, checkpoints: Checkpo
             kept = f"the latest checkpoint is {last[1]}" if last else "there is no checkpoint to resume from"
             print(f"{why} at {steps} steps; saving failed ({err}); {kept}", file=sys.stderr)
             return
-        extras = [name for name, present in (("normalisation statistics", model.get_vec_normalize_env()),
-                                             ("replay buffer", getattr(model, "replay_buffer", None)))
-                  if present is not None]
+        extras = [
+            name
+            for name, present in (
+                ("normalisation statistics", model.get_vec_normalize_env()),
+                ("replay buffer", getattr(model, "replay_buffer", None)),
+            )
+            if present is not None
+        ]
         beside = f" (with its {' and '.join(extras)})" if extras else ""
-        print(f"{why} at {steps} steps: saved checkpoint {checkpoint}{beside} and model {run.final_model}; "
-              f"continue with: lepton-sim train --resume {run.path}", file=sys.stderr, flush=True)
+        print(
+            f"{why} at {steps} steps: saved checkpoint {checkpoint}{beside} and model {run.final_model}; "
+            f"continue with: lepton-sim train --resume {run.path}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _close_quietly(env: VecEnv) -> None:

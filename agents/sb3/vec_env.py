@@ -1,4 +1,5 @@
 """Scenario -> SB3 VecEnv: native numpy-batched envs through an adapter, others through SB3's own VecEnvs."""
+
 from __future__ import annotations
 
 from functools import partial

@@ -5,6 +5,7 @@ Max-pressure and greedy need per-phase lane counts, which the env puts in ``info
 (their ``env_overrides``); they work with ``lepton/TrafficSignal-v0`` (Discrete actions, info arrays (P,)) and
 ``lepton/TrafficNetwork-v0`` (MultiDiscrete, info arrays (N, max P) padded with -inf), batched over envs.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -18,8 +19,9 @@ from lepton_sim.policy import Policy, PolicyContext
 class _TrafficPolicy(Policy):
     def __init__(self, action_space: gymnasium.Space) -> None:
         if not isinstance(action_space, (gymnasium.spaces.Discrete, gymnasium.spaces.MultiDiscrete)):
-            raise ValueError(f"{self.name} controls traffic signals (Discrete or MultiDiscrete actions), "
-                             f"got {action_space}")
+            raise ValueError(
+                f"{self.name} controls traffic signals (Discrete or MultiDiscrete actions), got {action_space}"
+            )
         self.space = action_space  # adapts to the scenario's signals: no declared action_space
 
     def reset(self, context: PolicyContext) -> None:
@@ -44,8 +46,14 @@ class ProgramPolicy(_TrafficPolicy):
         self.name = control
         self.env_overrides = {"control": control}
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         return np.zeros(self._shape(observation), np.int64), None
 
 
@@ -59,11 +67,19 @@ class PhaseScorePolicy(_TrafficPolicy):
         super().__init__(action_space)
         self.name, self.key = name, key
 
-    def act(self, observation: Any, state: Any = None, episode_start: np.ndarray | None = None,
-            *, info: Mapping[str, Any] | None = None) -> tuple[np.ndarray, Any]:
+    def act(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, Any]:
         if info is None or self.key not in info:
-            raise ValueError(f"{self.name} reads info[{self.key!r}]: create the env with phase_info=True "
-                             "(evaluation does this through the policy's env_overrides)")
+            raise ValueError(
+                f"{self.name} reads info[{self.key!r}]: create the env with phase_info=True "
+                "(evaluation does this through the policy's env_overrides)"
+            )
         scores = np.asarray(info[self.key], float)
         obs = np.asarray(observation, float)
         discrete = isinstance(self.space, gymnasium.spaces.Discrete)

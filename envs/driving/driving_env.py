@@ -1,4 +1,5 @@
 """``lepton/Driving-v0``: path planning for one car on a procedurally generated road."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -7,8 +8,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import observation_bounds
+from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.sim import DrivingSim
 from lepton_sim.envs.info import NanEqualFloat
 from lepton_sim.envs.rendering import check_render_mode
@@ -123,11 +124,13 @@ class DrivingEnv(gymnasium.Env):
         low, high = observation_bounds(self.params)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self._discrete = self.params.action_mode == "discrete"
-        self.action_space = (spaces.Discrete(5) if self._discrete
-                             else spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32))
+        self.action_space = (
+            spaces.Discrete(5) if self._discrete else spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        )
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.sim.reset_worlds([0], [self.np_random])
         return self.sim.observe()[0], self._info()

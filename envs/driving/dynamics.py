@@ -4,6 +4,7 @@ Vehicle geometry: every car is a ``CAR_LENGTH`` x ``CAR_WIDTH`` box. The ego's r
 its rear axle (the point that turns on a circle of radius ``wheelbase / tan(steering)``); its box extends
 ``REAR_OVERHANG`` behind the rear axle and ``wheelbase + FRONT_OVERHANG`` ahead of it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,10 +24,20 @@ IDM_HEADWAY = 1.5  # s, desired time gap
 IDM_SQRT_AB = 2.0 * np.sqrt(IDM_ACCEL * IDM_DECEL)
 
 
-def bicycle_step(x: np.ndarray, y: np.ndarray, heading: np.ndarray, speed: np.ndarray, steer: np.ndarray,
-                 accel_cmd: np.ndarray, steer_cmd: np.ndarray, dt: float, wheelbase: float, max_speed: float,
-                 max_steer: float, max_steer_rate: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def bicycle_step(
+    x: np.ndarray,
+    y: np.ndarray,
+    heading: np.ndarray,
+    speed: np.ndarray,
+    steer: np.ndarray,
+    accel_cmd: np.ndarray,
+    steer_cmd: np.ndarray,
+    dt: float,
+    wheelbase: float,
+    max_speed: float,
+    max_steer: float,
+    max_steer_rate: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Advance the rear-axle kinematic bicycle by ``dt`` -> ``(x, y, heading, speed, steer)``.
 
     The steering angle moves toward ``steer_cmd`` at most ``max_steer_rate * dt`` and stays within

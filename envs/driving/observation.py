@@ -3,6 +3,7 @@
 Layout (documented in ``DrivingEnv``'s docstring): 10 ego and road features, 9 lane features, route waypoints,
 lidar rays and the nearest objects. Pure functions of a :class:`~lepton_sim.envs.driving.sim.DrivingSim`'s state.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,7 @@ def observe(sim: "DrivingSim") -> np.ndarray:
     c, s = np.cos(sim.heading), np.sin(sim.heading)
     # route waypoints ahead, in the ego frame (x forward, y left)
     ahead = sim.s[:, None] + p.waypoint_spacing * np.arange(1, p.num_waypoints + 1)
-    wx, wy, _, _, _ = sim.road.to_world(ahead, np.broadcast_to(sim.route_d[:, None], ahead.shape),
-                                         sim.rows_v)
+    wx, wy, _, _, _ = sim.road.to_world(ahead, np.broadcast_to(sim.route_d[:, None], ahead.shape), sim.rows_v)
     dx, dy = wx - sim.x[:, None], wy - sim.y[:, None]
     waypoints = np.stack([dx * c[:, None] + dy * s[:, None], dy * c[:, None] - dx * s[:, None]], axis=2)
     waypoints = waypoints.reshape(n, -1) * (1.0 / POS_SCALE)
@@ -78,9 +78,19 @@ def observe(sim: "DrivingSim") -> np.ndarray:
         seen = dist2 < (p.lidar_range + np.hypot(sim.obj_hl, sim.obj_hw)) ** 2
         if seen.any():
             w, k = np.nonzero(seen)
-            hits = rays_to_boxes(ex[w], ey[w], sim.heading[w], sim.obj_x[w, k], sim.obj_y[w, k],
-                                 sim.obj_cos[w, k], sim.obj_sin[w, k], sim.obj_hl[w, k], sim.obj_hw[w, k],
-                                 sim.ray_cos, sim.ray_sin)
+            hits = rays_to_boxes(
+                ex[w],
+                ey[w],
+                sim.heading[w],
+                sim.obj_x[w, k],
+                sim.obj_y[w, k],
+                sim.obj_cos[w, k],
+                sim.obj_sin[w, k],
+                sim.obj_hl[w, k],
+                sim.obj_hw[w, k],
+                sim.ray_cos,
+                sim.ray_sin,
+            )
             starts = np.flatnonzero(np.concatenate([[True], w[1:] != w[:-1]]))
             rows = w[starts]
             lidar[rows] = np.minimum(lidar[rows], np.minimum.reduceat(hits, starts, axis=0))
@@ -88,6 +98,7 @@ def observe(sim: "DrivingSim") -> np.ndarray:
     lidar *= 1.0 / p.lidar_range
     obs = np.concatenate([base, waypoints, lidar, objects.reshape(n, -1)], axis=1)
     return np.minimum(np.maximum(obs, sim.obs_low), sim.obs_high).astype(np.float32)
+
 
 def lane_features(sim: "DrivingSim") -> np.ndarray:
     """For the lanes right of, at and left of the ego's centre: [lane exists, free distance ahead (bumper to
@@ -104,8 +115,9 @@ def lane_features(sim: "DrivingSim") -> np.ndarray:
         ego_s, ego_hl = tr.s[:, :1], tr.half_length[:, :1]
         obj_s, obj_hl = tr.s[:, None, 1:], tr.half_length[:, None, 1:]
         centre = lane_center(lanes, sim.lanes[:, None], p.lane_width)[:, :, None]
-        inside = ((np.abs(tr.d[:, None, 1:] - centre) < 0.5 * p.lane_width + tr.half_width[:, None, 1:])
-                  & (obj_s + obj_hl > (ego_s - ego_hl)[:, :, None]))  # (N, 3, M): in the lane, not behind
+        inside = (np.abs(tr.d[:, None, 1:] - centre) < 0.5 * p.lane_width + tr.half_width[:, None, 1:]) & (
+            obj_s + obj_hl > (ego_s - ego_hl)[:, :, None]
+        )  # (N, 3, M): in the lane, not behind
         dist = np.where(inside, np.maximum(obj_s - obj_hl - (ego_s + ego_hl)[:, :, None], 0.0), np.inf)
         k = np.argmin(dist, axis=2)
         flat = k + (np.arange(n) * (tr.num_entities - 1))[:, None]
@@ -117,8 +129,9 @@ def lane_features(sim: "DrivingSim") -> np.ndarray:
     return out.reshape(n, LANE_FEATURES)
 
 
-def nearest_objects(sim: "DrivingSim", dx: np.ndarray, dy: np.ndarray, dist2: np.ndarray, c: np.ndarray,
-                s: np.ndarray) -> np.ndarray:
+def nearest_objects(
+    sim: "DrivingSim", dx: np.ndarray, dy: np.ndarray, dist2: np.ndarray, c: np.ndarray, s: np.ndarray
+) -> np.ndarray:
     """The ``num_objects`` nearest objects within ``sensor_range``: present, position, relative velocity, size.
 
     Objects more than ``BEHIND`` m behind the ego's centre rank at twice their distance, so that objects passed
@@ -126,7 +139,7 @@ def nearest_objects(sim: "DrivingSim", dx: np.ndarray, dy: np.ndarray, dist2: np
     """
     p = sim.params
     n, q = sim.num_worlds, p.num_objects
-    dist2 = np.where(dist2 < p.sensor_range ** 2, dist2, np.inf)
+    dist2 = np.where(dist2 < p.sensor_range**2, dist2, np.inf)
     rank = np.where(dx * c[:, None] + dy * s[:, None] < -BEHIND, 4.0 * dist2, dist2)
     order = np.argsort(rank, axis=1)[:, :q]
     flat = order + (np.arange(n) * sim.num_objects)[:, None]
@@ -135,12 +148,19 @@ def nearest_objects(sim: "DrivingSim", dx: np.ndarray, dy: np.ndarray, dist2: np
     vx = sim.obj_vx.ravel()[flat] - (sim.speed * c)[:, None]
     vy = sim.obj_vy.ravel()[flat] - (sim.speed * s)[:, None]
     c, s = c[:, None], s[:, None]
-    feats = np.stack([np.ones_like(rdx), (rdx * c + rdy * s) * (1.0 / POS_SCALE),
-                      (rdy * c - rdx * s) * (1.0 / POS_SCALE), (vx * c + vy * s) * (1.0 / SPEED_SCALE),
-                      (vy * c - vx * s) * (1.0 / SPEED_SCALE),
-                      sim.obj_hl.ravel()[flat] * (2.0 / SIZE_SCALE),
-                      sim.obj_hw.ravel()[flat] * (2.0 / SIZE_SCALE)], axis=2)
+    feats = np.stack(
+        [
+            np.ones_like(rdx),
+            (rdx * c + rdy * s) * (1.0 / POS_SCALE),
+            (rdy * c - rdx * s) * (1.0 / POS_SCALE),
+            (vx * c + vy * s) * (1.0 / SPEED_SCALE),
+            (vy * c - vx * s) * (1.0 / SPEED_SCALE),
+            sim.obj_hl.ravel()[flat] * (2.0 / SIZE_SCALE),
+            sim.obj_hw.ravel()[flat] * (2.0 / SIZE_SCALE),
+        ],
+        axis=2,
+    )
     feats *= present[:, :, None]
     out = np.zeros((n, q, OBJECT_FEATURES))
-    out[:, :feats.shape[1]] = feats
+    out[:, : feats.shape[1]] = feats
     return out

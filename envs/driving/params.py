@@ -4,6 +4,7 @@ Values written as ``[low, high]`` (:class:`Range` / :class:`IntRange`) are sampl
 episode's random generator, so a scenario describes a *distribution* of worlds and a suite can hold out
 parameter ranges for testing.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal
@@ -45,28 +46,33 @@ class DrivingParams(EnvParams):
 
     obs_mode: str = Field("state", description="observation mode; only 'state' for now")
     action_mode: Literal["continuous", "discrete"] = Field(
-        "continuous", description="'continuous': (acceleration, steering) in [-1, 1]; 'discrete': 5 meta-actions")
+        "continuous", description="'continuous': (acceleration, steering) in [-1, 1]; 'discrete': 5 meta-actions"
+    )
 
     # road
     lanes: IntRange = Field(IntRange(low=2, high=2), description="number of lanes (1-4), sampled per episode")
     lane_width: float = Field(3.5, ge=2.5, le=5.0, description="m")
-    curvature: Range = Field(Range(low=0.0, high=0.01),
-                             description="|curvature| of each curve (1/m), sampled per curve; sign is random")
+    curvature: Range = Field(
+        Range(low=0.0, high=0.01), description="|curvature| of each curve (1/m), sampled per curve; sign is random"
+    )
     curve_length: Range = Field(Range(low=40.0, high=120.0), description="length of each curve (m)")
     route_length: Range = Field(Range(low=200.0, high=200.0), description="distance from start to goal (m)")
 
     # static obstacles
-    obstacles: IntRange = Field(IntRange(low=0, high=0),
-                                description="number of obstacle sites (a parked car or a group of 1-3 cones)")
-    obstacle_spacing: float = Field(40.0, ge=10.0, le=500.0,
-                                    description="minimum distance along the road between obstacle sites (m)")
+    obstacles: IntRange = Field(
+        IntRange(low=0, high=0), description="number of obstacle sites (a parked car or a group of 1-3 cones)"
+    )
+    obstacle_spacing: float = Field(
+        40.0, ge=10.0, le=500.0, description="minimum distance along the road between obstacle sites (m)"
+    )
     cone_fraction: float = Field(0.3, ge=0.0, le=1.0, description="probability that a site is cones, not a car")
 
     # other vehicles
     vehicles: IntRange = Field(IntRange(low=0, high=0), description="number of other vehicles (IDM + MOBIL)")
     vehicle_speed: Range = Field(Range(low=20.0, high=28.0), description="desired speeds of other vehicles (m/s)")
-    vehicle_spacing: Range = Field(Range(low=20.0, high=40.0),
-                                   description="initial gap between consecutive vehicles of a lane (m)")
+    vehicle_spacing: Range = Field(
+        Range(low=20.0, high=40.0), description="initial gap between consecutive vehicles of a lane (m)"
+    )
     lane_changes: bool = Field(True, description="other vehicles change lanes (MOBIL)")
 
     # ego vehicle
@@ -81,8 +87,9 @@ class DrivingParams(EnvParams):
 
     # time
     dt: float = Field(0.1, ge=0.01, le=0.5, description="simulation step (s)")
-    sim_steps_per_action: int = Field(1, ge=1, le=100,
-                                      description="simulation steps per env step (10 x 0.1 s = 1 s per action)")
+    sim_steps_per_action: int = Field(
+        1, ge=1, le=100, description="simulation steps per env step (10 x 0.1 s = 1 s per action)"
+    )
 
     # observation
     num_waypoints: int = Field(5, ge=1, le=20, description="route waypoints in the observation")
@@ -93,13 +100,11 @@ class DrivingParams(EnvParams):
     sensor_range: float = Field(60.0, ge=5.0, le=200.0, description="objects farther than this are not listed (m)")
 
     # reward (per env step; see DrivingEnv's docstring)
-    progress_reward: float = Field(1.0, ge=0.0,
-                                   description="reward for a step driven along the route at max_speed")
+    progress_reward: float = Field(1.0, ge=0.0, description="reward for a step driven along the route at max_speed")
     goal_reward: float = Field(10.0, ge=0.0, description="bonus on reaching the goal")
     collision_penalty: float = Field(5.0, ge=0.0, description="penalty on a collision (terminates)")
     off_road_penalty: float = Field(5.0, ge=0.0, description="penalty on leaving the road (terminates)")
-    comfort_weight: float = Field(0.1, ge=0.0,
-                                  description="penalty for a step of maximal jerk and steering rate")
+    comfort_weight: float = Field(0.1, ge=0.0, description="penalty for a step of maximal jerk and steering rate")
 
     render_size: int = Field(400, ge=32, le=2048, description="rendered image side (pixels)")
     render_scale: float = Field(4.0, gt=0.0, le=50.0, description="pixels per metre")
@@ -107,14 +112,16 @@ class DrivingParams(EnvParams):
     @model_validator(mode="after")
     def _consistent(self) -> "DrivingParams":
         if self.obstacles.high > 0 and self.lanes.low < 2:
-            raise ValueError(f"obstacles need at least 2 lanes (a free lane to pass them), but lanes can be "
-                             f"{int(self.lanes.low)}")
+            raise ValueError(
+                f"obstacles need at least 2 lanes (a free lane to pass them), but lanes can be {int(self.lanes.low)}"
+            )
         usable = self.route_length.low - FIRST_OBSTACLE - GOAL_CLEARANCE
         needed = (self.obstacles.high - 1) * self.obstacle_spacing
         if self.obstacles.high > 0 and needed > usable:
             raise ValueError(
                 f"{int(self.obstacles.high)} obstacles spaced {self.obstacle_spacing:g} m need a route of at least "
-                f"{needed + FIRST_OBSTACLE + GOAL_CLEARANCE:g} m, but route_length can be {self.route_length.low:g} m")
+                f"{needed + FIRST_OBSTACLE + GOAL_CLEARANCE:g} m, but route_length can be {self.route_length.low:g} m"
+            )
         if self.ego_speed.high > self.max_speed:
             raise ValueError(f"ego_speed ({self.ego_speed.high:g} m/s) exceeds max_speed ({self.max_speed:g} m/s)")
         return self

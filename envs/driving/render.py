@@ -3,6 +3,7 @@
 The rasteriser splats road samples and fills boxes with numpy only (a few ms per 400 x 400 frame); matplotlib
 is imported only by :func:`plot_trajectory`.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
@@ -46,8 +47,7 @@ class _Canvas:
         ok = (row >= 0) & (row < self.size) & (col >= 0) & (col < self.size)
         self.img[row[ok], col[ok]] = color
 
-    def box(self, x: float, y: float, c: float, s: float, hl: float, hw: float, color: tuple[int, int, int]
-            ) -> None:
+    def box(self, x: float, y: float, c: float, s: float, hl: float, hw: float, color: tuple[int, int, int]) -> None:
         """Fill an oriented rectangle (centre, heading cos/sin, half sizes)."""
         r = np.hypot(hl, hw)
         r0, c0 = self.pixels(np.array([x - r]), np.array([y + r]))
@@ -90,8 +90,7 @@ def render_world(sim: "DrivingSim", n: int) -> np.ndarray:
     canvas.splat(x[route] - s[route] * rd, y[route] + c[route] * rd, ROUTE)
     goal = np.abs(s_along - float(sim.s_goal[n])) < 0.5
     if goal.any():
-        canvas.splat(x[goal][:, None] - s[goal][:, None] * across, y[goal][:, None] + c[goal][:, None] * across,
-                     GOAL)
+        canvas.splat(x[goal][:, None] - s[goal][:, None] * across, y[goal][:, None] + c[goal][:, None] * across, GOAL)
     layout = sim.layout(n)
     kinds = None if layout is None else layout.obs_kind
     v = sim.num_vehicles
@@ -103,8 +102,15 @@ def render_world(sim: "DrivingSim", n: int) -> np.ndarray:
             color = VEHICLE
         else:
             color = CONE if kinds is not None and kinds[k - v] == 2 else PARKED
-        canvas.box(ox, oy, float(sim.obj_cos[n, k]), float(sim.obj_sin[n, k]), float(sim.obj_hl[n, k]),
-                   float(sim.obj_hw[n, k]), color)
+        canvas.box(
+            ox,
+            oy,
+            float(sim.obj_cos[n, k]),
+            float(sim.obj_sin[n, k]),
+            float(sim.obj_hl[n, k]),
+            float(sim.obj_hw[n, k]),
+            color,
+        )
     canvas.box(ex, ey, ec, es, sim.ego_half_length, 0.5 * CAR_WIDTH, EGO)
     front = sim.ego_half_length - 0.6
     canvas.box(ex + front * ec, ey + front * es, ec, es, 0.4, 0.5 * CAR_WIDTH - 0.2, EGO_FRONT)
@@ -136,8 +142,12 @@ def _draw_road(ax: Any, w: WorldLayout) -> None:
     i1 = min(int((w.s_goal + 20.0) / DS) + 1, len(w.x))
     x, y, c, s = w.x[i0:i1], w.y[i0:i1], np.cos(w.heading[i0:i1]), np.sin(w.heading[i0:i1])
     half = 0.5 * w.lanes * lane_width
-    ax.fill(np.concatenate([x - s * half, (x + s * half)[::-1]]), np.concatenate([y + c * half, (y - c * half)[::-1]]),
-            color="0.85", zorder=0)
+    ax.fill(
+        np.concatenate([x - s * half, (x + s * half)[::-1]]),
+        np.concatenate([y + c * half, (y - c * half)[::-1]]),
+        color="0.85",
+        zorder=0,
+    )
     for k in range(w.lanes + 1):
         d = -half + k * lane_width
         style = "-" if k in (0, w.lanes) else "--"
@@ -146,8 +156,15 @@ def _draw_road(ax: Any, w: WorldLayout) -> None:
     ax.plot(x - s * rd, y + c * rd, ":", color="tab:blue", lw=1.0, label="route", zorder=1)
     g = min(int(w.s_goal / DS), len(w.x) - 1)
     gc, gs = np.cos(w.heading[g]), np.sin(w.heading[g])
-    ax.plot([w.x[g] + gs * half, w.x[g] - gs * half], [w.y[g] - gc * half, w.y[g] + gc * half], "-",
-            color="tab:green", lw=3, label="goal", zorder=2)
+    ax.plot(
+        [w.x[g] + gs * half, w.x[g] - gs * half],
+        [w.y[g] - gc * half, w.y[g] + gc * half],
+        "-",
+        color="tab:green",
+        lw=3,
+        label="goal",
+        zorder=2,
+    )
     for k in np.flatnonzero(w.obs_kind):
         i = min(max(int(w.obs_s[k] / DS), 0), len(w.x) - 1)
         u = w.obs_s[k] - i * DS

@@ -8,6 +8,7 @@ road), which also extends the road straight before its start and past its end, s
 Lanes are numbered from the right (lane 0) to the left; lane ``k`` of ``L`` has its centre at
 ``d = (k - (L - 1) / 2) * lane_width``.
 """
+
 from __future__ import annotations
 
 from typing import Protocol
@@ -31,8 +32,14 @@ def curves_needed(num_points: int, curve_length: RangeLike) -> int:
     return int(num_points * DS / max(curve_length.low, DS)) + 2
 
 
-def centerlines(u_length: np.ndarray, u_curvature: np.ndarray, u_sign: np.ndarray, num_points: int,
-                curvature: RangeLike, curve_length: RangeLike) -> np.ndarray:
+def centerlines(
+    u_length: np.ndarray,
+    u_curvature: np.ndarray,
+    u_sign: np.ndarray,
+    num_points: int,
+    curvature: RangeLike,
+    curve_length: RangeLike,
+) -> np.ndarray:
     """Roads from uniform draws ``(k, C)`` (one row per world) -> table rows ``(k, P, 6)``.
 
     Each curve has a length from ``curve_length``, a |curvature| from ``curvature`` and a random sign. Where the
@@ -42,8 +49,9 @@ def centerlines(u_length: np.ndarray, u_curvature: np.ndarray, u_sign: np.ndarra
     Row-independent arithmetic: a world comes out the same alone or in a batch.
     """
     k, c = u_length.shape
-    lengths = np.maximum(np.floor((curve_length.low + u_length * (curve_length.high - curve_length.low)) / DS
-                                  + 0.5), 1.0)
+    lengths = np.maximum(
+        np.floor((curve_length.low + u_length * (curve_length.high - curve_length.low)) / DS + 0.5), 1.0
+    )
     values = (curvature.low + u_curvature * (curvature.high - curvature.low)) * np.where(u_sign < 0.5, 1.0, -1.0)
     # reflect the unbounded heading at the curves' ends into [-MAX_HEADING, MAX_HEADING] (a triangle wave); each
     # curve then turns by the difference of its folded end headings, at constant curvature, so the heading stays
@@ -58,10 +66,9 @@ def centerlines(u_length: np.ndarray, u_curvature: np.ndarray, u_sign: np.ndarra
     counts = np.diff(ends, axis=1, prepend=0)  # samples of each curve on the road (every row sums to P)
     raw = np.repeat(values.ravel(), counts.ravel()).reshape(k, num_points)
     w = int(round(SMOOTHING / DS))
-    padded = np.concatenate([np.repeat(raw[:, :1], w // 2 + 1, axis=1), raw, np.repeat(raw[:, -1:], w, axis=1)],
-                            axis=1)
+    padded = np.concatenate([np.repeat(raw[:, :1], w // 2 + 1, axis=1), raw, np.repeat(raw[:, -1:], w, axis=1)], axis=1)
     csum = np.cumsum(padded, axis=1)
-    kappa = (csum[:, w:w + num_points] - csum[:, :num_points]) * (1.0 / w)
+    kappa = (csum[:, w : w + num_points] - csum[:, :num_points]) * (1.0 / w)
     heading = np.zeros((k, num_points))
     np.cumsum(kappa[:, :-1], axis=1, out=heading[:, 1:])  # DS = 1
     cos, sin = np.cos(heading), np.sin(heading)
@@ -100,16 +107,18 @@ class RoadArrays:
         i = np.minimum(np.maximum(np.floor(s), 0.0), self.num_points - 1.0)
         return i.astype(np.intp) + rows, s - i
 
-    def to_world(self, s: np.ndarray, d: np.ndarray, rows: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def to_world(
+        self, s: np.ndarray, d: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Frenet ``(s, d)`` -> world ``(x, y)`` plus the road's heading ``(cos, sin, kappa)`` there."""
         flat, u = self.index(s, rows)
         g = np.take(self.flat, flat, axis=0)
         c, sn = g[..., 2], g[..., 3]
         return g[..., 0] + u * c - d * sn, g[..., 1] + u * sn + d * c, c, sn, g[..., 5]
 
-    def project(self, x: np.ndarray, y: np.ndarray, s_guess: np.ndarray, rows: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def project(
+        self, x: np.ndarray, y: np.ndarray, s_guess: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """World ``(x, y)`` near arc length ``s_guess`` -> ``(s, d, road heading, kappa)``.
 
         Two Newton steps along the local tangent: enough while the point moves < 5 m between calls.

@@ -2,13 +2,20 @@
 
 Pure geometry on numpy arrays; :class:`~lepton_sim.envs.driving.sim.DrivingSim` assembles the observation.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def rays_to_edges(lateral: np.ndarray, rel_heading: np.ndarray, kappa: np.ndarray, half_road: np.ndarray,
-                  ray_angles: np.ndarray, max_range: float) -> np.ndarray:
+def rays_to_edges(
+    lateral: np.ndarray,
+    rel_heading: np.ndarray,
+    kappa: np.ndarray,
+    half_road: np.ndarray,
+    ray_angles: np.ndarray,
+    max_range: float,
+) -> np.ndarray:
     """Distance along each ray to the left or right road edge, ``(N, R)``.
 
     The road near the ego is taken as a circular arc of the local curvature ``kappa`` (a straight line when 0).
@@ -32,9 +39,19 @@ def rays_to_edges(lateral: np.ndarray, rel_heading: np.ndarray, kappa: np.ndarra
     return np.minimum(np.minimum(t1, t2).min(axis=2), max_range)
 
 
-def rays_to_boxes(origin_x: np.ndarray, origin_y: np.ndarray, heading: np.ndarray, box_x: np.ndarray,
-                  box_y: np.ndarray, box_cos: np.ndarray, box_sin: np.ndarray, half_length: np.ndarray,
-                  half_width: np.ndarray, ray_cos: np.ndarray, ray_sin: np.ndarray) -> np.ndarray:
+def rays_to_boxes(
+    origin_x: np.ndarray,
+    origin_y: np.ndarray,
+    heading: np.ndarray,
+    box_x: np.ndarray,
+    box_y: np.ndarray,
+    box_cos: np.ndarray,
+    box_sin: np.ndarray,
+    half_length: np.ndarray,
+    half_width: np.ndarray,
+    ray_cos: np.ndarray,
+    ray_sin: np.ndarray,
+) -> np.ndarray:
     """Slab test of R rays against P boxes, one ray origin per box: distances ``(P, R)`` (inf = miss, 0 = inside)."""
     dx = origin_x - box_x
     dy = origin_y - box_y
@@ -55,9 +72,20 @@ def rays_to_boxes(origin_x: np.ndarray, origin_y: np.ndarray, heading: np.ndarra
     return np.where(hit, np.maximum(near, 0.0), np.inf)
 
 
-def boxes_overlap(ax: np.ndarray, ay: np.ndarray, a_cos: np.ndarray, a_sin: np.ndarray, a_hl: np.ndarray,
-                  a_hw: np.ndarray, bx: np.ndarray, by: np.ndarray, b_cos: np.ndarray, b_sin: np.ndarray,
-                  b_hl: np.ndarray, b_hw: np.ndarray) -> np.ndarray:
+def boxes_overlap(
+    ax: np.ndarray,
+    ay: np.ndarray,
+    a_cos: np.ndarray,
+    a_sin: np.ndarray,
+    a_hl: np.ndarray,
+    a_hw: np.ndarray,
+    bx: np.ndarray,
+    by: np.ndarray,
+    b_cos: np.ndarray,
+    b_sin: np.ndarray,
+    b_hl: np.ndarray,
+    b_hw: np.ndarray,
+) -> np.ndarray:
     """Separating-axis test for pairs of oriented boxes (centres, unit axes, half sizes): True where they touch."""
     tx, ty = bx - ax, by - ay
     c = np.abs(a_cos * b_cos + a_sin * b_sin)  # |cos| and |sin| of the relative angle

@@ -8,6 +8,7 @@ One env step = ``sim_steps_per_action`` simulation steps of ``dt`` with the acti
 projection onto the road, other vehicles (IDM + MOBIL once per simulated second), then collision, off-road and
 goal checks. A world that terminates inside an env step keeps its ego frozen for the remaining sub-steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,16 +21,36 @@ from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.road import RoadArrays
 from lepton_sim.envs.driving.sensors import boxes_overlap
 from lepton_sim.envs.driving.traffic import MAX_SLIP_SIN, Traffic
-from lepton_sim.envs.driving.world import (CONES_PER_SITE, WorldBatch, WorldLayout, generate_worlds, lane_center,
-                                           road_points)
+from lepton_sim.envs.driving.world import (
+    CONES_PER_SITE,
+    WorldBatch,
+    WorldLayout,
+    generate_worlds,
+    lane_center,
+    road_points,
+)
 
 JERK_REF = 10.0  # m/s^3 counted as maximal discomfort
 # discrete meta-actions (highway-env's order)
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 SPEED_GAIN = 1.0  # 1/s: discrete mode speed controller
-INFO_KEYS = ("is_success", "collision", "off_road", "route_completion", "time_to_goal", "speed", "average_speed",
-             "x", "y", "heading", "lateral_offset", "lane", "elapsed_time", "world_id")
+INFO_KEYS = (
+    "is_success",
+    "collision",
+    "off_road",
+    "route_completion",
+    "time_to_goal",
+    "speed",
+    "average_speed",
+    "x",
+    "y",
+    "heading",
+    "lateral_offset",
+    "lane",
+    "elapsed_time",
+    "world_id",
+)
 
 
 class DrivingSim:
@@ -84,8 +105,11 @@ class DrivingSim:
         # other vehicles all have the size of a car
         self.obj_hl[:, :v], self.obj_hw[:, :v] = 0.5 * CAR_LENGTH, 0.5 * CAR_WIDTH
         tr = self.traffic
-        tr.half_length[:, 1:1 + v], tr.half_width[:, 1:1 + v], tr.veh_half_length[:] = (
-            0.5 * CAR_LENGTH, 0.5 * CAR_WIDTH, 0.5 * CAR_LENGTH)
+        tr.half_length[:, 1 : 1 + v], tr.half_width[:, 1 : 1 + v], tr.veh_half_length[:] = (
+            0.5 * CAR_LENGTH,
+            0.5 * CAR_WIDTH,
+            0.5 * CAR_LENGTH,
+        )
 
     # ---------------------------------------------------------------------------------------------- reset
     def reset_worlds(self, worlds: list[int] | np.ndarray, rngs: list[np.random.Generator]) -> None:
@@ -119,11 +143,15 @@ class DrivingSim:
             self.obj_cos[idx, v:], self.obj_sin[idx, v:] = oc * cy - osn * sy, osn * cy + oc * sy
             self.obj_hl[idx, v:], self.obj_hw[idx, v:] = b.obs_half_length, b.obs_half_width
             self.obj_vx[idx, v:] = self.obj_vy[idx, v:] = 0.0
-            tr.s[idx, 1 + v:], tr.d[idx, 1 + v:] = b.obs_s, b.obs_d
-            tr.half_length[idx, 1 + v:], tr.half_width[idx, 1 + v:] = b.obs_half_length, b.obs_half_width
+            tr.s[idx, 1 + v :], tr.d[idx, 1 + v :] = b.obs_s, b.obs_d
+            tr.half_length[idx, 1 + v :], tr.half_width[idx, 1 + v :] = b.obs_half_length, b.obs_half_width
         if v:
             tr.veh_s[idx], tr.veh_d[idx] = b.veh_s, lane_center(b.veh_lane, b.lanes[:, None], p.lane_width)
-            tr.veh_speed[idx], tr.veh_desired[idx], tr.desired[idx, 1:1 + v] = b.veh_speed, b.veh_desired, b.veh_desired
+            tr.veh_speed[idx], tr.veh_desired[idx], tr.desired[idx, 1 : 1 + v] = (
+                b.veh_speed,
+                b.veh_desired,
+                b.veh_desired,
+            )
             tr.veh_lane[idx], tr.veh_active[idx], tr.veh_lat[idx] = b.veh_lane, b.veh_active, 0.0
         tr.desired[idx, 0] = p.max_speed
         tr.restart(idx)
@@ -164,8 +192,20 @@ class DrivingSim:
             if discrete:
                 accel_cmd, steer_cmd = self._meta_controller()
             prev = (self.x, self.y, self.heading, self.speed, self.steer, self.s, self.d, self.psi, self.kappa)
-            x, y, th, v, st = bicycle_step(self.x, self.y, self.heading, self.speed, self.steer, accel_cmd,
-                                           steer_cmd, dt, p.wheelbase, p.max_speed, p.max_steer, p.max_steer_rate)
+            x, y, th, v, st = bicycle_step(
+                self.x,
+                self.y,
+                self.heading,
+                self.speed,
+                self.steer,
+                accel_cmd,
+                steer_cmd,
+                dt,
+                p.wheelbase,
+                p.max_speed,
+                p.max_steer,
+                p.max_steer_rate,
+            )
             jerk = (accel_cmd - self.accel) * jerk_scale
             rate = (st - self.steer) * rate_scale
             discomfort = np.minimum(jerk * jerk, 1.0) + rate * rate
@@ -206,10 +246,13 @@ class DrivingSim:
                 alive = alive & ~done
                 frozen = True
         progress = np.minimum(self.s, self.s_goal) - s_before
-        reward = (p.progress_reward / (p.max_speed * p.policy_dt) * progress
-                  - (0.5 * p.comfort_weight / p.sim_steps_per_action) * comfort
-                  - p.collision_penalty * self.collided - p.off_road_penalty * self.off_road
-                  + p.goal_reward * self.reached)
+        reward = (
+            p.progress_reward / (p.max_speed * p.policy_dt) * progress
+            - (0.5 * p.comfort_weight / p.sim_steps_per_action) * comfort
+            - p.collision_penalty * self.collided
+            - p.off_road_penalty * self.off_road
+            + p.goal_reward * self.reached
+        )
         reward = np.where(was_alive, reward, 0.0)  # stepping an ended world (without reset) earns nothing
         return reward, self.collided | self.off_road | self.reached
 
@@ -222,12 +265,16 @@ class DrivingSim:
     def _apply_meta_action(self, action: np.ndarray) -> None:
         p = self.params
         last = self.lanes - 1.0
-        self.target_lane = np.where(action == LANE_LEFT, np.minimum(self.target_lane + 1.0, last),
-                                    np.where(action == LANE_RIGHT, np.maximum(self.target_lane - 1.0, 0.0),
-                                             self.target_lane))
-        self.target_speed = np.where(action == FASTER, np.minimum(self.target_speed + p.speed_step, p.max_speed),
-                                     np.where(action == SLOWER, np.maximum(self.target_speed - p.speed_step, 0.0),
-                                              self.target_speed))
+        self.target_lane = np.where(
+            action == LANE_LEFT,
+            np.minimum(self.target_lane + 1.0, last),
+            np.where(action == LANE_RIGHT, np.maximum(self.target_lane - 1.0, 0.0), self.target_lane),
+        )
+        self.target_speed = np.where(
+            action == FASTER,
+            np.minimum(self.target_speed + p.speed_step, p.max_speed),
+            np.where(action == SLOWER, np.maximum(self.target_speed - p.speed_step, 0.0), self.target_speed),
+        )
         self.target_d = lane_center(self.target_lane, self.lanes, p.lane_width)
 
     def _meta_controller(self) -> tuple[np.ndarray, np.ndarray]:
@@ -253,8 +300,9 @@ class DrivingSim:
         tr.half_width[:, 0] = self.ego_half_length * as_ + hw * ac
         tr.speed[:, 0] = self.speed * c
 
-    def _vehicle_poses(self, rows: np.ndarray | slice, cols: np.ndarray | slice, offsets: np.ndarray
-                       ) -> tuple[np.ndarray, ...]:
+    def _vehicle_poses(
+        self, rows: np.ndarray | slice, cols: np.ndarray | slice, offsets: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         """World centre, heading (cos, sin) and velocity of vehicles from their Frenet state."""
         tr = self.traffic
         speed, lat = tr.veh_speed[rows, cols], tr.veh_lat[rows, cols]
@@ -268,8 +316,14 @@ class DrivingSim:
         """World boxes of all other vehicles (for the observation and rendering)."""
         v = self.num_vehicles
         if v:
-            (self.obj_x[:, :v], self.obj_y[:, :v], self.obj_cos[:, :v], self.obj_sin[:, :v], self.obj_vx[:, :v],
-             self.obj_vy[:, :v]) = self._vehicle_poses(slice(None), slice(None), self.rows_v)
+            (
+                self.obj_x[:, :v],
+                self.obj_y[:, :v],
+                self.obj_cos[:, :v],
+                self.obj_sin[:, :v],
+                self.obj_vx[:, :v],
+                self.obj_vy[:, :v],
+            ) = self._vehicle_poses(slice(None), slice(None), self.rows_v)
 
     def ego_box(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Centre and heading (cos, sin) of the ego's box."""
@@ -299,8 +353,20 @@ class DrivingSim:
                 bx[veh], by[veh], bc[veh], bs[veh] = vx, vy, vc, vs
         heading = self.heading[w]
         ec, es = np.cos(heading), np.sin(heading)
-        overlap = boxes_overlap(self.x[w] + self.ego_center * ec, self.y[w] + self.ego_center * es, ec, es,
-                                self.ego_half_length, 0.5 * CAR_WIDTH, bx, by, bc, bs, hl, hw)
+        overlap = boxes_overlap(
+            self.x[w] + self.ego_center * ec,
+            self.y[w] + self.ego_center * es,
+            ec,
+            es,
+            self.ego_half_length,
+            0.5 * CAR_WIDTH,
+            bx,
+            by,
+            bc,
+            bs,
+            hl,
+            hw,
+        )
         hit[w[overlap]] = True
         return hit
 
@@ -311,8 +377,9 @@ class DrivingSim:
         lat_f = self.d + front * s - (0.5 * front * front) * self.kappa * (c * c)
         lat_r = self.d + rear * s - (0.5 * rear * rear) * self.kappa * (c * c)
         spread = 0.5 * CAR_WIDTH * np.abs(c)
-        return (np.maximum(lat_f, lat_r) + spread > self.half_road) | (np.minimum(lat_f, lat_r) - spread
-                                                                        < -self.half_road)
+        return (np.maximum(lat_f, lat_r) + spread > self.half_road) | (
+            np.minimum(lat_f, lat_r) - spread < -self.half_road
+        )
 
     # ---------------------------------------------------------------------------------------- observation
     def observe(self) -> np.ndarray:

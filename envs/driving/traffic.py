@@ -10,6 +10,7 @@ Leaders change only when some entity's lanes change, so the search runs only for
 simulated second); in between, gaps are refreshed from the cached leaders. MOBIL's new leader and follower in the
 next lane come from a running minimum / maximum, per lane, over the entities ordered along the road.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,15 @@ class Traffic:
     (``s, d, speed``) for the neighbour search. The caller writes the ego column and the obstacle columns.
     """
 
-    def __init__(self, num_worlds: int, num_vehicles: int, num_obstacles: int, lane_width: float,
-                 lane_changes: bool, max_lanes: int = 4) -> None:
+    def __init__(
+        self,
+        num_worlds: int,
+        num_vehicles: int,
+        num_obstacles: int,
+        lane_width: float,
+        lane_changes: bool,
+        max_lanes: int = 4,
+    ) -> None:
         n, v = num_worlds, num_vehicles
         e = 1 + v + num_obstacles
         self.num_vehicles, self.num_entities = v, e
@@ -68,9 +76,9 @@ class Traffic:
     def sync(self) -> None:
         """Copy the vehicles' state into the entity arrays."""
         v = self.num_vehicles
-        self.s[:, 1:1 + v] = self.veh_s
-        self.d[:, 1:1 + v] = self.veh_d
-        self.speed[:, 1:1 + v] = self.veh_speed
+        self.s[:, 1 : 1 + v] = self.veh_s
+        self.d[:, 1 : 1 + v] = self.veh_d
+        self.speed[:, 1 : 1 + v] = self.veh_speed
 
     # ------------------------------------------------------------------------------------------ stepping
     def step(self, dt: float, half_road: np.ndarray, last_lane: np.ndarray, decide: np.ndarray | None) -> None:
@@ -150,11 +158,11 @@ class Traffic:
         entity = (self._entity_of[order] + world * e).ravel()  # flat entity index of each sorted entry
         # consecutive entries of one world and one lane: keys of different lanes are >= BIG - 2e5 apart
         same = (sorted_keys[1:] - sorted_keys[:-1] < 0.5 * BIG) & (sorted_keys[1:] < 0.5 * NO_LANE)
-        same &= self._same_row[:same.size]
+        same &= self._same_row[: same.size]
         leader = np.full(flat.size, -1)
         leader[flat[:-1]] = np.where(same, entity[1:], -1)
         leader = leader.reshape(n, 2 * e)
-        lead_a, lead_b = leader[:, 1:1 + v], leader[:, 1 + e:1 + e + v]
+        lead_a, lead_b = leader[:, 1 : 1 + v], leader[:, 1 + e : 1 + e + v]
         target = slice(None) if rows is None else rows
         self._has_a[target], self._has_b[target] = lead_a >= 0, lead_b >= 0
         self._lead_a[target], self._lead_b[target] = np.maximum(lead_a, 0), np.maximum(lead_b, 0)
@@ -174,8 +182,11 @@ class Traffic:
         ratio *= ratio
         free_road = IDM_ACCEL * (1.0 - ratio * ratio)  # IDM without a leader
         centre = (self.veh_lane[rows] - 0.5 * last_lane[rows]) * self.lane_width
-        held_back = ((free_road - acc[rows] > LC_MIN_GAIN) & (self.veh_active[rows] > 0.0)
-                     & (np.abs(self.veh_d[rows] - centre) < LC_SETTLED))
+        held_back = (
+            (free_road - acc[rows] > LC_MIN_GAIN)
+            & (self.veh_active[rows] > 0.0)
+            & (np.abs(self.veh_d[rows] - centre) < LC_SETTLED)
+        )
         r, j = np.nonzero(held_back)
         if r.size == 0:
             return

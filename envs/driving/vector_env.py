@@ -5,6 +5,7 @@ identical observations, rewards and infos), including Gymnasium 1.x's autoreset 
 (default), ``SAME_STEP`` (``final_obs`` / ``final_info`` in the infos) and ``DISABLED`` (reset with
 ``options={"reset_mask": mask}``). Each world has its own random generator, seeded ``seed + i``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -16,8 +17,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.observation import observation_bounds
+from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.sim import DrivingSim
 from lepton_sim.envs.rendering import check_render_mode
 
@@ -27,8 +28,14 @@ class DrivingVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, render_mode: str | None = None,
-                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        **kwargs: Any,
+    ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.params = DrivingParams(**kwargs)
@@ -36,14 +43,18 @@ class DrivingVectorEnv(VectorEnv):
         self.max_episode_steps = max_episode_steps
         self.render_mode = check_render_mode(render_mode, self.metadata)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
-        self.metadata = {**self.metadata, "render_fps": 1.0 / self.params.policy_dt,
-                         "autoreset_mode": self.autoreset_mode}
+        self.metadata = {
+            **self.metadata,
+            "render_fps": 1.0 / self.params.policy_dt,
+            "autoreset_mode": self.autoreset_mode,
+        }
         self.sim = DrivingSim(self.params, num_envs)
         low, high = observation_bounds(self.params)
         self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
         self._discrete = self.params.action_mode == "discrete"
-        self.single_action_space = (spaces.Discrete(5) if self._discrete
-                                    else spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32))
+        self.single_action_space = (
+            spaces.Discrete(5) if self._discrete else spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        )
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
@@ -52,8 +63,9 @@ class DrivingVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(num_envs, dtype=bool)
 
     # ---------------------------------------------------------------------------------------------- reset
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all worlds (or those in ``options["reset_mask"]``); ``seed``: int -> seed + i, or a list."""
         n = self.num_envs
         if seed is None:
@@ -87,8 +99,9 @@ class DrivingVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         pending = np.flatnonzero(self._needs_reset) if self.autoreset_mode == AutoresetMode.NEXT_STEP else []
         if self.autoreset_mode == AutoresetMode.DISABLED and self._needs_reset.any():
-            raise RuntimeError("autoreset_mode=DISABLED: reset the finished envs (options={'reset_mask': ...}) "
-                               "before stepping them")
+            raise RuntimeError(
+                "autoreset_mode=DISABLED: reset the finished envs (options={'reset_mask': ...}) before stepping them"
+            )
         reward, terminated = self.sim.step(actions, self._discrete)
         self._elapsed += 1
         truncated = (self._elapsed >= self.max_episode_steps) if self.max_episode_steps else np.zeros_like(terminated)

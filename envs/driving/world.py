@@ -8,6 +8,7 @@ the same whether it is drawn alone (a single env) or with others (the vector env
 Obstacle sites are at least ``obstacle_spacing`` apart along the road and each blocks one lane, so with two or
 more lanes there is always a free lane beside every obstacle.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,11 +87,24 @@ class WorldBatch:
 
     def layout(self, j: int) -> WorldLayout:
         """World j of the batch as a :class:`WorldLayout` (views, made on demand: plots and rendering only)."""
-        return WorldLayout(self.road[j, :, 0], self.road[j, :, 1], self.road[j, :, 4], self.road[j, :, 5],
-                           int(self.lanes[j]), self.lane_width, float(self.s_start[j]), float(self.s_goal[j]),
-                           int(self.ego_lane[j]), self.obs_s[j], self.obs_d[j], self.obs_yaw[j],
-                           self.obs_half_length[j], self.obs_half_width[j], self.obs_kind[j],
-                           world_id=int(self.world_id[j]))
+        return WorldLayout(
+            self.road[j, :, 0],
+            self.road[j, :, 1],
+            self.road[j, :, 4],
+            self.road[j, :, 5],
+            int(self.lanes[j]),
+            self.lane_width,
+            float(self.s_start[j]),
+            float(self.s_goal[j]),
+            int(self.ego_lane[j]),
+            self.obs_s[j],
+            self.obs_d[j],
+            self.obs_yaw[j],
+            self.obs_half_length[j],
+            self.obs_half_width[j],
+            self.obs_kind[j],
+            world_id=int(self.world_id[j]),
+        )
 
 
 _RECENT: "OrderedDict[int, tuple[WorldBatch, int]]" = OrderedDict()  # recent worlds by id, for plots
@@ -109,10 +123,28 @@ class _Draws:
     SCALARS = ("lanes", "route", "ego_lane", "ego_speed", "sites", "vehicles")
 
     def __init__(self, curves: int, sites: int, vehicles: int) -> None:
-        sizes = {"length": curves, "curvature": curves, "sign": curves, "lanes": 1, "route": 1, "ego_lane": 1,
-                 "ego_speed": 1, "sites": 1, "vehicles": 1, "site_s": sites, "site_lane": sites,
-                 "site_cone": sites, "cones": sites, "side": sites, "jitter": sites, "yaw": sites,
-                 "veh_lane": vehicles, "veh_desired": vehicles, "veh_speed": vehicles, "veh_gap": vehicles}
+        sizes = {
+            "length": curves,
+            "curvature": curves,
+            "sign": curves,
+            "lanes": 1,
+            "route": 1,
+            "ego_lane": 1,
+            "ego_speed": 1,
+            "sites": 1,
+            "vehicles": 1,
+            "site_s": sites,
+            "site_lane": sites,
+            "site_cone": sites,
+            "cones": sites,
+            "side": sites,
+            "jitter": sites,
+            "yaw": sites,
+            "veh_lane": vehicles,
+            "veh_desired": vehicles,
+            "veh_speed": vehicles,
+            "veh_gap": vehicles,
+        }
         self.slices, start = {}, 0
         for name, size in sizes.items():
             self.slices[name] = slice(start, start + size)
@@ -125,8 +157,9 @@ def _int_range(u: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.minimum(low + np.floor(u * (high - low + 1.0)), high)
 
 
-def generate_worlds(p: DrivingParams, rngs: list[np.random.Generator], num_points: int, obstacle_slots: int,
-                    vehicle_slots: int) -> WorldBatch:
+def generate_worlds(
+    p: DrivingParams, rngs: list[np.random.Generator], num_points: int, obstacle_slots: int, vehicle_slots: int
+) -> WorldBatch:
     """Draw one world per generator. Each world consumes one block of uniforms from its own generator, and all
     arithmetic is row by row, so a world is the same drawn alone or in a batch."""
     k = len(rngs)
@@ -154,9 +187,22 @@ def generate_worlds(p: DrivingParams, rngs: list[np.random.Generator], num_point
     gaps = p.vehicle_spacing.low + col("veh_gap") * (p.vehicle_spacing.high - p.vehicle_spacing.low)
     veh_s = _place_vehicles(p, veh_lane, gaps, active, lanes, ego_lane, s_start, obstacles[0], obstacles[1])
     ids = np.array([zlib.crc32(row.tobytes()) & 0x7FFFFFFF for row in u], dtype=np.int64)
-    batch = WorldBatch(road, lanes, s_start, s_goal, ego_lane, ego_speed, *obstacles, veh_s, veh_lane,
-                       np.where(active, speed, 0.0), np.where(active, desired, 1.0), active.astype(np.float64), ids,
-                       p.lane_width)
+    batch = WorldBatch(
+        road,
+        lanes,
+        s_start,
+        s_goal,
+        ego_lane,
+        ego_speed,
+        *obstacles,
+        veh_s,
+        veh_lane,
+        np.where(active, speed, 0.0),
+        np.where(active, desired, 1.0),
+        active.astype(np.float64),
+        ids,
+        p.lane_width,
+    )
     for j, world_id in enumerate(ids.tolist()):
         _RECENT[world_id] = (batch, j)
         _RECENT.move_to_end(world_id)
@@ -165,8 +211,14 @@ def generate_worlds(p: DrivingParams, rngs: list[np.random.Generator], num_point
     return batch
 
 
-def _obstacles(p: DrivingParams, col: Callable[[str], np.ndarray], lanes: np.ndarray, s_start: np.ndarray,
-               s_goal: np.ndarray, sites: int) -> tuple[np.ndarray, ...]:
+def _obstacles(
+    p: DrivingParams,
+    col: Callable[[str], np.ndarray],
+    lanes: np.ndarray,
+    s_start: np.ndarray,
+    s_goal: np.ndarray,
+    sites: int,
+) -> tuple[np.ndarray, ...]:
     """Obstacle slots ``(k, 3 S)``: S sites of 3 slots each (a parked car uses the first, cones 1-3)."""
     k = len(lanes)
     if sites == 0:
@@ -201,8 +253,17 @@ def _obstacles(p: DrivingParams, col: Callable[[str], np.ndarray], lanes: np.nda
     return tuple(a.reshape(k, -1) for a in (s, d, yaw, hl, hw, kind))
 
 
-def _place_vehicles(p: DrivingParams, lane: np.ndarray, gaps: np.ndarray, active: np.ndarray, lanes: np.ndarray,
-                    ego_lane: np.ndarray, s_start: np.ndarray, obs_s: np.ndarray, obs_d: np.ndarray) -> np.ndarray:
+def _place_vehicles(
+    p: DrivingParams,
+    lane: np.ndarray,
+    gaps: np.ndarray,
+    active: np.ndarray,
+    lanes: np.ndarray,
+    ego_lane: np.ndarray,
+    s_start: np.ndarray,
+    obs_s: np.ndarray,
+    obs_d: np.ndarray,
+) -> np.ndarray:
     """Vehicle positions ``(k, V)``: lane by lane ahead of the ego, first one a gap (ego's lane) or a short
     stagger (other lanes) ahead, then cumulative gaps; unused slots far behind; none on an obstacle."""
     k, v = lane.shape
@@ -226,8 +287,9 @@ def _place_vehicles(p: DrivingParams, lane: np.ndarray, gaps: np.ndarray, active
     return np.where(active, out, FAR_AWAY - 10.0 * np.arange(v)[None, :])
 
 
-def _clear_obstacles(pos: np.ndarray, lane: np.ndarray, obs_s: np.ndarray, obs_d: np.ndarray, lanes: float,
-                     lane_width: float) -> None:
+def _clear_obstacles(
+    pos: np.ndarray, lane: np.ndarray, obs_s: np.ndarray, obs_d: np.ndarray, lanes: float, lane_width: float
+) -> None:
     """Keep 10 m behind / 15 m past every obstacle of a vehicle's lane clear, pushing its followers on."""
     used = obs_s > FAR_AWAY / 2
     obs_lane = np.round(obs_d / lane_width + 0.5 * (lanes - 1))

@@ -2,33 +2,63 @@
 
 Importing this package registers the env ids; PyBullet is imported only when an env is made.
 """
+
 from __future__ import annotations
 
 import math
 
-from lepton_sim.envs.manufacturing.params import (
-    ConveyorPickParams, ConveyorSortParams, PickPlaceParams, ReachParams)
+from lepton_sim.envs.manufacturing.params import ConveyorPickParams, ConveyorSortParams, PickPlaceParams, ReachParams
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 
 _PKG = "lepton_sim.envs.manufacturing"
 # counters, throughput and times are non-negative, rates are shares (metrics.TaskMetrics)
-_BOUNDS = {**{k: (0.0, math.inf) for k in ("parts_placed", "mis_sorted", "dropped", "missed", "parts_per_minute",
-                                           "time_to_success")},
-           "mis_sort_rate": (0.0, 1.0), "drop_rate": (0.0, 1.0)}
+_BOUNDS = {
+    **{
+        k: (0.0, math.inf)
+        for k in ("parts_placed", "mis_sorted", "dropped", "missed", "parts_per_minute", "time_to_success")
+    },
+    "mis_sort_rate": (0.0, 1.0),
+    "drop_rate": (0.0, 1.0),
+}
 _ONE_PART = frozenset({"is_success", "parts_placed", "dropped"})  # one part per episode: its counters are 0/1 flags
 
 for _spec in (
-    LeptonEnvSpec(id="lepton/ArmReach-v0", domain="manufacturing", entry_point=f"{_PKG}.reach:ArmReachEnv",
-                  params_model=ReachParams, max_episode_steps=50, metric_bounds=_BOUNDS, binary_metrics=_ONE_PART),
-    LeptonEnvSpec(id="lepton/ArmPickPlace-v0", domain="manufacturing",
-                  entry_point=f"{_PKG}.pick_place:ArmPickPlaceEnv", params_model=PickPlaceParams,
-                  max_episode_steps=50, metric_bounds=_BOUNDS, binary_metrics=_ONE_PART),
-    LeptonEnvSpec(id="lepton/ConveyorPick-v0", domain="manufacturing",
-                  entry_point=f"{_PKG}.conveyor_pick:ConveyorPickEnv", params_model=ConveyorPickParams,
-                  max_episode_steps=500, metric_bounds=_BOUNDS, binary_metrics=frozenset({"is_success"})),
-    LeptonEnvSpec(id="lepton/ConveyorSort-v0", domain="manufacturing",
-                  entry_point=f"{_PKG}.conveyor_sort:ConveyorSortEnv", params_model=ConveyorSortParams,
-                  max_episode_steps=600, metric_bounds=_BOUNDS, binary_metrics=frozenset({"is_success"})),
+    LeptonEnvSpec(
+        id="lepton/ArmReach-v0",
+        domain="manufacturing",
+        entry_point=f"{_PKG}.reach:ArmReachEnv",
+        params_model=ReachParams,
+        max_episode_steps=50,
+        metric_bounds=_BOUNDS,
+        binary_metrics=_ONE_PART,
+    ),
+    LeptonEnvSpec(
+        id="lepton/ArmPickPlace-v0",
+        domain="manufacturing",
+        entry_point=f"{_PKG}.pick_place:ArmPickPlaceEnv",
+        params_model=PickPlaceParams,
+        max_episode_steps=50,
+        metric_bounds=_BOUNDS,
+        binary_metrics=_ONE_PART,
+    ),
+    LeptonEnvSpec(
+        id="lepton/ConveyorPick-v0",
+        domain="manufacturing",
+        entry_point=f"{_PKG}.conveyor_pick:ConveyorPickEnv",
+        params_model=ConveyorPickParams,
+        max_episode_steps=500,
+        metric_bounds=_BOUNDS,
+        binary_metrics=frozenset({"is_success"}),
+    ),
+    LeptonEnvSpec(
+        id="lepton/ConveyorSort-v0",
+        domain="manufacturing",
+        entry_point=f"{_PKG}.conveyor_sort:ConveyorSortEnv",
+        params_model=ConveyorSortParams,
+        max_episode_steps=600,
+        metric_bounds=_BOUNDS,
+        binary_metrics=frozenset({"is_success"}),
+    ),
 ):
     register(_spec)
 

@@ -3,6 +3,7 @@
 Subclasses build their scene and define observation, reward and success through a few hooks
 (``_build_scene``, ``_reset_task``, ``_before_physics``, ``_evaluate``, ``_state_observation``).
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -13,7 +14,14 @@ import pybullet as p
 from gymnasium import spaces
 
 from lepton_sim.envs.manufacturing.camera import (
-    CAMERA_NAMES, FRONT, OVERHEAD, Camera, CameraImage, fixed_camera, wrist_camera)
+    CAMERA_NAMES,
+    FRONT,
+    OVERHEAD,
+    Camera,
+    CameraImage,
+    fixed_camera,
+    wrist_camera,
+)
 from lepton_sim.envs.manufacturing.metrics import TaskMetrics
 from lepton_sim.envs.manufacturing.params import ArmParams
 from lepton_sim.envs.manufacturing.robot import ROBOT_MODELS, Robot
@@ -35,9 +43,14 @@ class ArmEnv(gym.Env):
         self.params = self.params_model(**kwargs)
         self.sim = BulletSim()
         self.floor, self.table = create_floor_and_table(self.sim)
-        self.robot = Robot(self.sim, ROBOT_MODELS[self.params.robot], control_type=self.params.control_type,
-                           use_gripper=self.use_gripper, light_visuals=self.params.robot_visuals == "collision",
-                           nullspace_ik=self.nullspace_ik)
+        self.robot = Robot(
+            self.sim,
+            ROBOT_MODELS[self.params.robot],
+            control_type=self.params.control_type,
+            use_gripper=self.use_gripper,
+            light_visuals=self.params.robot_visuals == "collision",
+            nullspace_ik=self.nullspace_ik,
+        )
         self.metrics = TaskMetrics()
         self.steps = 0
         self._build_scene()
@@ -114,8 +127,9 @@ class ArmEnv(gym.Env):
             self._cameras[key] = fixed_camera(self.sim.cid, OVERHEAD if name == "overhead" else FRONT, width, height)
         return self._cameras[key]
 
-    def camera_image(self, name: str = "overhead", width: int = 84, height: int = 84,
-                     depth: bool = False) -> CameraImage:
+    def camera_image(
+        self, name: str = "overhead", width: int = 84, height: int = 84, depth: bool = False
+    ) -> CameraImage:
         """Capture from a named camera (see :meth:`camera`): RGB uint8 (H, W, 3), depth float32 metres (H, W)."""
         return self.camera(name, width, height).capture(depth)
 

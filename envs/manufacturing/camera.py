@@ -5,6 +5,7 @@ All images come from PyBullet's software TinyRenderer (``ER_TINY_RENDERER``), so
 z-buffer). Without shadows and with the robot's light meshes an 84x84 frame costs ~2 ms (panda-gym ~35 ms).
 ``Camera.project`` maps world points to pixels, so state can label images for a perception module.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,14 +59,22 @@ class Camera:
 
     @property
     def projection(self) -> tuple[float, ...]:
-        return p.computeProjectionMatrixFOV(self.fov, self.width / self.height, self.near, self.far,
-                                            physicsClientId=self.cid)
+        return p.computeProjectionMatrixFOV(
+            self.fov, self.width / self.height, self.near, self.far, physicsClientId=self.cid
+        )
 
     def capture(self, depth: bool = False) -> CameraImage:
         """Render with TinyRenderer (headless, no shadows, no segmentation mask)."""
-        _, _, rgba, zbuf, _ = p.getCameraImage(self.width, self.height, self.view, self.projection, shadow=0,
-                                               renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK,
-                                               physicsClientId=self.cid)
+        _, _, rgba, zbuf, _ = p.getCameraImage(
+            self.width,
+            self.height,
+            self.view,
+            self.projection,
+            shadow=0,
+            renderer=p.ER_TINY_RENDERER,
+            flags=p.ER_NO_SEGMENTATION_MASK,
+            physicsClientId=self.cid,
+        )
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)[..., :3]
         result = CameraImage(rgb=np.ascontiguousarray(rgb))
         if depth:

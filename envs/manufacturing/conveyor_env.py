@@ -1,5 +1,6 @@
 """Production-line tasks: parts arrive on a moving belt and must be picked before they leave the reachable
 zone and put into the right bin. Shared by ``ConveyorPick`` (any bin) and ``ConveyorSort`` (bin = class)."""
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,15 @@ from gymnasium import spaces
 from lepton_sim.envs.manufacturing.arm_env import ArmEnv
 from lepton_sim.envs.manufacturing.params import MAX_BINS, MAX_CLASSES, ConveyorPickParams
 from lepton_sim.envs.manufacturing.scene import (
-    BELT_TOP, BELT_X, SPAWN_Y, ZONE_END_Y, Bin, Conveyor, PartFactory, create_bins)
+    BELT_TOP,
+    BELT_X,
+    SPAWN_Y,
+    ZONE_END_Y,
+    Bin,
+    Conveyor,
+    PartFactory,
+    create_bins,
+)
 from lepton_sim.envs.manufacturing.sim import CONTROL_DT
 
 SLOTS = 3  # parts on the line visible in the state observation (oldest first)
@@ -88,9 +97,16 @@ class ConveyorEnv(ArmEnv):
         self.parts, t = [], 0.0
         for _ in range(n):
             size = PartFactory.quantise(prm.part_size.sample(rng))
-            self.parts.append(Part(size=size, mass=prm.part_mass.sample(rng), friction=prm.part_friction.sample(rng),
-                                   part_class=self._sample_class(), offset=prm.part_offset.sample(rng),
-                                   arrival_step=int(round(t / CONTROL_DT))))
+            self.parts.append(
+                Part(
+                    size=size,
+                    mass=prm.part_mass.sample(rng),
+                    friction=prm.part_friction.sample(rng),
+                    part_class=self._sample_class(),
+                    offset=prm.part_offset.sample(rng),
+                    arrival_step=int(round(t / CONTROL_DT)),
+                )
+            )
             t += rng.uniform(0.8, 1.2) / rate  # jittered arrivals at the sampled rate
         self._required = max(1, math.ceil(prm.success_fraction * n - 1e-9))
         self._spawn_due()
@@ -101,12 +117,18 @@ class ConveyorEnv(ArmEnv):
         for part in self.parts:
             if part.status != WAITING or part.arrival_step > self.steps:
                 continue
-            if any(q.status == ACTIVE and q.position is not None and abs(q.position[1] - SPAWN_Y) < 0.08
-                   and abs(q.position[0] - BELT_X) < 0.1 for q in self.parts):
+            if any(
+                q.status == ACTIVE
+                and q.position is not None
+                and abs(q.position[1] - SPAWN_Y) < 0.08
+                and abs(q.position[0] - BELT_X) < 0.1
+                for q in self.parts
+            ):
                 break  # the spawn point is blocked (e.g. a stopped belt): keep the order, retry next step
             start = (BELT_X + part.offset, SPAWN_Y, BELT_TOP + part.size / 2 + 0.0005)
-            part.body = self.factory.create(part.size, part.mass, part.friction, part.part_class,
-                                            marked=part.part_class > 0, position=start)
+            part.body = self.factory.create(
+                part.size, part.mass, part.friction, part.part_class, marked=part.part_class > 0, position=start
+            )
             p.resetBaseVelocity(part.body, (0.0, self.belt_speed, 0.0), (0, 0, 0), physicsClientId=cid)
             part.status = ACTIVE
             part.position = np.array(start)
@@ -118,8 +140,12 @@ class ConveyorEnv(ArmEnv):
 
     def _held(self, part: Part) -> bool:
         d = part.position - self.robot.ee_position
-        return bool(abs(d[0]) < HELD_XY and abs(d[1]) < HELD_XY and abs(d[2]) < HELD_Z
-                    and self.robot.finger_width < part.size + HELD_WIDTH_MARGIN)
+        return bool(
+            abs(d[0]) < HELD_XY
+            and abs(d[1]) < HELD_XY
+            and abs(d[2]) < HELD_Z
+            and self.robot.finger_width < part.size + HELD_WIDTH_MARGIN
+        )
 
     def _resolve(self, part: Part) -> int:
         """New status of an active part (ACTIVE if nothing happened to it)."""

@@ -1,4 +1,5 @@
 """``lepton/ConveyorPick-v0``: pick parts off a moving conveyor before they leave the reachable zone."""
+
 from __future__ import annotations
 
 from lepton_sim.envs.manufacturing.conveyor_env import ConveyorEnv

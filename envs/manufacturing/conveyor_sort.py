@@ -1,4 +1,5 @@
 """``lepton/ConveyorSort-v0``: sort good and defective parts from a moving conveyor into their class's bin."""
+
 from __future__ import annotations
 
 from lepton_sim.envs.manufacturing.conveyor_env import ConveyorEnv

@@ -1,4 +1,5 @@
 """Goal-conditioned arm tasks (HER-ready): Dict observations and a batched ``compute_reward``, as panda-gym."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,9 @@ GOAL_BOUND = 10.0
 
 def goal_distance(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
     """Euclidean distance over the last axis (works on single goals and on batches)."""
-    return np.linalg.norm(np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64),
-                          axis=-1)
+    return np.linalg.norm(
+        np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64), axis=-1
+    )
 
 
 class GoalArmEnv(ArmEnv):
@@ -40,12 +42,13 @@ class GoalArmEnv(ArmEnv):
         return spaces.Dict({"observation": self._state_vector_space(), "achieved_goal": goal, "desired_goal": goal})
 
     def _state_observation(self) -> dict[str, np.ndarray]:
-        return {"observation": self._state_vector().astype(np.float32),
-                "achieved_goal": self._achieved_goal().astype(np.float32),
-                "desired_goal": self.goal.astype(np.float32)}
+        return {
+            "observation": self._state_vector().astype(np.float32),
+            "achieved_goal": self._achieved_goal().astype(np.float32),
+            "desired_goal": self.goal.astype(np.float32),
+        }
 
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
-                       info: Any = None) -> np.ndarray:
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None) -> np.ndarray:
         """Reward for (batches of) goals, as HER relabelling calls it; equals the step reward for the real goal."""
         d = goal_distance(achieved_goal, desired_goal)
         if self.params.reward_type == "sparse":

@@ -2,6 +2,7 @@
 
 "Not applicable yet" is :data:`lepton_sim.envs.info.NOT_APPLICABLE`, a NaN that equals other NaNs (see there).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,17 @@ from typing import Any
 from lepton_sim.envs.info import NOT_APPLICABLE
 
 # every step's and reset's info carries exactly these keys
-INFO_KEYS = ("is_success", "parts_placed", "mis_sorted", "dropped", "missed", "parts_per_minute",
-             "mis_sort_rate", "drop_rate", "time_to_success")
+INFO_KEYS = (
+    "is_success",
+    "parts_placed",
+    "mis_sorted",
+    "dropped",
+    "missed",
+    "parts_per_minute",
+    "mis_sort_rate",
+    "drop_rate",
+    "time_to_success",
+)
 
 
 class TaskMetrics:

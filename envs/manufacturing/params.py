@@ -4,6 +4,7 @@ Only pydantic and numpy are imported here, so registering the envs never starts 
 Distances are metres in the world frame (table top at z = 0, robot base at x = -0.6, as panda-gym);
 speeds m/s, masses kg, times simulated seconds.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal
@@ -31,18 +32,22 @@ class ArmParams(EnvParams):
 
     robot: str = Field("panda", description="robot model: 'panda' (Franka Panda) or 'kuka' (Kuka iiwa, no gripper)")
     control_type: Literal["ee", "joints"] = Field(
-        "ee", description="'ee': action = end-effector displacement (IK); 'joints': action = arm joint deltas")
+        "ee", description="'ee': action = end-effector displacement (IK); 'joints': action = arm joint deltas"
+    )
     reward_type: Literal["sparse", "dense"] = Field("sparse", description="sparse (success/fail) or dense (shaped)")
     obs_mode: str = Field("state", description="'state' (vector) or 'pixels' (camera image, uint8 HxWx3)")
-    obs_camera: Literal["overhead", "wrist", "front"] = Field("overhead",
-                                                              description="camera used by obs_mode 'pixels'")
+    obs_camera: Literal["overhead", "wrist", "front"] = Field(
+        "overhead", description="camera used by obs_mode 'pixels'"
+    )
     camera_size: int = Field(84, ge=16, le=512, description="side in pixels of the obs_mode 'pixels' image")
     render_width: int = Field(480, ge=16, le=1920, description="width of render() frames")
     render_height: int = Field(360, ge=16, le=1080, description="height of render() frames")
     robot_visuals: Literal["collision", "full"] = Field(
-        "collision", description="robot meshes drawn by cameras: light collision hulls (fast) or full visual meshes")
+        "collision", description="robot meshes drawn by cameras: light collision hulls (fast) or full visual meshes"
+    )
     initial_joint_noise: float = Field(
-        0.0, ge=0.0, le=0.5, description="half-width (rad) of uniform noise added to the arm's start joint angles")
+        0.0, ge=0.0, le=0.5, description="half-width (rad) of uniform noise added to the arm's start joint angles"
+    )
 
     @field_validator("robot")
     @classmethod
@@ -52,7 +57,6 @@ class ArmParams(EnvParams):
         return value
 
 
-
 class GripperParams(ArmParams):
     """Tasks that grasp parts: part properties are sampled per part from these ranges."""
 
@@ -60,14 +64,18 @@ class GripperParams(ArmParams):
     part_mass: Range = _range_field(1.0, "part mass (kg), sampled per part")
     part_friction: Range = _range_field(0.5, "part lateral friction coefficient, sampled per part")
     RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {
-        "part_size": (MIN_PART_SIZE, MAX_PART_SIZE, " m"), "part_mass": (0.01, 5.0, " kg"),
-        "part_friction": (0.05, 2.0, "")}
+        "part_size": (MIN_PART_SIZE, MAX_PART_SIZE, " m"),
+        "part_mass": (0.01, 5.0, " kg"),
+        "part_friction": (0.05, 2.0, ""),
+    }
 
     @field_validator("robot")
     @classmethod
     def _has_gripper(cls, value: str) -> str:
         if value not in GRIPPER_ROBOTS:
-            raise ValueError(f"robot {value!r} has no gripper; tasks that grasp need one of: {', '.join(GRIPPER_ROBOTS)}")
+            raise ValueError(
+                f"robot {value!r} has no gripper; tasks that grasp need one of: {', '.join(GRIPPER_ROBOTS)}"
+            )
         return value
 
 
@@ -79,7 +87,10 @@ class ReachParams(ArmParams):
     target_y: Range = _range_field([-0.15, 0.15], "target y (m)")
     target_z: Range = _range_field([0.0, 0.3], "target z (m) above the table")
     RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {
-        "target_x": (-0.3, 0.3, " m"), "target_y": (-0.3, 0.3, " m"), "target_z": (0.0, 0.5, " m")}
+        "target_x": (-0.3, 0.3, " m"),
+        "target_y": (-0.3, 0.3, " m"),
+        "target_z": (0.0, 0.5, " m"),
+    }
 
 
 class PickPlaceParams(GripperParams):
@@ -93,13 +104,22 @@ class PickPlaceParams(GripperParams):
     target_z: Range = _range_field([0.0, 0.2], "target height (m) of the part's bottom above the table")
     target_on_table_prob: float = Field(0.3, ge=0.0, le=1.0, description="probability that the target is on the table")
     start_grasped_prob: float = Field(
-        0.0, ge=0.0, le=1.0, description="training curriculum: probability that an episode starts with the part "
-        "already held in the gripper above its start position (evaluation scenarios keep 0)")
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="training curriculum: probability that an episode starts with the part "
+        "already held in the gripper above its start position (evaluation scenarios keep 0)",
+    )
     start_grasped_height: Range = _range_field([0.0, 0.2], "height (m) of a grasped start above the table")
     RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {
-        **GripperParams.RANGE_BOUNDS, "part_x": (-0.3, 0.3, " m"), "part_y": (-0.3, 0.3, " m"),
-        "target_x": (-0.3, 0.3, " m"), "target_y": (-0.3, 0.3, " m"), "target_z": (0.0, 0.4, " m"),
-        "start_grasped_height": (0.0, 0.4, " m")}
+        **GripperParams.RANGE_BOUNDS,
+        "part_x": (-0.3, 0.3, " m"),
+        "part_y": (-0.3, 0.3, " m"),
+        "target_x": (-0.3, 0.3, " m"),
+        "target_y": (-0.3, 0.3, " m"),
+        "target_z": (0.0, 0.4, " m"),
+        "start_grasped_height": (0.0, 0.4, " m"),
+    }
 
 
 class ConveyorPickParams(GripperParams):
@@ -109,15 +129,21 @@ class ConveyorPickParams(GripperParams):
     part_friction: Range = _range_field(0.8, "part lateral friction coefficient, sampled per part")
     conveyor_speed: Range = _range_field(0.1, "belt speed (m/s, >= 0), sampled per episode")
     arrival_rate: Range = _range_field(0.25, "parts arriving per second, sampled per episode")
-    parts_per_episode: IntRange = Field(default_factory=lambda: IntRange.model_validate(3),
-                                        description="parts delivered per episode")
+    parts_per_episode: IntRange = Field(
+        default_factory=lambda: IntRange.model_validate(3), description="parts delivered per episode"
+    )
     part_offset: Range = _range_field([-0.03, 0.03], "part's sideways offset (m) from the belt centre line")
     num_bins: int = Field(1, ge=1, le=MAX_BINS, description="bins beside the belt")
-    success_fraction: float = Field(1.0, gt=0.0, le=1.0,
-                                    description="fraction of the episode's parts that must be binned correctly")
+    success_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="fraction of the episode's parts that must be binned correctly"
+    )
     RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = {  # the lower limits of speed and rate: the validators below
-        **GripperParams.RANGE_BOUNDS, "conveyor_speed": (None, 0.5, " m/s"), "arrival_rate": (None, 2.0, " parts/s"),
-        "parts_per_episode": (1, 12, ""), "part_offset": (-0.05, 0.05, " m")}
+        **GripperParams.RANGE_BOUNDS,
+        "conveyor_speed": (None, 0.5, " m/s"),
+        "arrival_rate": (None, 2.0, " parts/s"),
+        "parts_per_episode": (1, 12, ""),
+        "part_offset": (-0.05, 0.05, " m"),
+    }
 
     @field_validator("conveyor_speed")
     @classmethod
@@ -139,14 +165,17 @@ class ConveyorSortParams(ConveyorPickParams):
 
     num_bins: int = Field(2, ge=1, le=MAX_BINS, description="bins beside the belt (bin c takes class c)")
     num_classes: int = Field(2, ge=1, le=MAX_CLASSES, description="part classes: 0 = good, 1.. = defect kinds")
-    defect_rate: float = Field(0.3, ge=0.0, le=1.0,
-                               description="probability that a part is defective (class >= 1, uniform among them)")
+    defect_rate: float = Field(
+        0.3, ge=0.0, le=1.0, description="probability that a part is defective (class >= 1, uniform among them)"
+    )
 
     @model_validator(mode="after")
     def _classes_fit_bins(self) -> "ConveyorSortParams":
         if self.num_classes > self.num_bins:
-            raise ValueError(f"num_classes: more classes ({self.num_classes}) than bins ({self.num_bins}); "
-                             f"each class needs its own bin")
+            raise ValueError(
+                f"num_classes: more classes ({self.num_classes}) than bins ({self.num_bins}); "
+                f"each class needs its own bin"
+            )
         if self.defect_rate > 0 and self.num_classes < 2:
             raise ValueError(f"defect_rate: {self.defect_rate} > 0 needs num_classes >= 2 (class 0 is 'good')")
         return self

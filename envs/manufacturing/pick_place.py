@@ -1,4 +1,5 @@
 """``lepton/ArmPickPlace-v0``: pick a part from the table and place it at a target (in the air or on the table)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ from lepton_sim.envs.manufacturing.params import PickPlaceParams
 from lepton_sim.envs.manufacturing.scene import PartFactory, create_marker
 
 FELL_OFF_Z = -0.1  # a part this far below the table top has fallen off it
+
 
 class ArmPickPlaceEnv(GoalArmEnv):
     """

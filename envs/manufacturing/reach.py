@@ -1,4 +1,5 @@
 """``lepton/ArmReach-v0``: move the gripper to a target (PandaReach-v3's task on lepton-sim's faster robot layer)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ Speed: the robot is loaded with fixed links merged (the grasp point is then a fi
 link), its whole state is read with one ``getLinkState`` and one ``getJointStates`` call per step, and IK uses
 joint limits and rest poses computed once.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,16 +51,30 @@ def _panda_link_orientation() -> tuple[float, float, float, float]:
 
 
 PANDA = RobotModel(
-    name="panda", urdf="franka_panda/panda.urdf", arm_joints=(0, 1, 2, 3, 4, 5, 6), finger_joints=(7, 8),
-    ee_link=6, ee_offset=(0.0, 0.0, 0.107 + 0.105), ee_link_orientation=_panda_link_orientation(),
+    name="panda",
+    urdf="franka_panda/panda.urdf",
+    arm_joints=(0, 1, 2, 3, 4, 5, 6),
+    finger_joints=(7, 8),
+    ee_link=6,
+    ee_offset=(0.0, 0.0, 0.107 + 0.105),
+    ee_link_orientation=_panda_link_orientation(),
     neutral=(0.00, 0.41, 0.00, -1.85, 0.00, 2.26, 0.79),
-    arm_forces=(87.0, 87.0, 87.0, 87.0, 12.0, 120.0, 120.0), finger_force=170.0, light_visuals=True,
+    arm_forces=(87.0, 87.0, 87.0, 87.0, 12.0, 120.0, 120.0),
+    finger_force=170.0,
+    light_visuals=True,
 )
 KUKA = RobotModel(
-    name="kuka", urdf="kuka_iiwa/model.urdf", arm_joints=(0, 1, 2, 3, 4, 5, 6), finger_joints=(),
-    ee_link=6, ee_offset=(0.0, 0.0, 0.045), ee_link_orientation=(0.0, 1.0, 0.0, 0.0),
+    name="kuka",
+    urdf="kuka_iiwa/model.urdf",
+    arm_joints=(0, 1, 2, 3, 4, 5, 6),
+    finger_joints=(),
+    ee_link=6,
+    ee_offset=(0.0, 0.0, 0.045),
+    ee_link_orientation=(0.0, 1.0, 0.0, 0.0),
     neutral=(0.0, 0.55, 0.0, -1.55, 0.0, 1.05, 0.0),
-    arm_forces=(300.0,) * 7, finger_force=0.0, light_visuals=False,
+    arm_forces=(300.0,) * 7,
+    finger_force=0.0,
+    light_visuals=False,
 )
 ROBOT_MODELS = {"panda": PANDA, "kuka": KUKA}
 
@@ -99,8 +114,15 @@ class Robot:
             otherwise (40 us cheaper per step).
     """
 
-    def __init__(self, sim: BulletSim, model: RobotModel, control_type: str = "ee", use_gripper: bool = True,
-                 light_visuals: bool = True, nullspace_ik: bool = False) -> None:
+    def __init__(
+        self,
+        sim: BulletSim,
+        model: RobotModel,
+        control_type: str = "ee",
+        use_gripper: bool = True,
+        light_visuals: bool = True,
+        nullspace_ik: bool = False,
+    ) -> None:
         self.sim = sim
         self.model = model
         self.control_type = control_type
@@ -108,15 +130,19 @@ class Robot:
         cid = sim.cid
         urdf = _light_urdf(model.urdf) if (light_visuals and model.light_visuals) else model.urdf
         with quiet_stdout():
-            self.body = p.loadURDF(urdf, BASE_POSITION, useFixedBase=True,
-                                   flags=p.URDF_MERGE_FIXED_LINKS, physicsClientId=cid)
+            self.body = p.loadURDF(
+                urdf, BASE_POSITION, useFixedBase=True, flags=p.URDF_MERGE_FIXED_LINKS, physicsClientId=cid
+            )
         if light_visuals and model.light_visuals:
             self._paint_light_visuals()
         self.joints = list(model.arm_joints + model.finger_joints)
         self.forces = list(model.arm_forces) + [model.finger_force] * len(model.finger_joints)
         for j in model.finger_joints:  # panda-gym's finger friction: what makes grasps hold
             p.changeDynamics(self.body, j, lateralFriction=1.0, spinningFriction=0.001, physicsClientId=cid)
-        info = [p.getJointInfo(self.body, j, physicsClientId=cid) for j in range(p.getNumJoints(self.body, physicsClientId=cid))]
+        info = [
+            p.getJointInfo(self.body, j, physicsClientId=cid)
+            for j in range(p.getNumJoints(self.body, physicsClientId=cid))
+        ]
         movable = [j for j, row in enumerate(info) if row[2] != p.JOINT_FIXED]
         lower = np.array([info[j][8] for j in movable])
         upper = np.array([info[j][9] for j in movable])
@@ -124,8 +150,12 @@ class Robot:
         # null-space IK keeps the elbow near its start posture over long (conveyor) episodes
         self._ik_kwargs: dict = dict(physicsClientId=cid)
         if nullspace_ik:
-            self._ik_kwargs.update(lowerLimits=lower.tolist(), upperLimits=upper.tolist(),
-                                   jointRanges=(upper - lower).tolist(), restPoses=rest)
+            self._ik_kwargs.update(
+                lowerLimits=lower.tolist(),
+                upperLimits=upper.tolist(),
+                jointRanges=(upper - lower).tolist(),
+                restPoses=rest,
+            )
         self.arm_lower = lower[: len(model.arm_joints)]
         self.arm_upper = upper[: len(model.arm_joints)]
         self._offset = np.asarray(model.ee_offset)
@@ -150,8 +180,9 @@ class Robot:
         """Put the arm at its neutral pose (plus uniform noise), fingers closed, motors holding that pose."""
         angles = np.array(self.model.neutral, dtype=float)
         if joint_noise > 0:
-            angles = np.clip(angles + rng.uniform(-joint_noise, joint_noise, size=angles.shape),
-                             self.arm_lower, self.arm_upper)
+            angles = np.clip(
+                angles + rng.uniform(-joint_noise, joint_noise, size=angles.shape), self.arm_lower, self.arm_upper
+            )
         cid = self.sim.cid
         for j, a in zip(self.model.arm_joints, angles):
             p.resetJointState(self.body, j, float(a), 0.0, physicsClientId=cid)
@@ -182,8 +213,9 @@ class Robot:
             target[2] = max(target[2], 0.0)  # panda-gym clips the target height at the table top
             angles = self.inverse_kinematics(target)
         else:
-            angles = np.clip(self.arm_angles + action[: len(self.model.arm_joints)] * JOINT_STEP,
-                             self.arm_lower, self.arm_upper)
+            angles = np.clip(
+                self.arm_angles + action[: len(self.model.arm_joints)] * JOINT_STEP, self.arm_lower, self.arm_upper
+            )
         width = 0.0
         if self.use_gripper:
             width = self.finger_width + float(action[-1]) * FINGER_STEP
@@ -193,8 +225,9 @@ class Robot:
         """Arm joint angles that put the grasp point at ``ee_target`` with the tool pointing down."""
         # the tool points down, so the last link's frame sits ``ee_offset`` straight above the grasp point
         link_target = (float(ee_target[0]), float(ee_target[1]), float(ee_target[2] + self._offset[2]))
-        solution = p.calculateInverseKinematics(self.body, self.model.ee_link, link_target,
-                                                self.model.ee_link_orientation, **self._ik_kwargs)
+        solution = p.calculateInverseKinematics(
+            self.body, self.model.ee_link, link_target, self.model.ee_link_orientation, **self._ik_kwargs
+        )
         return np.asarray(solution[: len(self.model.arm_joints)])
 
     def _command(self, arm_angles: np.ndarray, finger_width: float) -> None:
@@ -204,15 +237,22 @@ class Robot:
             # the solver runs all its iterations (~13 % of ArmReach's step time); 2 mm apart looks the same
             half = min(max(finger_width, 0.002), 0.08) / 2
             targets += [half, half]
-        p.setJointMotorControlArray(self.body, self.joints, p.POSITION_CONTROL, targetPositions=targets,
-                                    forces=self.forces, physicsClientId=self.sim.cid)
+        p.setJointMotorControlArray(
+            self.body,
+            self.joints,
+            p.POSITION_CONTROL,
+            targetPositions=targets,
+            forces=self.forces,
+            physicsClientId=self.sim.cid,
+        )
 
     # ---------------------------------------------------------------------------------------------------- state
     def read_state(self) -> None:
         """Refresh the cached grasp-point pose/velocity and finger width (one call each, after a physics step)."""
         cid = self.sim.cid
-        state = p.getLinkState(self.body, self.model.ee_link, computeLinkVelocity=1, computeForwardKinematics=1,
-                               physicsClientId=cid)
+        state = p.getLinkState(
+            self.body, self.model.ee_link, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid
+        )
         frame_pos = np.asarray(state[4])
         rot = np.asarray(p.getMatrixFromQuaternion(state[5])).reshape(3, 3)
         lever = rot @ self._offset

@@ -11,6 +11,7 @@ Speed choices (profiled, see benchmarks/manufacturing_throughput.py):
     ``SOLVER_RESIDUAL`` (pybullet's default 1e-7 makes it run all 50 iterations almost always);
   * robots are loaded with fixed links merged (fewer Featherstone links, same mass properties).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """What the two Gymnasium traffic envs share: parameters, the SUMO core, seeding, info, rendering, plots."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -72,6 +73,7 @@ class TrafficEnvBase(gym.Env, EzPickle):
 
 # ---------------------------------------------------------------------------------------------- shared helpers
 # (also used by the PettingZoo env, which is not a gym.Env)
+
 
 def start_episode(sim: TrafficSim, rng: np.random.Generator, seed: int | None) -> None:
     """SUMO's seed is the reset seed when given (so ``sumo --seed S`` reproduces episode S), else drawn from

@@ -6,6 +6,7 @@ own ``parallel_env`` fails with pettingzoo >= 1.25 (``agent_selector``); this on
 directly and does not use that helper. Agents may have different observation/action sizes (RESCO's Cologne and
 Ingolstadt maps); ``lepton_sim.agents.traffic.pettingzoo_vec`` pads them for parameter sharing.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,12 @@ class TrafficGridEnv(ParallelEnv):
     Keyword arguments: :class:`lepton_sim.envs.traffic.params.TrafficParams`.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "name": "lepton_traffic_grid_v0", "is_parallelizable": True,
-                "render_fps": 0.1}
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "name": "lepton_traffic_grid_v0",
+        "is_parallelizable": True,
+        "render_fps": 0.1,
+    }
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self.params = TrafficParams(**kwargs)

@@ -22,6 +22,7 @@ what RESCO reports (comparable with its published tables, but blind to blocking)
 ``waitingTime`` (time spent below 0.1 m/s in the network) over inserted vehicles; ``mean_trip_time`` the mean
 ``duration`` of completed trips; ``throughput`` the number of completed trips in the window.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,14 @@ from lepton_sim.envs.info import NOT_APPLICABLE
 
 NOT_YET = NOT_APPLICABLE  # NaN that equals NaN: "not known yet" in info, before the window ends
 
-METRIC_KEYS = ("mean_delay", "never_inserted", "mean_waiting_time", "mean_trip_time", "throughput",
-               "mean_delay_inserted")
+METRIC_KEYS = (
+    "mean_delay",
+    "never_inserted",
+    "mean_waiting_time",
+    "mean_trip_time",
+    "throughput",
+    "mean_delay_inserted",
+)
 
 
 @dataclass(frozen=True)
@@ -78,16 +85,21 @@ def read_tripinfo(path: str | Path) -> Trips:
     """Parse a tripinfo file (finished, and with write-unfinished / write-undeparted the other vehicles)."""
     data = Path(path).read_bytes()
     if not data.rstrip().endswith(b"</tripinfos>"):
-        raise ValueError(f"tripinfo output {path} is not complete XML (no closing </tripinfos>); did SUMO stop "
-                         "early?")
+        raise ValueError(f"tripinfo output {path} is not complete XML (no closing </tripinfos>); did SUMO stop early?")
     n = data.count(b"<tripinfo ")
     columns = [pattern.findall(data) for pattern in _COLUMNS]
     if any(len(c) != n for c in columns):  # attributes elsewhere too (extra devices): parse it properly
         rows = list(ET.fromstring(data).iter("tripinfo"))
         columns = [[r.get(f, "nan") for r in rows] for f in _FIELDS]
     depart, depart_delay, arrival, duration, waiting, time_loss = np.array(columns, dtype=float).reshape(6, n)
-    return Trips(time_loss=time_loss, depart_delay=depart_delay, waiting_time=waiting, duration=duration,
-                 arrived=arrival >= 0, inserted=depart >= 0)
+    return Trips(
+        time_loss=time_loss,
+        depart_delay=depart_delay,
+        waiting_time=waiting,
+        duration=duration,
+        arrived=arrival >= 0,
+        inserted=depart >= 0,
+    )
 
 
 def episode_metrics(trips: Trips, grace: float = 0.0) -> EpisodeMetrics:

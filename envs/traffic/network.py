@@ -4,6 +4,7 @@ feeding each signal, and the net's own programs (written out as actuated program
 The probe always runs in a short-lived SUMO subprocess (traci) on the network alone, so creating an env never
 touches the process's one libsumo simulation: envs can be created (e.g. to read their spaces) while another runs.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -73,10 +74,10 @@ def probe_network(net: str, params: TrafficParams, log_path: Path) -> Network:
             raise SumoLoadError(f"network file {net} has no traffic lights to control")
         programs = {ts: current_logic(conn, ts) for ts in ts_ids}  # before sumo-rl replaces them
         signals = {ts: new_signal(conn, ts, params, fixed_ts=False) for ts in ts_ids}
-        links = {ts: [[(a, b) for a, b, _via in link] for link in conn.trafficlight.getControlledLinks(ts)]
-                 for ts in ts_ids}
-        feeders = (feeder_edges(conn, {ts: signals[ts].lanes for ts in ts_ids})
-                   if params.reward == "queue-entry" else {})
+        links = {
+            ts: [[(a, b) for a, b, _via in link] for link in conn.trafficlight.getControlledLinks(ts)] for ts in ts_ids
+        }
+        feeders = feeder_edges(conn, {ts: signals[ts].lanes for ts in ts_ids}) if params.reward == "queue-entry" else {}
     finally:
         close_traci(conn, proc)
 
@@ -89,20 +90,32 @@ def probe_network(net: str, params: TrafficParams, log_path: Path) -> Network:
         sig = signals[ts]
         out_ids = sorted({b for link in links[ts] for _a, b in link})
         greens = [p.state for p in sig.green_phases]
-        layouts.append(SignalLayout(
-            id=ts, lanes=list(sig.lanes), lane_index=np.array([in_pos[x] for x in sig.lanes], int),
-            out_index=np.array([out_pos[x] for x in out_ids], int), green_states=greens,
-            movements=phase_movements(greens, links[ts], sig.lanes, out_ids),
-            observation_space=sig.observation_space, action_space=sig.action_space))
+        layouts.append(
+            SignalLayout(
+                id=ts,
+                lanes=list(sig.lanes),
+                lane_index=np.array([in_pos[x] for x in sig.lanes], int),
+                out_index=np.array([out_pos[x] for x in out_ids], int),
+                green_states=greens,
+                movements=phase_movements(greens, links[ts], sig.lanes, out_ids),
+                observation_space=sig.observation_space,
+                action_space=sig.action_space,
+            )
+        )
     lengths = {}
     for sig in signals.values():
         for lane, length in sig.lanes_length.items():
             lengths.setdefault(lane, float(length))
     return Network(
-        ts_ids=ts_ids, in_lanes=in_lanes, out_lanes=out_lanes,
-        lane_length=np.array([lengths[lane] for lane in in_lanes], float), layouts=layouts,
+        ts_ids=ts_ids,
+        in_lanes=in_lanes,
+        out_lanes=out_lanes,
+        lane_length=np.array([lengths[lane] for lane in in_lanes], float),
+        layouts=layouts,
         green_index=[{s: k for k, s in enumerate(lay.green_states)} for lay in layouts],
-        feeder_signal={edge: ts_ids.index(ts) for edge, ts in feeders.items()}, programs=programs)
+        feeder_signal={edge: ts_ids.index(ts) for edge, ts in feeders.items()},
+        programs=programs,
+    )
 
 
 def current_logic(conn: Any, ts: str) -> Any:
@@ -123,8 +136,9 @@ def write_actuated_programs(path: Path, logics: dict[str, Any], min_green: int) 
                 lo = hi = duration
             else:
                 lo, hi = min(float(max(min_green, 1)), duration), max(duration, 50.0)
-            lines.append(f'    <phase duration="{duration:g}" minDur="{lo:g}" maxDur="{hi:g}" '
-                         f'state={quoteattr(phase.state)}/>')
+            lines.append(
+                f'    <phase duration="{duration:g}" minDur="{lo:g}" maxDur="{hi:g}" state={quoteattr(phase.state)}/>'
+            )
         lines.append("  </tlLogic>")
     lines.append("</additional>")
     path.write_text("\n".join(lines) + "\n")

@@ -4,6 +4,7 @@ Why a joint env beside the PettingZoo one: lepton-sim's single evaluation loop, 
 trained models) and SB3 all speak Gymnasium. Signals may differ in phases and lanes (cologne3/8, ingolstadt*),
 so observations are stacked into one array padded with zeros and actions are a MultiDiscrete vector.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -77,5 +78,7 @@ class TrafficNetworkEnv(TrafficEnvBase):
     def _phase_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         pressure, demand = self.sim.phase_info()
         width = int(self.num_phases.max())
-        return (pad_rows(pressure, width, fill=-np.inf, dtype=np.float64),
-                pad_rows(demand, width, fill=-np.inf, dtype=np.float64))
+        return (
+            pad_rows(pressure, width, fill=-np.inf, dtype=np.float64),
+            pad_rows(demand, width, fill=-np.inf, dtype=np.float64),
+        )

@@ -1,5 +1,6 @@
 """sumo-rl's density/queue observation per signal, computed for all signals at once from one step's lane reads
 (sumo-rl's ``DefaultObservationFunction`` asks SUMO lane by lane, per signal; the values are the same)."""
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -6,6 +6,7 @@ package (``sumo_rl:nets/RESCO/cologne1/cologne1.net.xml``): the RESCO nets are l
 only, so lepton-sim references sumo-rl's copies at run time instead of shipping them. Resolution uses
 ``importlib.util.find_spec`` and never imports the package (importing sumo_rl needs SUMO_HOME).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -61,6 +62,7 @@ def resolve_sumo_file(spec: str) -> Path:
 # file, a network without signals, a route to a missing edge or a window without demand is reported before any
 # SUMO process starts (there it would be a traceback from a worker process).
 
+
 @dataclass(frozen=True)
 class NetSummary:
     edges: frozenset[str]
@@ -101,13 +103,17 @@ def _xml_elements(path: Path, role: str, roots: tuple[str, ...], kind: str):
                 if root is None:
                     root = elem
                     if tag not in roots:
-                        raise ValueError(f"{role} file {path} is not a {kind}: its root element is <{tag}>, "
-                                         f"expected {' or '.join(f'<{r}>' for r in roots)}")
+                        raise ValueError(
+                            f"{role} file {path} is not a {kind}: its root element is <{tag}>, "
+                            f"expected {' or '.join(f'<{r}>' for r in roots)}"
+                        )
                 yield depth, tag, elem.attrib
     except ET.ParseError as err:
         line, column = err.position
-        raise ValueError(f"{role} file {path} is not valid XML ({xml.parsers.expat.ErrorString(err.code)}, "
-                         f"line {line}, column {column})") from None
+        raise ValueError(
+            f"{role} file {path} is not valid XML ({xml.parsers.expat.ErrorString(err.code)}, "
+            f"line {line}, column {column})"
+        ) from None
     except (OSError, EOFError) as err:  # unreadable, or a broken .gz
         raise ValueError(f"cannot read {role} file {path}: {err}") from None
 
@@ -153,8 +159,9 @@ def _route_summary(key: tuple[str, int, int]) -> RouteSummary:
         for attr in EDGE_ATTRS:
             for edge in attrs.get(attr, "").split():
                 users.setdefault(edge, f"<{tag} id={attrs.get('id', '?')!r}>")
-    return RouteSummary(departs=tuple(sorted(departs)), flows=tuple(flows), untimed=untimed,
-                        edge_users=tuple(users.items()))
+    return RouteSummary(
+        departs=tuple(sorted(departs)), flows=tuple(flows), untimed=untimed, edge_users=tuple(users.items())
+    )
 
 
 def net_summary(path: Path) -> NetSummary:
@@ -188,8 +195,9 @@ class TrafficParams(EnvParams):
     route: str | list[str] = Field(description="SUMO .rou.xml file(s), same forms as net")
     begin: int = Field(0, ge=0, le=MAX_BEGIN, description="simulation time (s) at which the episode window starts")
     duration: int = Field(3600, ge=10, le=86400, description="length of the episode window (s of simulated time)")
-    demand_scale: Range = Field(Range(low=1.0, high=1.0),
-                                description="SUMO --scale on the route demand, sampled per episode")
+    demand_scale: Range = Field(
+        Range(low=1.0, high=1.0), description="SUMO --scale on the route demand, sampled per episode"
+    )
 
     # decision timing (RESCO: 10 s decisions with 3 s yellow; arterial4x4 5 s / 2 s)
     delta_time: int = Field(10, ge=1, le=600, description="simulated seconds per env step (one decision)")
@@ -198,31 +206,46 @@ class TrafficParams(EnvParams):
 
     # what the agent sees and optimises
     observation: Literal["density-queue"] = Field(
-        "density-queue", description="sumo-rl's observation: phase one-hot, min-green flag, density and queue "
-                                     "per incoming lane, all in [0, 1]")
+        "density-queue",
+        description="sumo-rl's observation: phase one-hot, min-green flag, density and queue "
+        "per incoming lane, all in [0, 1]",
+    )
     reward: Literal["diff-waiting-time", "queue", "pressure", "average-speed", "queue-entry"] = Field(
-        "queue-entry", description="sumo-rl's rewards, or 'queue-entry': minus the vehicles queued upstream of "
-                                   "the signal: halted on the edges that lead to it (up to the previous signal) "
-                                   "plus those waiting there to enter the network")
+        "queue-entry",
+        description="sumo-rl's rewards, or 'queue-entry': minus the vehicles queued upstream of "
+        "the signal: halted on the edges that lead to it (up to the previous signal) "
+        "plus those waiting there to enter the network",
+    )
     reward_scale: float = Field(1.0, gt=0.0, le=1000.0, description="reward multiplier")
 
     # who controls the signals
     control: Literal["agent", "fixed-time", "actuated"] = Field(
-        "agent", description="'agent': actions choose the green phase; 'fixed-time': the net's own program "
-                             "runs (actions ignored); 'actuated': SUMO's gap-actuated control of that program")
-    phase_info: bool = Field(False, description="add per-phase 'phase_pressure' and 'phase_demand' arrays to info "
-                                                "(what max-pressure and greedy need); costs lane reads each step")
+        "agent",
+        description="'agent': actions choose the green phase; 'fixed-time': the net's own program "
+        "runs (actions ignored); 'actuated': SUMO's gap-actuated control of that program",
+    )
+    phase_info: bool = Field(
+        False,
+        description="add per-phase 'phase_pressure' and 'phase_demand' arrays to info "
+        "(what max-pressure and greedy need); costs lane reads each step",
+    )
 
-    episode_metrics: bool = Field(True, description="SUMO tripinfo output and the episode metrics from it "
-                                                    "(mean_delay, never_inserted, ...); False leaves them NaN "
-                                                    "and saves SUMO ~8% simulation time")
+    episode_metrics: bool = Field(
+        True,
+        description="SUMO tripinfo output and the episode metrics from it "
+        "(mean_delay, never_inserted, ...); False leaves them NaN "
+        "and saves SUMO ~8% simulation time",
+    )
 
     # simulator
     backend: Literal["libsumo", "traci"] = Field(
-        "libsumo", description="libsumo (in-process, fast, one simulation per process) or traci (a SUMO "
-                               "subprocess per env, several per process)")
-    time_to_teleport: int = Field(-1, ge=-1, le=MAX_BEGIN,
-                                  description="SUMO --time-to-teleport (s); -1 never teleports")
+        "libsumo",
+        description="libsumo (in-process, fast, one simulation per process) or traci (a SUMO "
+        "subprocess per env, several per process)",
+    )
+    time_to_teleport: int = Field(
+        -1, ge=-1, le=MAX_BEGIN, description="SUMO --time-to-teleport (s); -1 never teleports"
+    )
     sumo_warnings: bool = Field(False, description="print SUMO's warnings")
     render_size: int = Field(480, ge=64, le=2048, description="long side of rgb_array frames (pixels)")
 
@@ -248,12 +271,13 @@ class TrafficParams(EnvParams):
     def _scale_range(cls, value: Range) -> Range:
         return value.within(0.05, 10.0)
 
-
     @model_validator(mode="after")
     def _timing(self) -> "TrafficParams":
         if self.yellow_time >= self.delta_time:
-            raise ValueError(f"yellow_time ({self.yellow_time} s) must be shorter than delta_time "
-                             f"({self.delta_time} s): a decision must leave some green")
+            raise ValueError(
+                f"yellow_time ({self.yellow_time} s) must be shorter than delta_time "
+                f"({self.delta_time} s): a decision must leave some green"
+            )
         if self.duration % self.delta_time:
             raise ValueError(f"duration ({self.duration} s) must be a multiple of delta_time ({self.delta_time} s)")
         return self
@@ -268,17 +292,21 @@ class TrafficParams(EnvParams):
         for path, summary in zip(paths, summaries):
             for edge, user in summary.edge_users:
                 if edge not in edges:
-                    raise ValueError(f"route file {path}: {user} uses edge {edge!r}, which network "
-                                     f"{self.net_path} does not have (route and net files do not match)")
+                    raise ValueError(
+                        f"route file {path}: {user} uses edge {edge!r}, which network "
+                        f"{self.net_path} does not have (route and net files do not match)"
+                    )
         shown = ", ".join(str(p) for p in paths)
         if not any(s.count for s in summaries):
             raise ValueError(f"route file(s) {shown} contain no vehicles, trips or flows: there is no demand")
         end = self.begin + self.duration
         if not demand_in_window(summaries, self.begin, end):
             times = [t for s in summaries for t in (*s.departs, *(b for b, _ in s.flows), *(e for _, e in s.flows))]
-            raise ValueError(f"no vehicle is due in the episode window [{self.begin}, {end}) s (begin, "
-                             f"begin + duration): route file(s) {shown} depart vehicles between "
-                             f"{min(times):g} and {max(times):g} s; move begin into that span")
+            raise ValueError(
+                f"no vehicle is due in the episode window [{self.begin}, {end}) s (begin, "
+                f"begin + duration): route file(s) {shown} depart vehicles between "
+                f"{min(times):g} and {max(times):g} s; move begin into that span"
+            )
         return self
 
     # ------------------------------------------------------------------ resolved paths and derived values

@@ -14,6 +14,7 @@ green phase when any of its links shows ``G`` or ``g``.
 
 Both are matrix-vector products over counts read once per step, so they cost no Python loop over vehicles.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,16 +38,19 @@ class PhaseMovements:
         return self.up.shape[0]
 
 
-def phase_movements(green_states: Sequence[str], links: Sequence[Sequence[tuple[str, str]]],
-                    in_lanes: Sequence[str], out_lanes: Sequence[str]) -> PhaseMovements:
+def phase_movements(
+    green_states: Sequence[str],
+    links: Sequence[Sequence[tuple[str, str]]],
+    in_lanes: Sequence[str],
+    out_lanes: Sequence[str],
+) -> PhaseMovements:
     """Build the incidence matrices from SUMO's controlled links (one list of (in, out) per link index)."""
     in_index = {lane: i for i, lane in enumerate(in_lanes)}
     out_index = {lane: j for j, lane in enumerate(out_lanes)}
     up = np.zeros((len(green_states), len(in_lanes)))
     down = np.zeros((len(green_states), len(out_lanes)))
     for p, state in enumerate(green_states):
-        movements = {(a, b) for k, link in enumerate(links) if k < len(state) and state[k] in GREEN
-                     for a, b in link}
+        movements = {(a, b) for k, link in enumerate(links) if k < len(state) and state[k] in GREEN for a, b in link}
         for a, b in movements:
             up[p, in_index[a]] += 1
             down[p, out_index[b]] += 1

@@ -1,5 +1,6 @@
 """Plots of one traffic episode from its per-step infos: queue length, vehicles waiting to enter, and delay
 over simulated time. Used by ``lepton-sim rollout`` (the envs' ``plot_trajectory``) and by users directly."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -29,8 +30,11 @@ def plot_episode_signals(ax: Any, infos: Sequence[dict[str, Any]], label: str = 
     right.plot(t, _series(infos, "trip_delay"), ":", color="black", label=f"{prefix}delay (completed trips)")
     final = infos[-1]
     if not np.isnan(float(final.get("mean_delay", np.nan))):
-        ax.set_title(f"mean delay {float(final['mean_delay']):.1f} s, never inserted "
-                     f"{int(final['never_inserted'])}, throughput {int(final['throughput'])}", fontsize=9)
+        ax.set_title(
+            f"mean delay {float(final['mean_delay']):.1f} s, never inserted "
+            f"{int(final['never_inserted'])}, throughput {int(final['throughput'])}",
+            fontsize=9,
+        )
     handles, labels = ax.get_legend_handles_labels()
     more_handles, more_labels = right.get_legend_handles_labels()
     ax.legend(handles + more_handles, labels + more_labels, loc="upper left", fontsize=8)

@@ -1,5 +1,6 @@
 """One pass of SUMO reads per step, shared by the observation, the rewards, the per-step info and the phase
 arrays, instead of each consumer querying SUMO again."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,23 +28,34 @@ class StepReads:
     trip_delay: float  # mean timeLoss + departDelay of completed trips (NOT_YET before the first)
 
 
-def read_step(conn: Any, network: Network, phase_info: bool, episode_metrics: bool,
-              previous: StepReads | None) -> StepReads:
+def read_step(
+    conn: Any, network: Network, phase_info: bool, episode_metrics: bool, previous: StepReads | None
+) -> StepReads:
     """Read the lanes once; the trip-delay mean is re-read only when trips have completed since ``previous``."""
     lane, sim = conn.lane, conn.simulation
     time = sim.getTime()
     count = np.array([lane.getLastStepVehicleNumber(x) for x in network.in_lanes], float)
     halting = np.array([lane.getLastStepHaltingNumber(x) for x in network.in_lanes], float)
     veh_length = np.array([lane.getLastStepLength(x) for x in network.in_lanes], float)
-    out_halting = (np.array([lane.getLastStepHaltingNumber(x) for x in network.out_lanes], float)
-                   if phase_info else None)
+    out_halting = np.array([lane.getLastStepHaltingNumber(x) for x in network.out_lanes], float) if phase_info else None
     pending = sim.getPendingVehicles()
     arrived = sim.getParameter("", TRIP_STATS + "count") if episode_metrics else "0"
     if previous is not None and arrived == previous.arrived:
         trip_delay = previous.trip_delay
     else:
-        trip_delay = (float(sim.getParameter("", TRIP_STATS + "timeLoss"))
-                      + float(sim.getParameter("", TRIP_STATS + "departDelay"))
-                      if float(arrived) > 0 else NOT_YET)
-    return StepReads(time=time, count=count, halting=halting, veh_length=veh_length, out_halting=out_halting,
-                     pending=pending, arrived=arrived, trip_delay=trip_delay)
+        trip_delay = (
+            float(sim.getParameter("", TRIP_STATS + "timeLoss"))
+            + float(sim.getParameter("", TRIP_STATS + "departDelay"))
+            if float(arrived) > 0
+            else NOT_YET
+        )
+    return StepReads(
+        time=time,
+        count=count,
+        halting=halting,
+        veh_length=veh_length,
+        out_halting=out_halting,
+        pending=pending,
+        arrived=arrived,
+        trip_delay=trip_delay,
+    )

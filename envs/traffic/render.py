@@ -4,6 +4,7 @@ Plain numpy rasterising, no plotting library: the lanes are drawn once into a ba
 and size, cached per process), and each frame only copies it and stamps vehicles and signal markers with
 vectorised index writes (about a millisecond per frame for the RESCO maps).
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,9 +16,18 @@ BACKGROUND = np.array([32, 36, 40], np.uint8)
 ROAD = np.array([150, 150, 150], np.uint8)
 MOVING = np.array([80, 200, 255], np.uint8)
 HALTED = np.array([255, 150, 30], np.uint8)
-SIGNAL_COLOURS = {"G": (0, 230, 0), "g": (0, 140, 0), "y": (255, 230, 0), "Y": (255, 230, 0),
-                  "r": (230, 0, 0), "R": (230, 0, 0), "s": (180, 0, 120), "u": (255, 128, 0), "o": (200, 200, 0),
-                  "O": (90, 90, 90)}
+SIGNAL_COLOURS = {
+    "G": (0, 230, 0),
+    "g": (0, 140, 0),
+    "y": (255, 230, 0),
+    "Y": (255, 230, 0),
+    "r": (230, 0, 0),
+    "R": (230, 0, 0),
+    "s": (180, 0, 120),
+    "u": (255, 128, 0),
+    "o": (200, 200, 0),
+    "O": (90, 90, 90),
+}
 MARGIN = 8  # pixels
 
 

@@ -8,6 +8,7 @@ reward needs more than lane counts), times ``reward_scale``:
 - ``pressure``: vehicles on outgoing minus incoming lanes (sumo-rl's: minus the usual pressure);
 - ``average-speed``: mean speed / allowed speed of the vehicles on the incoming lanes, 1 with none (sumo-rl's).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -62,8 +63,9 @@ def queue_entry(conn: Any, network: Network, reads: StepReads, first_edge: dict[
     """Minus, per signal, the halted vehicles on its feeder edges and the vehicles waiting to enter on them."""
     edge = conn.edge
     halted = np.array([edge.getLastStepHaltingNumber(e) for e in network.feeder_edges], float)
-    return (-np.bincount(network.feeder_owner, weights=halted, minlength=len(network.ts_ids))
-            - entry_waiting(conn, network, reads.pending, first_edge))
+    return -np.bincount(network.feeder_owner, weights=halted, minlength=len(network.ts_ids)) - entry_waiting(
+        conn, network, reads.pending, first_edge
+    )
 
 
 def entry_waiting(conn: Any, network: Network, pending: Sequence[str], first_edge: dict[str, str]) -> np.ndarray:

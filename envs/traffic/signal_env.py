@@ -1,4 +1,5 @@
 """``lepton/TrafficSignal-v0``: one signalised intersection of a real SUMO network, as a Gymnasium env."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -74,8 +75,10 @@ class TrafficSignalEnv(TrafficEnvBase):
         if len(self.sim.ts_ids) != 1:
             n = len(self.sim.ts_ids)
             self.sim.close()
-            raise ValueError(f"network {self.params.net} has {n} traffic signals; lepton/TrafficSignal-v0 controls "
-                             "exactly one: use lepton/TrafficNetwork-v0 (or the PettingZoo env) for networks")
+            raise ValueError(
+                f"network {self.params.net} has {n} traffic signals; lepton/TrafficSignal-v0 controls "
+                "exactly one: use lepton/TrafficNetwork-v0 (or the PettingZoo env) for networks"
+            )
         layout = self.sim.layouts[0]
         self.signal_id = layout.id
         self.observation_space = layout.observation_space
@@ -88,8 +91,12 @@ class TrafficSignalEnv(TrafficEnvBase):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         flat = np.asarray(action).reshape(-1)
-        if flat.size != 1 or flat.dtype.kind not in "iuf" or not 0 <= flat[0] < self.action_space.n \
-                or flat[0] != int(flat[0]):
+        if (
+            flat.size != 1
+            or flat.dtype.kind not in "iuf"
+            or not 0 <= flat[0] < self.action_space.n
+            or flat[0] != int(flat[0])
+        ):
             raise ValueError(f"action {action!r} is outside the action space {self.action_space}")
         self._advance((int(flat[0]),))
         obs = self.sim.observations()[0]

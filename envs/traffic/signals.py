@@ -5,6 +5,7 @@ greens, min-green, ``set_next_phase``, its lanes and spaces, and the ``pressure`
 lepton-sim does not subclass or start sumo-rl's ``SumoEnvironment``: it starts SUMO itself
 (:mod:`.simulation`) and hands each ``TrafficSignal`` a :class:`SignalHost` in place of that environment.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,18 +51,29 @@ class SignalHost:
 
 
 def _rewards_are_not_computed_here(signal: TrafficSignal) -> float:
-    raise NotImplementedError("lepton-sim computes rewards in lepton_sim.envs.traffic.rewards, not through "
-                              "TrafficSignal.compute_reward")
+    raise NotImplementedError(
+        "lepton-sim computes rewards in lepton_sim.envs.traffic.rewards, not through TrafficSignal.compute_reward"
+    )
 
 
 def new_signal(conn: Any, ts_id: str, params: TrafficParams, fixed_ts: bool) -> TrafficSignal:
     """A sumo-rl TrafficSignal on ``conn``; in agent mode (``fixed_ts=False``) it installs its own phase table."""
-    return TrafficSignal(SignalHost(conn, fixed_ts), ts_id, params.delta_time, params.yellow_time,
-                         params.min_green, MAX_GREEN, params.begin, _rewards_are_not_computed_here, conn)
+    return TrafficSignal(
+        SignalHost(conn, fixed_ts),
+        ts_id,
+        params.delta_time,
+        params.yellow_time,
+        params.min_green,
+        MAX_GREEN,
+        params.begin,
+        _rewards_are_not_computed_here,
+        conn,
+    )
 
 
-def episode_signal(conn: Any, layout: SignalLayout, green_index: dict[str, int], params: TrafficParams,
-                   fixed_ts: bool) -> TrafficSignal:
+def episode_signal(
+    conn: Any, layout: SignalLayout, green_index: dict[str, int], params: TrafficParams, fixed_ts: bool
+) -> TrafficSignal:
     """The signal for one episode. Under fixed-time/actuated control sumo-rl leaves the program alone and builds
     no phase table, so the signal gets the agent-mode phase count and spaces, and the green phase SUMO shows."""
     sig = new_signal(conn, layout.id, params, fixed_ts)
@@ -72,8 +84,9 @@ def episode_signal(conn: Any, layout: SignalLayout, green_index: dict[str, int],
     return sig
 
 
-def apply_decisions(conn: Any, signals: list[TrafficSignal], actions: np.ndarray, t0: float,
-                    params: TrafficParams) -> None:
+def apply_decisions(
+    conn: Any, signals: list[TrafficSignal], actions: np.ndarray, t0: float, params: TrafficParams
+) -> None:
     """Show each signal's chosen green for one decision: through yellow where it changes, with at most two
     ``simulationStep`` calls (end of yellow, end of the decision) instead of sumo-rl's one per simulated second;
     the resulting states and timings are sumo-rl's."""
@@ -91,8 +104,7 @@ def apply_decisions(conn: Any, signals: list[TrafficSignal], actions: np.ndarray
         sig.time_since_last_phase_change += params.delta_time
 
 
-def follow_program(conn: Any, signals: list[TrafficSignal], green_index: list[dict[str, int]],
-                   delta_time: int) -> None:
+def follow_program(conn: Any, signals: list[TrafficSignal], green_index: list[dict[str, int]], delta_time: int) -> None:
     """fixed-time/actuated: keep each signal's green phase and time-in-phase (observation: phase one-hot and
     min-green flag) in step with the program SUMO runs."""
     for k, sig in enumerate(signals):

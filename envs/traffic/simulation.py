@@ -16,6 +16,7 @@ The envs in this package are thin views of :class:`TrafficSim`. What it does, an
 - A SUMO failure becomes a clear error (:class:`SumoError` and subclasses) and drops the simulation, so the
   next ``start`` begins afresh.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,10 +33,21 @@ from lepton_sim.envs.traffic.phases import phase_demand, phase_pressure
 from lepton_sim.envs.traffic.reads import StepReads, read_step
 from lepton_sim.envs.traffic.rewards import EpisodeRewards
 from lepton_sim.envs.traffic.signals import TrafficSignal, apply_decisions, episode_signal, follow_program
-from lepton_sim.envs.traffic.sumo_setup import (SumoConnectionError, SumoError, SumoLoadError, check_xml,
-                                                claim_libsumo, close_libsumo, close_traci, new_workdir,
-                                                release_libsumo, remove_workdir, start_libsumo, start_traci,
-                                                sumo_binary)
+from lepton_sim.envs.traffic.sumo_setup import (
+    SumoConnectionError,
+    SumoError,
+    SumoLoadError,
+    check_xml,
+    claim_libsumo,
+    close_libsumo,
+    close_traci,
+    new_workdir,
+    release_libsumo,
+    remove_workdir,
+    start_libsumo,
+    start_traci,
+    sumo_binary,
+)
 
 
 class TrafficSim:
@@ -118,17 +130,34 @@ class TrafficSim:
 
     def _command(self, demand_scale: float) -> list[str]:
         p = self.params
-        cmd = [sumo_binary(), "-n", self._net, "-r", ",".join(self._routes), "-b", str(p.begin),
-               "--seed", str(self.sumo_seed), "--time-to-teleport", str(p.time_to_teleport),
-               "--waiting-time-memory", "1000", "--no-step-log"]
+        cmd = [
+            sumo_binary(),
+            "-n",
+            self._net,
+            "-r",
+            ",".join(self._routes),
+            "-b",
+            str(p.begin),
+            "--seed",
+            str(self.sumo_seed),
+            "--time-to-teleport",
+            str(p.time_to_teleport),
+            "--waiting-time-memory",
+            "1000",
+            "--no-step-log",
+        ]
         # Only options that are needed: with libsumo (one process, many simulations) some option sets, e.g.
         # "--scale 1.0" or "--duration-log.disable" alone, let one episode's state leak into the next (the
         # same seed then gives different results depending on the previous episode; SUMO 1.28).
         if demand_scale != 1.0:
             cmd += ["--scale", repr(float(demand_scale))]
         if p.episode_metrics:
-            cmd += ["--tripinfo-output", str(self.tripinfo_path), "--tripinfo-output.write-unfinished",
-                    "--tripinfo-output.write-undeparted"]
+            cmd += [
+                "--tripinfo-output",
+                str(self.tripinfo_path),
+                "--tripinfo-output.write-unfinished",
+                "--tripinfo-output.write-undeparted",
+            ]
         if not p.sumo_warnings:
             cmd.append("--no-warnings")
         if self._actuated_file is not None:
@@ -146,12 +175,15 @@ class TrafficSim:
         try:
             conn = self._start_sumo(self._command(demand_scale))
         except SumoLoadError as err:
-            raise SumoLoadError(f"route file(s) {', '.join(self._routes)} could not be loaded with network "
-                                f"{self._net}: {err}") from None
+            raise SumoLoadError(
+                f"route file(s) {', '.join(self._routes)} could not be loaded with network {self._net}: {err}"
+            ) from None
         try:
             net = self.network
-            self.signals = [episode_signal(conn, lay, net.green_index[k], self.params, self.fixed_ts)
-                            for k, lay in enumerate(net.layouts)]
+            self.signals = [
+                episode_signal(conn, lay, net.green_index[k], self.params, self.fixed_ts)
+                for k, lay in enumerate(net.layouts)
+            ]
             if self._actuated_file is not None:
                 for ts in net.ts_ids:
                     conn.trafficlight.setProgram(ts, ACTUATED_PROGRAM)
@@ -181,8 +213,9 @@ class TrafficSim:
             self._fail(err)
 
     def _read(self) -> None:
-        self._reads = read_step(self.sumo, self.network, self.params.phase_info, self.params.episode_metrics,
-                                self._reads)
+        self._reads = read_step(
+            self.sumo, self.network, self.params.phase_info, self.params.episode_metrics, self._reads
+        )
 
     @property
     def done(self) -> bool:
@@ -199,8 +232,12 @@ class TrafficSim:
     def step_info(self) -> dict[str, float]:
         """Per-step values (same keys every step): simulated time, queues, vehicles waiting to enter."""
         reads = self._reads
-        return {"sim_time": float(reads.time), "queue_length": float(reads.halting.sum()),
-                "waiting_vehicles": float(len(reads.pending)), "trip_delay": reads.trip_delay}
+        return {
+            "sim_time": float(reads.time),
+            "queue_length": float(reads.halting.sum()),
+            "waiting_vehicles": float(len(reads.pending)),
+            "trip_delay": reads.trip_delay,
+        }
 
     def phase_info(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per signal: max-pressure weight (halted vehicles upstream minus downstream over each green phase's
@@ -209,8 +246,10 @@ class TrafficSim:
         if reads.out_halting is None:
             raise SumoError("phase information needs the env parameter phase_info=True")
         layouts = self.network.layouts
-        pressure = [phase_pressure(lay.movements, reads.halting[lay.lane_index], reads.out_halting[lay.out_index])
-                    for lay in layouts]
+        pressure = [
+            phase_pressure(lay.movements, reads.halting[lay.lane_index], reads.out_halting[lay.out_index])
+            for lay in layouts
+        ]
         demand = [phase_demand(lay.movements, reads.count[lay.lane_index]) for lay in layouts]
         return pressure, demand
 
@@ -229,8 +268,7 @@ class TrafficSim:
     def snapshot(self) -> dict[str, Any]:
         """Vehicle positions/speeds and signal states now (for rendering); the final one after the episode."""
         if self.sumo is None:
-            return self.final_snapshot or {"xy": np.zeros((0, 2)), "speed": np.zeros(0), "states": {},
-                                           "time": math.nan}
+            return self.final_snapshot or {"xy": np.zeros((0, 2)), "speed": np.zeros(0), "states": {}, "time": math.nan}
         veh = self.sumo.vehicle
         ids = veh.getIDList()
         xy = np.array([veh.getPosition(v) for v in ids], float).reshape(-1, 2)
@@ -257,7 +295,8 @@ class TrafficSim:
             raise SumoConnectionError(
                 f"the SUMO process (traci back end) stopped {when} (exit code {exit_code}): "
                 f"{str(err).rstrip('.')}. The episode cannot continue; call reset() to start a fresh "
-                "simulation.") from None
+                "simulation."
+            ) from None
         raise SumoError(f"SUMO failed {when} ({files}): {err}. Call reset() to start a fresh simulation.") from None
 
     def close(self) -> None:

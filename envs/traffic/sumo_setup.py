@@ -20,6 +20,7 @@ Why this module exists:
   1 s sleep (most of the ~1 s cost of a traci reset); :func:`start_traci` polls every 20 ms instead and turns
   an early exit of SUMO into an error that quotes SUMO's message.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -55,6 +56,7 @@ class LibsumoBusyError(SumoError):
 
 # ------------------------------------------------------------------------------------------------ environment
 
+
 def prepare_environment() -> str:
     """Set SUMO_HOME (eclipse-sumo wheel) and LIBSUMO_AS_TRACI; return SUMO_HOME. Call before importing sumo_rl."""
     import sumo
@@ -84,13 +86,16 @@ def check_xml(path: str | Path, role: str) -> None:
         with open(path, "rb") as f:
             parser.ParseFile(f)
     except xml.parsers.expat.ExpatError as err:
-        raise SumoLoadError(f"{role} file {path} is not valid XML: {xml.parsers.expat.ErrorString(err.code)} "
-                            f"at line {err.lineno}, column {err.offset}") from None
+        raise SumoLoadError(
+            f"{role} file {path} is not valid XML: {xml.parsers.expat.ErrorString(err.code)} "
+            f"at line {err.lineno}, column {err.offset}"
+        ) from None
     except OSError as err:
         raise SumoLoadError(f"cannot read {role} file {path}: {err}") from None
 
 
 # ------------------------------------------------------------------------------------------------ output folders
+
 
 def _pid_namespace() -> int:
     """This process's PID namespace (0 where unknown): a pid in a folder name means nothing in another one."""
@@ -171,6 +176,7 @@ def _remove_workdirs_at_exit() -> None:
 
 # ------------------------------------------------------------------------------------------------ libsumo guard
 
+
 class _LibsumoSlot:
     owner: "weakref.ref[Any] | None" = None
     description: str = ""
@@ -206,19 +212,22 @@ def claim_libsumo(owner: Any, description: str) -> None:
                 f"a libsumo simulation is already running in this process ({_SLOT.description}); libsumo runs "
                 "one simulation per process and a second one would silently replace the first. Close that env "
                 "(env.close()) or let its episode end first, use backend='traci', or run each env in its own "
-                "process (lepton_sim.make_vec does this for the traffic envs).")
+                "process (lepton_sim.make_vec does this for the traffic envs)."
+            )
         if _SLOT.inherited_running:
             raise LibsumoBusyError(
                 "this process was forked while its parent had a libsumo simulation running; the copy it "
                 "inherited cannot be used or closed safely. Start worker processes with the 'spawn' or "
-                "'forkserver' method, or close the parent's env before forking.")
+                "'forkserver' method, or close the parent's env before forking."
+            )
         if _SLOT.owner is None or _SLOT.owner() is None:
             import libsumo
 
             if libsumo.isLoaded():
                 raise LibsumoBusyError(
                     "a libsumo simulation not opened by lepton-sim is running in this process (for example a "
-                    "sumo_rl SumoEnvironment with LIBSUMO_AS_TRACI); close it before creating a libsumo env.")
+                    "sumo_rl SumoEnvironment with LIBSUMO_AS_TRACI); close it before creating a libsumo env."
+                )
         _SLOT.owner, _SLOT.description = weakref.ref(owner), description
 
 
@@ -230,6 +239,7 @@ def release_libsumo(owner: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ back ends
+
 
 class _CaptureStderr:
     """Capture the C++ library's writes to file descriptor 2 (libsumo prints load errors there)."""
@@ -310,7 +320,9 @@ def start_traci(cmd: Sequence[str], log_path: Path, timeout: float = 60.0) -> tu
             except OSError:
                 if time.monotonic() > deadline:
                     proc.kill()
-                    raise SumoError(f"could not connect to SUMO (traci) on port {port} within {timeout:.0f} s")
+                    raise SumoError(
+                        f"could not connect to SUMO (traci) on port {port} within {timeout:.0f} s"
+                    ) from None
                 time.sleep(0.02)
                 continue
             try:
