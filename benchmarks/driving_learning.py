@@ -15,8 +15,9 @@ import csv
 import time
 
 import lepton_sim
-from lepton_sim.evaluation import ScenarioResult, run_episodes
+from lepton_sim.evaluation import run_episodes
 from lepton_sim.loading import load_policy
+from lepton_sim.report import ScenarioResult
 from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import load_suite, suite_items
 

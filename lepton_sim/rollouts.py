@@ -9,10 +9,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lepton_sim.errors import LeptonError
-from lepton_sim.evaluation import EpisodeResult, run_episodes, sub_env_info
+from lepton_sim.evaluation import run_episodes, sub_env_info
 from lepton_sim.io import write_atomic
 from lepton_sim.loading import load_policy
 from lepton_sim.policy import Policy
+from lepton_sim.report import EpisodeResult
 from lepton_sim.scenario import Scenario, load_scenario
 
 VIDEO_SUFFIXES = (".mp4", ".gif")

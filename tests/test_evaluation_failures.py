@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 import lepton_sim
-from lepton_sim.evaluation import EvaluationFailed, Report, run_episodes
+from lepton_sim.evaluation import EvaluationFailed, run_episodes
 from lepton_sim.loading import load_policy
 from lepton_sim.policy import Policy, PolicyContext
+from lepton_sim.report import Report
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the processes to kill through /proc")
 

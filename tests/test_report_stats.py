@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lepton_sim
-from lepton_sim.evaluation import EpisodeResult, Report, ScenarioResult
+from lepton_sim.report import EpisodeResult, Report, ScenarioResult
 from lepton_sim.stats import mean_interval, metric_interval, wilson_interval
 
 T_975_DF2 = 4.302653  # Student-t 97.5% quantile, 2 degrees of freedom
