@@ -4,6 +4,7 @@ and Markdown. Two reports on the same suite and split hold the same seeds, so th
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_json_atomic, write_text_atomic
 from lepton_sim.runs import git_commit, package_versions
 from lepton_sim.scenario import Scenario
@@ -184,6 +186,26 @@ class Report:
             lines += ["", one_line(f"Scenario parameters set by the policy: {'; '.join(sorted(overrides))}")]
         return "\n".join(lines) + "\n"
 
+    @classmethod
+    def load(cls, path: str | Path) -> "Report":
+        """Read a report.json written by :meth:`save` (or the folder holding it); JSON nulls are NaN again."""
+        path = Path(path)
+        path = path / "report.json" if path.is_dir() else path
+        try:
+            data = json.loads(path.read_text())
+            rows = [_row_from_dict(row) for row in data["rows"]]
+            return cls(
+                policy=data["policy"],
+                target=data["target"],
+                split=data.get("split"),
+                rows=rows,
+                created=data.get("created", ""),
+                versions=data.get("versions", {}),
+                git=data.get("git", {}),
+            )
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            raise LeptonError(f"{path}: not a lepton-sim report ({type(err).__name__}: {err})") from None
+
     def save(self, out_dir: str | Path) -> tuple[Path, Path]:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +213,40 @@ class Report:
         write_json_atomic(json_path, self.to_dict())
         write_text_atomic(md_path, self.to_markdown())
         return json_path, md_path
+
+
+def _nan(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, list):
+        return tuple(_nan(v) for v in value)
+    return value
+
+
+def _row_from_dict(row: dict[str, Any]) -> ScenarioResult:
+    episodes = [
+        EpisodeResult(
+            seed=e["seed"],
+            episode_return=_nan(e["episode_return"]),
+            length=e["length"],
+            success=e["success"],
+            metrics={k: _nan(v) for k, v in e["metrics"].items()},
+        )
+        for e in row["episodes"]
+    ]
+    numbers = ("success_rate", "success_ci", "return_mean", "return_ci", "length_mean")  # NaN was written as null
+    fields = {
+        k: _nan(v) if k in numbers else v
+        for k, v in row.items()
+        if k not in ("episodes", "metrics", "seeds", "env_overrides")
+    }
+    return ScenarioResult(
+        **fields,
+        seeds=list(row["seeds"]),
+        episodes=episodes,
+        metrics={k: _nan(v) for k, v in row["metrics"].items()},
+        env_overrides=dict(row.get("env_overrides") or {}),
+    )
 
 
 def one_line(text: str) -> str:

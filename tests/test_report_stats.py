@@ -116,3 +116,21 @@ def test_the_markdown_table_keeps_one_line_per_row_whatever_the_reasons() -> Non
     assert table[2].startswith("| a ¦ b |")
     assert "skipped: the policy was trained on Dict(" in table[3] and "1.0344827" in table[3]
     assert "failed after 1 of 2 episodes: RuntimeError: first line second ¦ line" in table[4]
+
+
+def test_a_saved_report_loads_back_equal(tmp_path: Path) -> None:
+    """Reports are data that other commands (compare, experiments) read back: save -> load is lossless, NaN
+    (a metric that did not apply, a skipped row) included."""
+    import json
+
+    import lepton_sim
+    from lepton_sim.io import _no_nan
+
+    report = lepton_sim.evaluate("scripted", suite="driving/standard", episodes=2, out=tmp_path, progress=False)
+    loaded = Report.load(tmp_path)
+    assert json.dumps(_no_nan(loaded.to_dict()), sort_keys=True) == json.dumps(
+        _no_nan(report.to_dict()), sort_keys=True
+    )
+    assert loaded.to_markdown() == report.to_markdown()
+    with pytest.raises(lepton_sim.LeptonError, match="not a lepton-sim report"):
+        Report.load(tmp_path / "report.md")
