@@ -4,6 +4,7 @@ the env's registration declares), and no skip or failure reason breaks the Markd
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import gymnasium
 import numpy as np
