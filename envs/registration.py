@@ -43,6 +43,9 @@ class LeptonEnvSpec:
     # and the 0/1 flags, e.g. {"collision"} (Wilson intervals, as for the success rate)
     metric_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     binary_metrics: frozenset[str] = frozenset()
+    # each metric's unit where it has one, e.g. {"mean_delay": "s", "parts_per_minute": "1/min"}: reports and
+    # comparisons name their columns with it ("mean_delay [s]"); shares and 0/1 flags have none
+    metric_units: dict[str, str] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from lepton_sim.envs.registration import LEPTON_ENVS
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_json_atomic, write_text_atomic
 from lepton_sim.runs import git_commit, package_versions
@@ -153,7 +154,9 @@ class Report:
 
     def to_markdown(self) -> str:
         metric_names = list(dict.fromkeys(m for row in self.rows for m in row.metrics))
-        head = ["scenario", "episodes", "success [95% CI]", "return [95% CI]", "length", *metric_names]
+        units = [metric_unit(self.rows, m) for m in metric_names]
+        head = ["scenario", "episodes", "success [95% CI]", "return [95% CI]", "length"]
+        head += [metric_column(m, unit) for m, unit in zip(metric_names, units)]
         title = f"### {self.policy} on {self.target}" + (f" ({self.split})" if self.split else "")
         lines = [one_line(title), "", _table_row(head), "|" + "---|" * len(head)]
         for row in self.rows:
@@ -247,6 +250,21 @@ def _row_from_dict(row: dict[str, Any]) -> ScenarioResult:
         metrics={k: _nan(v) for k, v in row["metrics"].items()},
         env_overrides=dict(row.get("env_overrides") or {}),
     )
+
+
+def metric_unit(rows: list[ScenarioResult], metric: str) -> str | None:
+    """The unit the rows' envs declare for ``metric`` (LeptonEnvSpec.metric_units; the first that declares one),
+    None for a share, a 0/1 flag or an env that is not registered here."""
+    for row in rows:
+        spec = LEPTON_ENVS.get(row.env)
+        if spec is not None and metric in spec.metric_units:
+            return spec.metric_units[metric]
+    return None
+
+
+def metric_column(metric: str, unit: str | None) -> str:
+    """A column name with its unit, as tables show it: ``mean_delay [s]``; no brackets without a unit."""
+    return f"{metric} [{unit}]" if unit else metric
 
 
 def one_line(text: str) -> str:

@@ -20,6 +20,10 @@ _BOUNDS = {
     "mis_sort_rate": (0.0, 1.0),
     "drop_rate": (0.0, 1.0),
 }
+# simulated time in s, throughput per minute of simulated time; the conveyor tasks count parts (reach and
+# pick-place have one part, whose counters are 0/1 flags and so have no unit)
+_UNITS = {"time_to_success": "s", "parts_per_minute": "1/min"}
+_CONVEYOR_UNITS = {**_UNITS, **{k: "parts" for k in ("parts_placed", "mis_sorted", "dropped", "missed")}}
 _ONE_PART = frozenset({"is_success", "parts_placed", "dropped"})  # one part per episode: its counters are 0/1 flags
 
 for _spec in (
@@ -30,6 +34,7 @@ for _spec in (
         params_model=ReachParams,
         max_episode_steps=50,
         metric_bounds=_BOUNDS,
+        metric_units=_UNITS,
         binary_metrics=_ONE_PART,
     ),
     LeptonEnvSpec(
@@ -39,6 +44,7 @@ for _spec in (
         params_model=PickPlaceParams,
         max_episode_steps=50,
         metric_bounds=_BOUNDS,
+        metric_units=_UNITS,
         binary_metrics=_ONE_PART,
     ),
     LeptonEnvSpec(
@@ -48,6 +54,7 @@ for _spec in (
         params_model=ConveyorPickParams,
         max_episode_steps=500,
         metric_bounds=_BOUNDS,
+        metric_units=_CONVEYOR_UNITS,
         binary_metrics=frozenset({"is_success"}),
     ),
     LeptonEnvSpec(
@@ -57,6 +64,7 @@ for _spec in (
         params_model=ConveyorSortParams,
         max_episode_steps=600,
         metric_bounds=_BOUNDS,
+        metric_units=_CONVEYOR_UNITS,
         binary_metrics=frozenset({"is_success"}),
     ),
 ):

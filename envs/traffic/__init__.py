@@ -30,6 +30,12 @@ _BOUNDS = {
         "mean_delay_inserted",
     )
 }
+# metrics.TrafficMetrics: delays and times are seconds per vehicle (or trip), counts are vehicles
+_UNITS = {
+    **{k: "s" for k in ("mean_delay", "mean_waiting_time", "mean_trip_time", "mean_delay_inserted")},
+    "never_inserted": "vehicles",
+    "throughput": "vehicles",
+}
 
 # What ``gymnasium.make(id)`` with no arguments simulates (tools such as rl-zoo3 make envs that way): the files of
 # scenarios/traffic/single-intersection.yaml and 2x2-grid.yaml. Only the Gymnasium registry has these defaults;
@@ -49,6 +55,7 @@ register(
         max_envs_per_process=1,
         isolate_episodes=True,
         metric_bounds=_BOUNDS,
+        metric_units=_UNITS,
         binary_metrics=frozenset({"is_success"}),
         kwargs=DEFAULT_SIGNAL_FILES,
     )
@@ -62,6 +69,7 @@ register(
         max_envs_per_process=1,
         isolate_episodes=True,
         metric_bounds=_BOUNDS,
+        metric_units=_UNITS,
         binary_metrics=frozenset({"is_success"}),
         kwargs=DEFAULT_NETWORK_FILES,
         parallel_entry_point="lepton_sim.envs.traffic.grid_env:TrafficGridEnv",
