@@ -264,6 +264,21 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     print(f"learning curves: {plot_runs(args.runs, out)}")
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from lepton_sim.compare import compare
+    from lepton_sim.compare_output import save_comparison, to_markdown
+
+    if args.out:
+        check_writable(Path(args.out), "--out", folder=True)
+    comparison = compare(args.inputs, baseline=args.baseline, metric=args.metric)
+    first = comparison.inputs[0].path  # a report.json, or an experiment's evaluation folder
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent) / "compare"
+    check_writable(out, "--out" if args.out else "compare folder", folder=True)
+    paths = save_comparison(comparison, out, args.figure)
+    print(to_markdown(comparison))
+    print(f"tables: {paths['markdown']}, {paths['csv']}, {paths['latex']}\nfigure: {paths['figure']}")
+
+
 def _cmd_scenarios(args: argparse.Namespace) -> None:
     import yaml
 
@@ -419,6 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
     p.add_argument("--out", help="image file, .png, .svg or .pdf (default: <first run>/learning_curves.png)")
     p.set_defaults(func=_cmd_plot)
+
+    p = command("compare", "compare policies on the same suite rows, paired on episode seeds, against a baseline")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="REPORT_OR_EXPERIMENT",
+        help="report.json, a folder holding one, an experiment folder or its eval/<target> folder",
+    )
+    p.add_argument(
+        "--baseline", metavar="NAME_OR_INDEX", help="input the others are compared with (0 = the first; default)"
+    )
+    p.add_argument("--metric", default="success", help="success, return or a scenario metric (mean_delay, ...)")
+    p.add_argument("--out", help="folder for the tables and figure (default: compare/ beside the first report)")
+    p.add_argument("--figure", type=str.lower, choices=["png", "svg", "pdf"], default="png", help="figure format")
+    p.set_defaults(func=_cmd_compare)
 
     p = command("scenarios", "list scenarios and suites, or show one resolved")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="what to do")
