@@ -18,7 +18,12 @@ from lepton_sim.errors import LeptonError, ScenarioError  # noqa: E402
 from lepton_sim.make import make, make_vec  # noqa: E402
 from lepton_sim.scenario import Scenario, Suite, load_scenario, load_suite  # noqa: E402
 
-_LAZY = {"train": "lepton_sim.training", "evaluate": "lepton_sim.evaluation", "rollout": "lepton_sim.rollouts"}
+_LAZY = {
+    "train": "lepton_sim.training",
+    "train_experiment": "lepton_sim.experiments",
+    "evaluate": "lepton_sim.evaluation",
+    "rollout": "lepton_sim.rollouts",
+}
 
 
 def __getattr__(name: str):  # noqa: ANN202  (PEP 562: training and evaluation load their back end only when used)
@@ -41,4 +46,5 @@ __all__ = [
     "make_vec",
     "rollout",
     "train",
+    "train_experiment",
 ]

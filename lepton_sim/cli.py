@@ -121,6 +121,7 @@ RESUME_FIXED = (
     ("--backend", "backend"),
     ("--multi-agent", "multi_agent"),
     ("--seed", "seed"),
+    ("--seeds", "seeds"),
     ("--num-envs", "num_envs"),
     ("--out", "out"),
     ("--set", "set"),
@@ -142,7 +143,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if fixed:  # train(resume=...) takes the rest from the run's config.yaml; ignoring them would be silent
             raise LeptonError(
                 f"--resume continues a run with its own settings; drop {', '.join(fixed)} "
-                "(allowed with --resume: --steps, --device, --no-progress)"
+                "(allowed with --resume: --steps, --device, --no-progress; --workers for an experiment)"
             )
         out, what = Path(args.resume), "--resume"
     elif args.scenario is None:
@@ -150,6 +151,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     else:
         out, what = (Path(args.out), "--out") if args.out else (Path("runs"), "runs folder")
     overrides = dict(parse_override(item) for item in args.set)
+    if _train_experiment(args, overrides, out, what):
+        return
     check_device(args.device)
     check_writable(out, what, folder=True)
     run_dir = train(
@@ -178,6 +181,53 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"  best model:  {run.best_model}")
 
 
+def _train_experiment(args: argparse.Namespace, overrides: dict, out: Path, what: str) -> bool:
+    """``train --seeds`` and ``train --resume EXP``: one run per training seed in one experiment folder. Returns
+    whether this was such a command; refuses experiment options on a single run."""
+    from lepton_sim.experiments import is_experiment, resume_experiment, seed_runs, train_experiment
+
+    if args.seeds is not None and args.seed is not None:
+        raise LeptonError("give --seeds (an experiment: one run per seed) or --seed (one run), not both")
+    resuming = args.resume is not None and is_experiment(args.resume)
+    if args.seeds is None and not resuming:
+        if args.workers is not None:
+            raise LeptonError("--workers applies to --seeds (or --resume EXPERIMENT); one run trains in one process")
+        if args.resume is None and args.out and is_experiment(args.out):
+            raise LeptonError(f"--out {args.out} holds an experiment; choose another --out or --resume it")
+        return False
+    check_device(args.device)
+    check_writable(out, what, folder=True)
+    workers = args.workers or 1
+    if resuming:
+        path = resume_experiment(
+            args.resume, steps=args.steps, device=args.device, progress_bar=not args.no_progress, workers=workers
+        )
+    else:
+        path = train_experiment(
+            args.scenario,
+            seeds=args.seeds,
+            algo=args.algo or "ppo",
+            steps=args.steps,
+            n_envs=args.num_envs,
+            device=args.device,
+            out=args.out,
+            overrides=overrides,
+            hyperparams_file=args.hyperparams,
+            eval_freq=args.eval_freq,
+            eval_episodes=10 if args.eval_episodes is None else args.eval_episodes,
+            checkpoint_freq=args.checkpoint_freq,
+            time_limit=args.time_limit,
+            progress_bar=not args.no_progress,
+            backend=args.backend or "sb3",
+            multi_agent=args.multi_agent,
+            workers=workers,
+        )
+    print(f"experiment folder: {path}")
+    for seed, run in seed_runs(path).items():
+        print(f"  seed {seed}: {run}")
+    return True
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lepton_sim.evaluation import evaluate
     from lepton_sim.scenario import is_suite
@@ -199,6 +249,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         else _default_eval_dir(args.policy, args.suite or args.scenario, split if args.suite else None)
     )
     check_writable(out, "--out" if args.out else "report folder", folder=True)
+    if _evaluate_experiment(args, split, out):
+        return
     report = evaluate(
         args.policy,
         suite=args.suite,
@@ -214,6 +266,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     )
     print(report.to_markdown())
     print(f"report: {out / 'report.md'} and {out / 'report.json'}")
+
+
+def _evaluate_experiment(args: argparse.Namespace, split: Literal["train", "test"], out: Path) -> bool:
+    """``evaluate EXP``: every seed's model on the same episodes, per-seed reports and their aggregate."""
+    from lepton_sim.experiments import SEEDS, evaluate_experiment, is_experiment
+
+    if not is_experiment(args.policy):
+        return False
+    report = evaluate_experiment(
+        args.policy,
+        suite=args.suite,
+        scenario=args.scenario,
+        split=split,
+        episodes=args.episodes,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        out=out,
+        device=args.device,
+        progress=not args.no_progress,
+        trust_pickle=args.trust_pickle,
+    )
+    print(report.to_markdown())
+    print(f"report: {out / 'report.md'} and {out / 'report.json'}; each seed's: {out / SEEDS}/s<seed>/")
+    return True
 
 
 def _default_eval_dir(policy: str, target: str, split: str | None) -> Path:
@@ -236,7 +312,7 @@ def _cmd_rollout(args: argparse.Namespace) -> None:
     check_device(args.device)
     check_writable(out, "--out", folder=False)
     result = rollout(
-        args.policy,
+        _rollout_policy(args.policy, args.seed_run),
         args.scenario,
         episodes=args.episodes,
         out=out,
@@ -252,6 +328,23 @@ def _cmd_rollout(args: argparse.Namespace) -> None:
     print(f"video: {result.video}\nplot:  {result.plot}")
 
 
+def _rollout_policy(policy: str, seed_run: int | None) -> str:
+    """A run folder for an experiment folder: the first training seed's run, or ``--seed-run``'s."""
+    from lepton_sim.experiments import is_experiment, seed_runs
+
+    if not is_experiment(policy):
+        if seed_run is not None:
+            raise LeptonError(f"--seed-run picks a training seed of an experiment folder; {policy} is not one")
+        return policy
+    runs = seed_runs(policy)
+    if seed_run is None:
+        seed_run = next(iter(runs))
+        print(f"{policy} is an experiment: rolling out its first seed's run, s{seed_run} (choose with --seed-run)")
+    if seed_run not in runs:
+        raise LeptonError(f"--seed-run {seed_run}: {policy} has training seeds {', '.join(map(str, runs))}")
+    return str(runs[seed_run])
+
+
 def _cmd_plot(args: argparse.Namespace) -> None:
     from lepton_sim.plotting import plot_format, plot_runs
 
@@ -261,7 +354,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     except LeptonError as err:
         raise LeptonError(f"--out {err}") from None
     check_writable(out, "--out", folder=False)
-    print(f"learning curves: {plot_runs(args.runs, out)}")
+    print(f"learning curves: {plot_runs(args.runs, out, aggregate=args.aggregate)}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -368,6 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="total env steps, e.g. 300000 or 3e5 (default: n_timesteps of the hyperparameters)",
     )
     p.add_argument("--seed", type=seed_value, help="the run's random seed (default: the scenario's seed)")
+    p.add_argument(
+        "--seeds",
+        type=seed_value,
+        nargs="+",
+        metavar="SEED",
+        help="an experiment: one run per training seed in one folder (runs/<scenario>/<algo>-seeds-<time>)",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="with --seeds: train N runs at a time, each in its own process (default: 1, one after another)",
+    )
     _add_num_envs(p, "parallel training envs (default: the hyperparameters' n_envs)")
     _add_device(p, f"{DEVICES}; auto uses CUDA if present")
     p.add_argument("--out", help="run folder (default: runs/<scenario>/<algo>-s<seed>-<time>)")
@@ -379,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a hyperparameter (learning_rate=1e-3) or env param (params.lanes=3); repeatable",
     )
     p.add_argument("--hyperparams", metavar="FILE", help="a hyperparameter YAML file instead of the built-in one")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run (or every run of an experiment) from its latest checkpoint"
+    )
     p.add_argument(
         "--eval-freq",
         type=non_negative_int,
@@ -402,7 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = command("evaluate", "evaluate a policy on a suite or scenario; writes a report")
-    p.add_argument("policy", help="run folder, model .zip, or baseline name (random, scripted, max-pressure...)")
+    p.add_argument(
+        "policy",
+        help="run or experiment folder, model .zip, or baseline name (random, scripted, max-pressure...)",
+    )
     p.add_argument("--suite", help="suite name or YAML path")
     p.add_argument("--split", choices=["train", "test"], help="the suite's split (default: test)")
     p.add_argument("--scenario", help="a single scenario instead of a suite")
@@ -421,8 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = command("rollout", "record a video and a trajectory plot of a policy")
-    p.add_argument("policy", help="run folder, model .zip, or baseline name")
+    p.add_argument("policy", help="run or experiment folder, model .zip, or baseline name")
     p.add_argument("--scenario", required=True, help="scenario name or YAML path")
+    p.add_argument(
+        "--seed-run",
+        type=seed_value,
+        metavar="SEED",
+        help="for an experiment folder: the training seed whose run to roll out (default: its first)",
+    )
     p.add_argument("--episodes", type=episodes_value, default=1, metavar="N", help="episodes to record")
     p.add_argument("--seed", type=seed_value, help="first episode seed (default: scenario seed + 100000)")
     p.add_argument("--out", default="rollout.mp4", help="video file, .mp4 or .gif (plot: same name, .png)")
@@ -430,8 +547,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_pickle(p)
     p.set_defaults(func=_cmd_rollout)
 
-    p = command("plot", "learning curves of one or more runs, overlaid")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    p = command("plot", "learning curves of one or more runs or experiments, overlaid")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders or experiment folders")
+    p.add_argument(
+        "--aggregate",
+        choices=["iqm", "mean"],
+        default="iqm",
+        help="an experiment's curve over its seeds, with a 95%% bootstrap band",
+    )
     p.add_argument("--out", help="image file, .png, .svg or .pdf (default: <first run>/learning_curves.png)")
     p.set_defaults(func=_cmd_plot)
 

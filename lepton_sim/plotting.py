@@ -1,13 +1,18 @@
 """Learning curves from run folders: periodic evaluation return and success rate, and smoothed training return,
-against env steps; several runs overlaid (one colour per run)."""
+against env steps; several runs overlaid (one colour per run). An experiment folder draws one line per
+experiment, its seeds summed up (IQM or mean) with a 95% bootstrap band over seeds, so experiments compare
+as algorithms, not as single seeds."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
 
+from lepton_sim.aggregate import STATISTICS, Statistic, curve_band
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import write_atomic
 from lepton_sim.runs import EVALUATION_FIELDS, RunFolder
@@ -77,20 +82,102 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png") -> Path:
-    """Overlay the learning curves of ``run_dirs`` in one figure; the format (png, svg, pdf) follows ``out``'s
-    suffix. Every run is read before anything is drawn, so a bad run writes nothing."""
+@dataclass
+class _Curves:
+    """What one line of each panel draws: a run's curves, or an experiment's summed up over its seeds."""
+
+    label: str
+    scenario: str
+    eval_steps: np.ndarray
+    eval_return: tuple[np.ndarray, np.ndarray, np.ndarray]  # centre, band low, band high
+    success: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # band only for an experiment
+    train_steps: np.ndarray
+    train_return: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+
+
+def _run_curves(run: Path) -> _Curves:
+    config = RunFolder(run).read_config()
+    evals, (steps, returns) = read_evaluations(run), read_training_episodes(run)
+    if not evals and not len(steps):
+        raise LeptonError(f"{run}: no evaluations.csv or monitor.csv yet: nothing to plot")
+    empty = np.array([])
+    ret = (
+        (evals["mean_return"], evals["mean_return"] - evals["std_return"], evals["mean_return"] + evals["std_return"])
+        if evals
+        else (empty, empty, empty)
+    )
+    success = (evals["success_rate"], evals["success_rate"], evals["success_rate"]) if evals else None
+    window = max(1, min(50, len(returns) // 10))
+    smooth = _smooth(returns, window)
+    return _Curves(
+        label=f"{config.algo} s{config.seed} ({run.name})",
+        scenario=str(config.scenario.get("name", "")),
+        eval_steps=evals["timesteps"] if evals else empty,
+        eval_return=ret,
+        success=success,
+        train_steps=steps[window - 1 :] if len(steps) else empty,
+        train_return=(smooth, smooth, smooth) if len(steps) else None,
+    )
+
+
+def _experiment_curves(path: Path, statistic: Statistic) -> _Curves:
+    """An experiment's curves: at each evaluation step every seed has reached, the IQM or mean over seeds with a
+    95% bootstrap band over seeds; training return likewise on a common grid of env steps."""
+    from lepton_sim.experiments import Experiment, seed_runs
+
+    exp = Experiment.load(path)
+    runs = [_run_curves(run) for run in seed_runs(path).values() if _has_curves(run)]
+    if not runs:
+        raise LeptonError(f"{path}: no seed's run has evaluations.csv or monitor.csv yet: nothing to plot")
+    with_evals = [c for c in runs if len(c.eval_steps)]
+    common = reduce(np.intersect1d, [c.eval_steps for c in with_evals]) if with_evals else np.array([])
+
+    def at_common(values: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        return np.array([v[np.isin(s, common)] for s, v in values])
+
+    ret = curve_band(at_common([(c.eval_steps, c.eval_return[0]) for c in with_evals]), statistic)
+    success = curve_band(at_common([(c.eval_steps, c.success[0]) for c in with_evals if c.success]), statistic)
+    trained = [c for c in runs if c.train_return is not None and len(c.train_steps)]
+    grid, train = np.array([]), None
+    if trained:
+        low, high = max(c.train_steps[0] for c in trained), min(c.train_steps[-1] for c in trained)
+        grid = np.linspace(low, high, 200) if high > low else np.array([low])
+        assert all(c.train_return is not None for c in trained)
+        train = curve_band(
+            np.array([np.interp(grid, c.train_steps, c.train_return[0]) for c in trained if c.train_return]),
+            statistic,
+        )
+    n = len(runs)
+    name = "IQM" if statistic == "iqm" else "mean"
+    return _Curves(
+        label=f"{exp.algo} ({path.name}): {name} of {n} seed{'s' if n != 1 else ''}, 95% CI",
+        scenario=exp.scenario,
+        eval_steps=common,
+        eval_return=ret if len(common) else (common, common, common),
+        success=success if len(common) else None,
+        train_steps=grid,
+        train_return=train,
+    )
+
+
+def _has_curves(run: Path) -> bool:
+    return RunFolder(run).evaluations_path.is_file() or bool(RunFolder(run).monitor_files())
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png", aggregate: str = "iqm") -> Path:
+    """Overlay the learning curves of ``run_dirs`` (run folders, and experiment folders summed up over their
+    seeds by ``aggregate``: ``iqm`` or ``mean``) in one figure; the format (png, svg, pdf) follows ``out``'s
+    suffix. Everything is read before anything is drawn, so a bad folder writes nothing."""
+    from lepton_sim.experiments import is_experiment
+
     fmt = plot_format(out)
     if not run_dirs:
         raise LeptonError("plot needs at least one run folder")
-    curves = []
-    for run in map(Path, run_dirs):
-        config = RunFolder(run).read_config()
-        evals, (steps, returns) = read_evaluations(run), read_training_episodes(run)
-        if not evals and not len(steps):
-            raise LeptonError(f"{run}: no evaluations.csv or monitor.csv yet: nothing to plot")
-        curves.append((f"{config.algo} s{config.seed} ({run.name})", evals, steps, returns))
-    scenario = RunFolder(run_dirs[0]).read_config().scenario.get("name", "")
+    if aggregate not in STATISTICS:
+        raise LeptonError(f"unknown aggregate {aggregate!r}; allowed: {', '.join(STATISTICS)}")
+    statistic: Statistic = "iqm" if aggregate == "iqm" else "mean"
+    curves = [_experiment_curves(Path(p), statistic) if is_experiment(p) else _run_curves(Path(p)) for p in run_dirs]
+    scenario = curves[0].scenario
 
     import matplotlib
 
@@ -99,31 +186,33 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png
 
     fig, (ax_ret, ax_succ, ax_train) = plt.subplots(1, 3, figsize=(15, 4))
     try:
-        for label, evals, steps, returns in curves:
-            if evals:
-                (line,) = ax_ret.plot(evals["timesteps"], evals["mean_return"], marker="o", label=label)
-                ax_ret.fill_between(
-                    evals["timesteps"],
-                    evals["mean_return"] - evals["std_return"],
-                    evals["mean_return"] + evals["std_return"],
-                    alpha=0.15,
-                    color=line.get_color(),
+        for c in curves:
+            if len(c.eval_steps):
+                (line,) = ax_ret.plot(c.eval_steps, c.eval_return[0], marker="o", label=c.label)
+                colour = line.get_color()
+                ax_ret.fill_between(c.eval_steps, c.eval_return[1], c.eval_return[2], alpha=0.15, color=colour)
+                if c.success is not None:
+                    ax_succ.plot(c.eval_steps, c.success[0], marker="o", label=c.label, color=colour)
+                    ax_succ.fill_between(c.eval_steps, c.success[1], c.success[2], alpha=0.15, color=colour)
+            else:
+                colour = None
+            if c.train_return is not None:
+                (line,) = ax_train.plot(c.train_steps, c.train_return[0], label=c.label, color=colour)
+                ax_train.fill_between(
+                    c.train_steps, c.train_return[1], c.train_return[2], alpha=0.15, color=line.get_color()
                 )
-                ax_succ.plot(evals["timesteps"], evals["success_rate"], marker="o", label=label)
-            if len(steps):
-                window = max(1, min(50, len(returns) // 10))
-                ax_train.plot(steps[window - 1 :], _smooth(returns, window), label=label)
-        for ax, title in (
-            (ax_ret, "evaluation return"),
-            (ax_succ, "evaluation success rate"),
-            (ax_train, "training return (smoothed)"),
+        for ax, title, ylabel in (
+            (ax_ret, "evaluation return", "return"),
+            (ax_succ, "evaluation success rate", "success rate"),
+            (ax_train, "training return (smoothed)", "return"),
         ):
             ax.set_title(f"{scenario}: {title}")
             ax.set_xlabel("env steps")
+            ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
         ax_succ.set_ylim(-0.02, 1.02)
-        if ax_ret.get_legend_handles_labels()[0]:
-            ax_ret.legend(fontsize=8)
         fig.tight_layout()
         out = Path(out)
         write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=100, format=fmt))

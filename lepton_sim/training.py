@@ -86,6 +86,44 @@ def train(
         return _resume(Path(resume), steps, device, progress_bar)
     if scenario is None:
         raise LeptonError("train needs a scenario (or resume=RUN_DIR)")
+    config, sc = plan_training(
+        scenario,
+        algo=algo,
+        steps=steps,
+        seed=seed,
+        n_envs=n_envs,
+        device=device,
+        overrides=overrides,
+        hyperparams_file=hyperparams_file,
+        eval_freq=eval_freq,
+        eval_episodes=eval_episodes,
+        checkpoint_freq=checkpoint_freq,
+        time_limit=time_limit,
+        backend=backend,
+        multi_agent=multi_agent,
+    )
+    path = Path(out) if out else RunFolder.default_path(sc.name, algo, config.seed, runs_root)
+    return start_run(config, sc, path, progress_bar)
+
+
+def plan_training(
+    scenario: str | Path | Scenario,
+    algo: str = "ppo",
+    steps: int | None = None,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    device: str = "auto",
+    overrides: Mapping[str, Any] | None = None,
+    hyperparams_file: str | Path | None = None,
+    eval_freq: int | None = None,
+    eval_episodes: int = 10,
+    checkpoint_freq: int | None = None,
+    time_limit: float | None = None,
+    backend: str = "sb3",
+    multi_agent: str | None = None,
+) -> tuple[TrainConfig, Scenario]:
+    """The checked training configuration and scenario of a new run, writing nothing: everything that can be
+    wrong with the settings fails here (an experiment checks every seed's run before any starts)."""
     be = get_backend(backend)
     if algo not in be.algorithms:
         raise LeptonError(f"unknown algorithm {algo!r} for the {backend} back end; allowed: {', '.join(be.algorithms)}")
@@ -119,11 +157,16 @@ def train(
     )
     config = be.check(config, sc)  # unknown or invalid hyperparameters fail here, before a run folder exists
     _check_env_builds(sc)
-    path = Path(out) if out else RunFolder.default_path(sc.name, algo, config.seed, runs_root)
+    return config, sc
+
+
+def start_run(config: TrainConfig, scenario: Scenario, path: str | Path, progress_bar: bool = True) -> Path:
+    """Create the run folder ``path`` for a configuration from :func:`plan_training` and train it."""
+    be = get_backend(config.backend)
     run = RunFolder.create(path, be.model_suffix)
     run.write_record(config)
     with terminate_as_interrupt():
-        be.train(run, config, sc, resume=False, progress_bar=progress_bar)
+        be.train(run, config, scenario, resume=False, progress_bar=progress_bar)
     return run.path
 
 
