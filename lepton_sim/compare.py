@@ -142,7 +142,8 @@ class Cell:
     def short_status(self) -> str:
         """``skipped``, ``failed``, ``not evaluated`` or ``no <metric>``, for a table cell."""
         text = re.sub(r"^s\d+: ", "", self.status or "")
-        return text.split()[0] if text.startswith(("skipped", "failed")) else text
+        word = re.match(r"(skipped|failed)\b", text)
+        return word.group(1) if word else text
 
 
 @dataclass

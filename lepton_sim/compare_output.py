@@ -262,6 +262,15 @@ def to_csv(c: Comparison) -> str:
     return buf.getvalue()
 
 
+def axis_labels(c: Comparison) -> tuple[str, str]:
+    """The figure's x labels, with units: the values' and the differences' from the baseline."""
+    unit = _diff_unit(c)
+    value = "success rate [%]" if c.metric == SUCCESS else metric_label(c)
+    diff = f"Δ {'success rate' if c.metric == SUCCESS else c.metric} vs {c.names[c.baseline]}"
+    diff += f" [{'percentage points' if unit == 'pp' else unit}]" if unit else ""
+    return f"{value}\n(mean, 95% CI)", f"{diff}\n(paired, 95% bootstrap CI)"
+
+
 def plot_comparison(c: Comparison, out: str | Path) -> Path:
     """Per row, each input's value with its interval (left) and each difference from the baseline with its
     bootstrap interval (right); the format follows ``out``'s suffix."""
@@ -272,12 +281,8 @@ def plot_comparison(c: Comparison, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scale = 100.0 if c.metric == SUCCESS else 1.0
-    value_axis = "success rate [%]" if c.metric == SUCCESS else metric_label(c)
-    unit = _diff_unit(c)
-    diff_axis = f"Δ {c.metric if c.metric != SUCCESS else 'success rate'} vs {c.names[c.baseline]}" + (
-        f" [{'percentage points' if unit == 'pp' else unit}]" if unit else ""
-    )
+    scale = 100.0 if c.metric == SUCCESS else 1.0  # success drawn in percent, differences in points
+    value_axis, diff_axis = axis_labels(c)
     n, m = len(c.rows), len(c.inputs)
     height = 1.9 + 0.45 * n * max(1.0, m / 2)
     fig, (ax_v, ax_d) = plt.subplots(1, 2, figsize=(12, height), sharey=True)
@@ -307,8 +312,8 @@ def plot_comparison(c: Comparison, out: str | Path) -> Path:
         ax_v.set_yticks(range(n), [row.label for row in c.rows])
         ax_v.invert_yaxis()
         ax_v.set_ylabel("suite row")
-        ax_v.set_xlabel(f"{value_axis}\n(mean, 95% CI)")
-        ax_d.set_xlabel(f"{diff_axis}\n(paired, 95% bootstrap CI)")
+        ax_v.set_xlabel(value_axis)
+        ax_d.set_xlabel(diff_axis)
         for ax in (ax_v, ax_d):
             ax.grid(alpha=0.3, axis="x")
         fig.legend(*ax_v.get_legend_handles_labels(), loc="lower center", ncol=min(m, 4), fontsize=8)
