@@ -11,10 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
 
 from lepton_sim import plugins
 from lepton_sim.errors import LeptonError
+from lepton_sim.export_format import GraphSpec
 from lepton_sim.policy import Policy
 from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import Scenario
@@ -59,6 +62,22 @@ class Backend(ABC):
         """A policy for inference from a model file of this back end (``config``: its run's, if known). Without
         ``trust_pickle`` no code from the files may run (no unpickling): refuse, naming --trust-pickle, where
         that is impossible."""
+
+    export_formats: ClassVar[tuple[str, ...]] = ()  # graph formats ``export`` writes (lepton_sim.export_format)
+
+    def export(self, model_path: Path, config: TrainConfig, fmt: str, out_dir: Path) -> GraphSpec:
+        """Write the model's deterministic policy into ``out_dir`` as one graph of format ``fmt`` that takes the
+        env's observation and gives the final action (normalisation and action post-processing inside), and say
+        how to call it; the core writes spec.json around it and checks it against :meth:`load_policy`. Loads
+        without unpickling, as ``load_policy``."""
+        raise LeptonError(f"the {self.name} back end cannot export models")
+
+    def graph_runner(
+        self, graph_path: Path, fmt: str, device: str = "cpu"
+    ) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+        """Run an exported graph of a format the core has no runtime for (TorchScript needs torch): a function
+        from the graph's inputs, in order, to its batched actions."""
+        raise LeptonError(f"the {self.name} back end cannot run {fmt} graphs")
 
 
 @cache

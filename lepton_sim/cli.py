@@ -1,4 +1,4 @@
-"""The ``lepton-sim`` command: train, evaluate, rollout, plot, scenarios.
+"""The ``lepton-sim`` command: train, evaluate, rollout, plot, scenarios, export, serve.
 
 Conventions: a malformed command line (unknown flag, missing or malformed value) is argparse's usage error, exit 2;
 anything else that fails is one line on stderr and exit 1, found before any work where it can be (values, device,
@@ -372,6 +372,47 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     print(f"tables: {paths['markdown']}, {paths['csv']}, {paths['latex']}\nfigure: {paths['figure']}")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from lepton_sim.export_format import read_spec
+    from lepton_sim.exporting import default_out, export_policy
+
+    out = Path(args.out) if args.out else default_out(args.run, args.format)
+    if Path(args.run).exists():  # (a missing source is reported as such by export_policy)
+        check_writable(out, "--out" if args.out else "export folder", folder=True)
+    spec = read_spec(export_policy(args.run, fmt=args.format, out=out))
+    graph, check = spec.graph, spec.data["check"]
+    inputs = ", ".join(f"{i.name} {i.dtype}{tuple(i.shape)}" for i in graph.inputs).replace("None", "N")
+    print(f"exported {graph.policy_name} as {graph.format}: {spec.path}")
+    output = f"{graph.output.dtype}{tuple(graph.output.shape)}".replace("None", "N")
+    print(f"  graph:  {spec.graph_path.name} ({inputs} -> action {output})")
+    print("  inside: " + "; ".join(graph.includes))
+    print(
+        f"  checked: same actions as the run's policy on {check['observations']} sampled observations "
+        f"(max |difference| {check['max_abs_diff']:.3g})"
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from lepton_sim.serving import Limits, is_loopback, listen, make_app, serve, served_policy
+
+    token = args.token or os.environ.get("LEPTON_SIM_TOKEN") or None
+    check_device(args.device)
+    served = served_policy(args.policy, device=args.device)
+    app = make_app(served, token=token, limits=Limits(args.max_body_bytes, args.max_batch, args.max_sessions))
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    if token is None and not is_loopback(args.host):
+        print(
+            f"lepton-sim serve: warning: listening on {args.host} without --token: anyone who reaches this port "
+            "can query the policy",
+            file=sys.stderr,
+        )
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    auth = "; bearer token required" if token else ""
+    print(f"serving {served.policy.name} on {url} (POST /act, GET /spec, GET /health{auth})", flush=True)
+    serve(app, sock)
+
+
 def _cmd_scenarios(args: argparse.Namespace) -> None:
     import yaml
 
@@ -572,6 +613,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the tables and figure (default: compare/ beside the first report)")
     p.add_argument("--figure", type=str.lower, choices=["png", "svg", "pdf"], default="png", help="figure format")
     p.set_defaults(func=_cmd_compare)
+
+    p = command("export", "export a trained policy as an ONNX or TorchScript graph in a self-describing folder")
+    p.add_argument("run", metavar="RUN", help="run folder (its final model) or a model file inside one")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="graph format")
+    p.add_argument("--out", metavar="DIR", help="export folder (default: <run>/export/<format>)")
+    p.set_defaults(func=_cmd_export)
+
+    p = command("serve", "serve a policy over HTTP: POST /act, GET /spec, GET /health")
+    p.add_argument("policy", metavar="RUN_OR_EXPORT", help="run folder, model file inside one, or export folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback unless you say otherwise)")
+    p.add_argument("--port", type=int_in(0, 65535), default=8000, help="port (0: any free one)")
+    p.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on every route but /health (default: $LEPTON_SIM_TOKEN, "
+        "else no token)",
+    )
+    p.add_argument("--max-batch", type=positive_int, default=1024, metavar="N", help="most observations a request")
+    p.add_argument("--max-body-bytes", type=positive_int, default=8 << 20, metavar="N", help="largest request body")
+    p.add_argument(
+        "--max-sessions", type=positive_int, default=1024, metavar="N", help="client sessions kept (least recent go)"
+    )
+    p.add_argument("--device", type=device_name, default="cpu", help=f"{DEVICES}, for a run folder's model")
+    p.set_defaults(func=_cmd_serve)
 
     p = command("scenarios", "list scenarios and suites, or show one resolved")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="what to do")

@@ -15,6 +15,8 @@ import gymnasium
 from lepton_sim.backends import get_backend
 from lepton_sim.baselines import available_baselines, is_baseline, make_baseline
 from lepton_sim.errors import LeptonError
+from lepton_sim.export_format import is_export
+from lepton_sim.exported import ExportedPolicy
 from lepton_sim.multi_agent import SharedPolicy
 from lepton_sim.policy import Policy
 from lepton_sim.runs import RunFolder
@@ -26,10 +28,13 @@ DEFAULT_BACKEND = "sb3"  # for a model file outside any run folder
 
 def load_policy(spec: str | Path, scenario: Scenario, device: str = "auto", trust_pickle: bool = False) -> Policy:
     """``spec``: a run folder (its final model), a model file inside one (best model, checkpoint), a model file
-    of the default back end, or a baseline name for the scenario's domain (``random``, ``scripted``, ...).
+    of the default back end, an export folder (``lepton-sim export``), or a baseline name
+    for the scenario's domain (``random``, ``scripted``, ...).
     ``trust_pickle``: allow the back end to unpickle the model files (old files from a trusted source only)."""
     path = Path(spec).expanduser()
     if path.exists():
+        if is_export(path):  # an exported graph (lepton-sim export): runs no code from its files
+            return ExportedPolicy.load(path, device)
         return _load_model(path, device, trust_pickle)
     if is_baseline(str(spec)):
         return make_baseline(str(spec), scenario.env, scenario.domain, *_probe_spaces(scenario))

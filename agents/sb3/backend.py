@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from lepton_sim.agents.sb3.algorithms import ALGORITHMS
 from lepton_sim.agents.sb3.hyperparams import check_hyperparams, load_hyperparams
 from lepton_sim.backends import Backend
 from lepton_sim.errors import LeptonError
+from lepton_sim.export_format import GraphSpec
 from lepton_sim.policy import Policy
 from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import Scenario
@@ -20,6 +23,7 @@ class SB3Backend(Backend):
     model_suffix = ".zip"
     algorithms = tuple(ALGORITHMS)
     multi_agent_modes = ("joint", "shared")
+    export_formats = ("onnx", "torchscript")
 
     def hyperparameters(self, algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:
         return load_hyperparams(algo, scenario_name, path)
@@ -73,3 +77,18 @@ class SB3Backend(Backend):
                 f"from it; evaluate it from its run folder, or {TRUST_HINT}"
             )
         return SB3Policy.load_weights(model_path, config, device=device)
+
+    def export(self, model_path: Path, config: TrainConfig, fmt: str, out_dir: Path) -> GraphSpec:
+        """The policy network with normalisation and action post-processing inside (agents/sb3/export.py)."""
+        from lepton_sim.agents.sb3.export import export_sb3
+
+        return export_sb3(model_path, config, fmt, out_dir)
+
+    def graph_runner(
+        self, graph_path: Path, fmt: str, device: str = "cpu"
+    ) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+        if fmt != "torchscript":
+            return super().graph_runner(graph_path, fmt, device)
+        from lepton_sim.agents.sb3.export import torchscript_runner
+
+        return torchscript_runner(graph_path, device)
