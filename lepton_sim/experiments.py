@@ -273,11 +273,18 @@ def resume_experiment(
         done = be.checkpoints(run)
         if done and done[-1][0] >= (steps or config.steps) and run.final_model.is_file():
             continue  # finished: resuming it would only write a new log part
-        be.check_resume(run, config)  # nothing to resume from: fails here, before any run is touched
+        try:
+            be.check_resume(run, config)  # nothing to resume from: fails here, before any run is touched
+        except LeptonError as err:
+            raise LeptonError(
+                f"{err}; to train seed {seed} from the start, delete {run_path} and resume the experiment"
+            ) from None
         jobs.append(_Job(seed, "resume", run_path, {"steps": steps, "device": device}))
+    if steps is not None and steps != exp.steps:  # seeds started from here on train to the new total too
+        exp.steps, exp.train_config = steps, {**exp.train_config, "steps": steps}
+        exp.save()
     if not jobs:
-        if progress_bar:
-            print(f"{exp.path}: every seed's run is finished; nothing to resume", file=sys.stderr)
+        print(f"{exp.path}: every seed's run is finished; nothing to resume", file=sys.stderr)
         return exp.path
     _run_jobs(exp, jobs, workers, progress_bar)
     return exp.path
