@@ -15,6 +15,7 @@ from gymnasium import spaces
 
 from lepton_sim.errors import LeptonError
 
+_NUMBER_TYPES = frozenset({int, float})  # bool is a subclass of int, but type(True) is bool
 SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
 
 
@@ -145,12 +146,14 @@ def _numbers(rows: list, shape: tuple[int, ...], here: _Place) -> np.ndarray:
 def _not_numbers(value: Any, depth: int) -> tuple[str, str] | None:
     """Where (an index suffix) and why ``value`` is not a ``depth``-deep nesting of JSON numbers, or None."""
     if depth == 0:
-        if type(value) in (int, float):
+        if type(value) in _NUMBER_TYPES:
             return None
         return "", f"expected a number, got {_json_type(value)}"
     if not isinstance(value, list):
         return "", f"expected a list (nested {depth} deep), got {_json_type(value)}"
     if depth == 1:
+        if _NUMBER_TYPES.issuperset(map(type, value)):  # the fast path: one pass in C
+            return None
         for j, item in enumerate(value):
             if type(item) not in (int, float):
                 return f"[{j}]", f"expected a number, got {_json_type(item)}"

@@ -19,6 +19,7 @@ import onnxruntime
 import pytest
 import torch
 import yaml
+from export_runs import CAMERA, CROSS, GRID, LANE_KEEP, REACH, trained_run
 from gymnasium import spaces
 
 import lepton_sim
@@ -31,60 +32,17 @@ from lepton_sim.multi_agent import SharedPolicy
 from lepton_sim.policy import PolicyContext
 from lepton_sim.space_json import space_from_json, space_to_json
 
-LANE_KEEP, REACH, CROSS, GRID = (
-    "driving/lane-keep",
-    "manufacturing/reach",
-    "traffic/single-intersection",
-    "traffic/2x2-grid",
-)
-SHORT_TRAFFIC = {"params.duration": 300}  # 30 decisions of 10 s
-
-
-def train(scenario: str, out: Path, **kwargs: Any) -> Path:
-    """A tiny run; torch's thread count is restored (training sets it to one)."""
-    threads = torch.get_num_threads()
-    try:
-        return lepton_sim.train(scenario, eval_freq=0, progress_bar=False, out=out, **kwargs)
-    finally:
-        torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("runs")
-    return {
-        LANE_KEEP: train(
-            LANE_KEEP,
-            root / "ppo",
-            algo="ppo",
-            steps=256,
-            n_envs=2,
-            overrides={"n_steps": 64, "batch_size": 64, "normalize": True},
-        ),
-        REACH: train(
-            REACH,
-            root / "her",
-            algo="sac",
-            steps=200,
-            overrides={"learning_starts": 100, "batch_size": 64, "buffer_size": 1000, "normalize": True},
-        ),
-        CROSS: train(
-            CROSS,
-            root / "cross",
-            algo="ppo",
-            steps=64,
-            n_envs=1,
-            overrides={**SHORT_TRAFFIC, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
-        ),
-        GRID: train(
-            GRID,
-            root / "grid",
-            algo="ppo",
-            steps=64,
-            n_envs=1,
-            overrides={**SHORT_TRAFFIC, "n_steps": 16, "batch_size": 32, "n_epochs": 1},
-        ),
-    }
+    """The tiny runs of tests/export_runs.py, trained when a test first asks for one."""
+
+    class Runs(dict):
+        def __missing__(self, key: str) -> Path:
+            self[key] = trained_run(tmp_path_factory, key)
+            return self[key]
+
+    return Runs()
 
 
 def scenario_of(run: Path) -> Any:
@@ -176,21 +134,8 @@ def test_a_shared_traffic_policy_exports_per_agent_with_its_padding(
     assert_same_actions(by_hand, expected)
 
 
-def test_a_camera_policy_transposes_images_inside_the_graph(tmp_path: Path) -> None:
-    run = train(
-        REACH,
-        tmp_path / "camera",
-        algo="ppo",
-        steps=64,
-        n_envs=1,
-        overrides={
-            "policy": "MultiInputPolicy",
-            "n_steps": 32,
-            "batch_size": 32,
-            "params.obs_mode": "pixels",
-            "params.camera_size": 36,
-        },
-    )
+def test_a_camera_policy_transposes_images_inside_the_graph(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = runs[CAMERA]
     folder = export_policy(run, "onnx", tmp_path / "export")
     spec = json.loads((folder / "spec.json").read_text())
     image = next(i for i in spec["graph"]["inputs"] if i["key"] == "observation")
@@ -261,11 +206,17 @@ def _short(tmp_path: Path, name: str, **params: Any) -> Path:
 
 
 @pytest.mark.parametrize(
-    "which, fmt, params",
-    [(LANE_KEEP, "onnx", {"max_episode_steps": 60}), (CROSS, "torchscript", {"duration": 300})],
+    "which, fmt, episodes, params",
+    [(LANE_KEEP, "onnx", 2, {"max_episode_steps": 60}), (CROSS, "torchscript", 1, {"duration": 300})],
 )
 def test_evaluate_on_an_export_gives_the_run_folders_report(
-    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str, fmt: str, params: dict
+    runs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    which: str,
+    fmt: str,
+    episodes: int,
+    params: dict,
 ) -> None:
     run = runs[which]
     assert main(["export", str(run), "--format", fmt, "--out", str(tmp_path / "export")]) == 0
@@ -274,7 +225,7 @@ def test_evaluate_on_an_export_gives_the_run_folders_report(
     scenario = _short(tmp_path, which, **params)
     reports = {}
     for name, policy in (("run", run), ("export", tmp_path / "export")):
-        argv = ["evaluate", str(policy), "--scenario", str(scenario), "--episodes", "2", "--no-progress"]
+        argv = ["evaluate", str(policy), "--scenario", str(scenario), "--episodes", str(episodes), "--no-progress"]
         assert main([*argv, "--out", str(tmp_path / name)]) == 0
         reports[name] = json.loads((tmp_path / name / "report.json").read_text())
     capsys.readouterr()
@@ -314,10 +265,10 @@ def test_what_cannot_be_exported_is_refused_in_one_line(
     capsys.readouterr()
 
     # an export is replaced by the next one, and is itself no source of exports
-    folder = export_policy(run, "onnx", tmp_path / "export")
-    (folder / "policy.onnx").write_bytes(b"stale")
-    assert export_policy(run, "onnx", folder) == folder
-    assert (folder / "policy.onnx").read_bytes() != b"stale"
+    folder = export_policy(run, "torchscript", tmp_path / "export")
+    (folder / "policy.pt").write_bytes(b"stale")
+    assert export_policy(run, "torchscript", folder) == folder
+    assert (folder / "policy.pt").read_bytes() != b"stale"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
     assert main(["export", str(folder)]) == 1
     assert "already an exported policy" in capsys.readouterr().err

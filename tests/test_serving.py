@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 import httpx
 import numpy as np
 import pytest
-import torch
+from export_runs import LANE_KEEP, trained_run
 from gymnasium import spaces
 
 import lepton_sim
@@ -29,7 +29,6 @@ from lepton_sim.loading import load_policy
 from lepton_sim.policy import Policy
 from lepton_sim.space_json import space_from_json
 
-LANE_KEEP = "driving/lane-keep"
 TOKEN = "test-token-13"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_BATCH, MAX_BODY = 64, 200_000
@@ -111,25 +110,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    threads = torch.get_num_threads()
-    try:
-        return lepton_sim.train(
-            LANE_KEEP,
-            algo="ppo",
-            steps=256,
-            n_envs=2,
-            eval_freq=0,
-            progress_bar=False,
-            out=tmp_path_factory.mktemp("ppo") / "run",
-            overrides={"n_steps": 64, "batch_size": 64, "normalize": True},
-        )
-    finally:
-        torch.set_num_threads(threads)
+    return trained_run(tmp_path_factory, LANE_KEEP)
 
 
 @pytest.fixture(scope="module")
-def export(run: Path) -> Path:
-    return export_policy(run, "onnx", run / "export" / "onnx")
+def export(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_policy(run, "onnx", tmp_path_factory.mktemp("export") / "onnx")
 
 
 @pytest.fixture(scope="module")
