@@ -23,6 +23,7 @@ _LAZY = {
     "train_experiment": "lepton_sim.experiments",
     "evaluate": "lepton_sim.evaluation",
     "rollout": "lepton_sim.rollouts",
+    "tune": "lepton_sim.tuning",
 }
 
 
@@ -46,5 +47,6 @@ __all__ = [
     "make_vec",
     "rollout",
     "train",
+    "tune",
     "train_experiment",
 ]

@@ -21,6 +21,7 @@ from lepton_sim.export_format import GraphSpec
 from lepton_sim.policy import Policy
 from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import Scenario
+from lepton_sim.search_space import SearchSpace
 from lepton_sim.training_config import TrainConfig
 
 
@@ -54,6 +55,11 @@ class Backend(ABC):
     def checkpoints(self, run: RunFolder) -> list[tuple[int, Path]]:
         """The run's checkpoints, oldest first."""
         return run.checkpoints()
+
+    def search_space(self, algo: str, path: str | Path | None = None) -> SearchSpace:
+        """The hyperparameter search space for ``algo`` (the back end's file, or ``path``), every name and value
+        checked as :meth:`check` would; for ``lepton-sim tune``. Back ends without spaces refuse in one line."""
+        raise LeptonError(f"the {self.name} back end has no hyperparameter search spaces (lepton-sim tune)")
 
     @abstractmethod
     def load_policy(

@@ -1,11 +1,20 @@
 """Periodic evaluation during training, for every back end and multi-agent mode: the same episode loop as
 ``lepton-sim evaluate`` (fixed seeds, the scenario's own success key, fresh processes where the env spec asks
-for it), one ``evaluations.csv`` schema, and the decision when a model is the best so far."""
+for it), one ``evaluations.csv`` schema, and the decision when a model is the best so far.
+
+An evaluation hook sees every row as it is written and may end training early by raising :class:`StopTraining`
+(``lepton-sim tune`` prunes trials so). The back end then stops as at the end of its budget, final model and
+checkpoint saved, so an early-stopped run folder is as valid as any. Give the hook to the evaluator, or install
+it around a ``train()`` call with :func:`evaluation_hook`, which reaches the evaluator whatever the back end.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
 
 from lepton_sim.evaluation import run_episodes
 from lepton_sim.policy import Policy
@@ -13,6 +22,22 @@ from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import Scenario
 
 EVAL_SEED_OFFSET = 50_000  # periodic evaluation seeds, away from training (seed+i) and test (seed+100000+k)
+EvaluationHook = Callable[[int, dict[str, Any]], None]  # (timesteps, the evaluations.csv row)
+_HOOK: ContextVar[EvaluationHook | None] = ContextVar("lepton_sim_evaluation_hook", default=None)
+
+
+class StopTraining(Exception):
+    """Raised by an evaluation hook to end training after this evaluation; the message says why."""
+
+
+@contextmanager
+def evaluation_hook(hook: EvaluationHook) -> Iterator[None]:
+    """Within the block, evaluators built without a hook of their own call ``hook`` after each evaluation."""
+    token = _HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _HOOK.reset(token)
 
 
 def evaluation_seeds(seed: int, episodes: int) -> list[int]:
@@ -23,9 +48,17 @@ class PeriodicEvaluator:
     """Evaluates a policy on ``episodes`` fixed seeds and appends the result to the run's evaluations.csv."""
 
     def __init__(
-        self, run: RunFolder, scenario: Scenario, seed: int, episodes: int, num_envs: int | None = None
+        self,
+        run: RunFolder,
+        scenario: Scenario,
+        seed: int,
+        episodes: int,
+        num_envs: int | None = None,
+        on_evaluation: EvaluationHook | None = None,
     ) -> None:
         self.run, self.scenario = run, scenario
+        self.on_evaluation = on_evaluation or _HOOK.get()
+        self.stop_reason: str | None = None  # set when the hook asked training to stop
         self.seeds = evaluation_seeds(seed, episodes)
         self.num_envs = num_envs
         self.start = time.time() - run.last_wall_time()  # a resumed run's curve continues on the same clock
@@ -33,21 +66,26 @@ class PeriodicEvaluator:
         self.best = max((float(r["mean_return"]) for r in rows), default=-math.inf)
 
     def evaluate(self, policy: Policy, timesteps: int) -> bool:
-        """Run the episodes, write the row; True if the mean return is the best so far (save the best model)."""
+        """Run the episodes, write the row, call the hook; True if the mean return is the best so far (save the
+        best model). Afterwards ``stop_reason`` says whether the hook asked training to stop."""
         episodes = run_episodes(policy, self.scenario, self.seeds, num_envs=self.num_envs)
         returns = [e.episode_return for e in episodes]
         lengths = [e.length for e in episodes]
         mean = sum(returns) / len(returns)
-        self.run.append_evaluation(
-            {
-                "timesteps": int(timesteps),
-                "mean_return": float(mean),
-                "std_return": float((sum((r - mean) ** 2 for r in returns) / len(returns)) ** 0.5),
-                "success_rate": float(sum(e.success for e in episodes) / len(episodes)),
-                "mean_length": float(sum(lengths) / len(lengths)),
-                "wall_time_s": round(time.time() - self.start, 2),
-            }
-        )
+        row = {
+            "timesteps": int(timesteps),
+            "mean_return": float(mean),
+            "std_return": float((sum((r - mean) ** 2 for r in returns) / len(returns)) ** 0.5),
+            "success_rate": float(sum(e.success for e in episodes) / len(episodes)),
+            "mean_length": float(sum(lengths) / len(lengths)),
+            "wall_time_s": round(time.time() - self.start, 2),
+        }
+        self.run.append_evaluation(row)
+        if self.on_evaluation is not None:
+            try:
+                self.on_evaluation(int(timesteps), dict(row))
+            except StopTraining as stop:
+                self.stop_reason = str(stop) or f"stopped by the evaluation hook at {int(timesteps)} steps"
         if mean > self.best:
             self.best = mean
             return True

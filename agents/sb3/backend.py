@@ -15,6 +15,7 @@ from lepton_sim.export_format import GraphSpec
 from lepton_sim.policy import Policy
 from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import Scenario
+from lepton_sim.search_space import SearchSpace
 from lepton_sim.training_config import TrainConfig
 
 
@@ -27,6 +28,13 @@ class SB3Backend(Backend):
 
     def hyperparameters(self, algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:
         return load_hyperparams(algo, scenario_name, path)
+
+    def search_space(self, algo: str, path: str | Path | None = None) -> SearchSpace:
+        from lepton_sim.agents.sb3.search_space import load_search_space
+
+        if algo not in self.algorithms:
+            raise LeptonError(f"unknown algorithm {algo!r} for the sb3 back end; allowed: {', '.join(self.algorithms)}")
+        return load_search_space(algo, path)
 
     def check(self, config: TrainConfig, scenario: Scenario) -> TrainConfig:
         check_hyperparams(config.algo, config.hyperparams)

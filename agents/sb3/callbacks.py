@@ -57,7 +57,8 @@ class PeriodicEvalCallback(BaseCallback):
     """Every ``eval_freq`` env steps (over all training envs): evaluate the current model with lepton-sim's
     evaluator (evaluations.csv) and save best_model when it is the best so far. ``make_policy`` wraps the
     model being trained as a Policy (with its live normalisation statistics). Evaluations fall on multiples
-    of the period in total timesteps, so a resumed run continues on the same grid."""
+    of the period in total timesteps, so a resumed run continues on the same grid. Training ends early when the
+    evaluator's hook asks it to (lepton_sim.periodic_evaluation.StopTraining)."""
 
     def __init__(
         self, evaluator: PeriodicEvaluator, make_policy: Callable[[Any], Policy], eval_freq: int, n_envs: int
@@ -76,7 +77,7 @@ class PeriodicEvalCallback(BaseCallback):
             if self.evaluator.evaluate(self.make_policy(self.model), self.num_timesteps):
                 with uninterrupted():
                     save_model(self.model, self.evaluator.run.best_model)
-        return True
+        return self.evaluator.stop_reason is None  # False ends learn(); the run then saves as at its end
 
 
 class StopAfterWallTime(BaseCallback):
