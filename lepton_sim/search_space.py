@@ -79,7 +79,7 @@ class Param:
         if self.type == "float" and self.step is not None:
             count = int(round((self.high - self.low) / self.step)) + 1
             if count <= MAX_GRID:
-                return [self.low + k * self.step for k in range(count)]
+                return [round(self.low + k * self.step, 12) for k in range(count)]
         raise LeptonError(
             f"{source}: {self.name}: grid search needs a finite list of values; this {self.type} range has none "
             "(add grid: [...] to the entry, or a step)"
