@@ -1,6 +1,6 @@
 """Latency and throughput of ``lepton-sim serve`` against a local server on the loopback interface.
 
-One client on one keep-alive HTTP/1.1 connection (httpx, TCP_NODELAY as curl) sends ``POST /act`` with batches of 1 and 64 real
+One client on one keep-alive HTTP/1.1 connection (httpx, default settings) sends ``POST /act`` with batches of 1 and 64 real
 driving/lane-keep observations (87 floats each, pre-encoded JSON) and times each request: p50 / p99 latency and
 requests/s. Two servers: the ONNX export (onnxruntime) and the run folder itself (SB3 on torch); the policies'
 own ``act`` in-process is the reference for what HTTP and JSON add. The policy is PPO with lepton-sim's
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import select
-import socket
 import subprocess
 import sys
 import tempfile
@@ -87,10 +86,7 @@ def time_requests(url: str, body: bytes, requests: int, seconds: float) -> dict[
     import httpx
 
     headers = {"Content-Type": "application/json"}
-    # TCP_NODELAY as curl sets it: without it the body waits for the ACK of the headers (Nagle's algorithm meets
-    # delayed ACKs: ~40 ms per request on Linux, whatever the server does)
-    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-    with httpx.Client(base_url=url, timeout=30, transport=transport) as client:
+    with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(50):
             client.post("/act", content=body, headers=headers).raise_for_status()
         latencies = []
