@@ -15,11 +15,12 @@ import torch
 
 import lepton_sim
 
-LANE_KEEP, REACH, CROSS, GRID, CAMERA = (
+LANE_KEEP, REACH, CROSS, GRID, JOINT, CAMERA = (
     "driving/lane-keep",
     "manufacturing/reach",
     "traffic/single-intersection",
     "traffic/2x2-grid",
+    "traffic/2x2-grid:joint",
     "manufacturing/reach:pixels",
 )
 SHORT_TRAFFIC = {"params.duration": 300}  # 30 decisions of 10 s
@@ -57,6 +58,17 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
             "steps": 64,
             "n_envs": 1,
             "overrides": {**SHORT_TRAFFIC, "n_steps": 16, "batch_size": 32, "n_epochs": 1},
+        },
+    ),
+    # one agent setting every signal of the network at once (MultiDiscrete actions: argmax per signal)
+    JOINT: (
+        GRID,
+        {
+            "algo": "ppo",
+            "steps": 64,
+            "n_envs": 1,
+            "multi_agent": "joint",
+            "overrides": {**SHORT_TRAFFIC, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
         },
     ),
     # a CNN on channels-last camera images inside a Dict observation

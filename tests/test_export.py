@@ -2,8 +2,9 @@
 onnxruntime for ONNX, torch.jit for TorchScript, with nothing lepton-sim applies around it) acts exactly as
 lepton-sim's own policy (``load_policy(run).act``): equal for discrete actions, within 1e-5 for continuous ones.
 One tiny run per domain: PPO on normalised Box observations (driving), SAC+HER on Dict observations with squashed
-actions (manufacturing), PPO with Discrete actions (traffic), a parameter-shared traffic network (the spec
-describes the padding), and a camera policy (the image transpose). The export folder loads as a Policy and
+actions (manufacturing), PPO with Discrete actions (traffic), a joint agent with MultiDiscrete actions and a
+parameter-shared policy on a traffic network (the spec describes the padding), and a camera policy (the image
+transpose). The export folder loads as a Policy and
 evaluates to the run folder's report."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import onnxruntime
 import pytest
 import torch
 import yaml
-from export_runs import CAMERA, CROSS, GRID, LANE_KEEP, REACH, trained_run
+from export_runs import CAMERA, CROSS, GRID, JOINT, LANE_KEEP, REACH, trained_run
 from gymnasium import spaces
 
 import lepton_sim
@@ -84,7 +85,7 @@ def assert_same_actions(mine: np.ndarray, theirs: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------------- the same actions
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("which", [LANE_KEEP, REACH, CROSS])
+@pytest.mark.parametrize("which", [LANE_KEEP, REACH, CROSS, JOINT])
 def test_exported_graph_acts_as_the_run_policy(runs: dict[str, Path], tmp_path: Path, which: str, fmt: str) -> None:
     run = runs[which]
     folder = export_policy(run, fmt, tmp_path / "export")
@@ -98,7 +99,7 @@ def test_exported_graph_acts_as_the_run_policy(runs: dict[str, Path], tmp_path: 
         expected = original.act(obs)[0]
         assert_same_actions(run_graph(folder, obs), expected)  # the runtime alone
         assert_same_actions(exported.act(obs)[0], expected)  # lepton-sim's loader
-    if isinstance(original.action_space, spaces.Discrete):
+    if isinstance(original.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
         assert run_graph(folder, sample_observations(original.observation_space, 64)).dtype == np.int64
 
 

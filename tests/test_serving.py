@@ -19,14 +19,14 @@ from typing import Any, Iterator, Mapping
 import httpx
 import numpy as np
 import pytest
-from export_runs import LANE_KEEP, trained_run
+from export_runs import GRID, LANE_KEEP, trained_run
 from gymnasium import spaces
 
 import lepton_sim
 from lepton_sim.cli import main
 from lepton_sim.exporting import export_policy, sample_observations
 from lepton_sim.loading import load_policy
-from lepton_sim.policy import Policy
+from lepton_sim.policy import Policy, PolicyContext
 from lepton_sim.space_json import space_from_json
 
 TOKEN = "test-token-13"
@@ -192,6 +192,27 @@ def test_serving_a_run_folder_answers_as_its_export(run: Path, server: Server, t
         assert direct.client.get("/spec", headers=env_auth).json()["source"]["run"] == str(run.resolve())
     finally:
         direct.stop()
+
+
+def test_a_shared_traffic_export_serves_the_joint_env(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """A parameter-shared policy is served for the joint env: (agents, features) observations, one action each."""
+    run = trained_run(tmp_path_factory, GRID)
+    folder = export_policy(run, "onnx", tmp_path / "export")
+    srv = Server([*CLI, "serve", str(folder), "--port", "0"], tmp_path / "log")
+    try:
+        spec = srv.client.get("/spec").json()
+        obs_space, act_space = space_from_json(spec["observation_space"]), space_from_json(spec["action_space"])
+        assert obs_space.shape == (4, 21) and isinstance(act_space, spaces.MultiDiscrete)
+        assert spec["model"]["multi_agent"]["mode"] == "shared"
+        policy = load_policy(str(run), lepton_sim.load_scenario(GRID))
+        policy.reset(PolicyContext(obs_space, act_space, seeds=[0]))
+        obs = sample_observations(obs_space, 8)
+        reply = srv.client.post("/act", json={"observations": obs.tolist()})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["actions"] == policy.act(obs)[0].tolist()
+        assert srv.client.post("/act", json={"observation": obs[0, :3].tolist()}).status_code == 422
+    finally:
+        srv.stop()
 
 
 # ---------------------------------------------------------------------------------------------- bad requests
