@@ -304,7 +304,8 @@ class ExperimentReport:
             "Rows s<seed>: one training seed's model, 95% CIs over its episodes (Wilson for success and 0/1 "
             "metrics, Student-t otherwise). IQM (interquartile mean) and mean rows: over the training seeds' "
             "values above, with 95% percentile intervals from a stratified bootstrap over training seeds "
-            f"(Agarwal et al. 2021; {self.reps} resamples, generator seed {self.bootstrap_seed}).",
+            f"(Agarwal et al. 2021; {self.reps} resamples, generator seed {self.bootstrap_seed}). A metric that did "
+            "not apply to a seed's episodes (time to goal without a success) is summed up over the seeds it did.",
         ]
         if self.overall_success is not None:
             lines.append(
