@@ -143,8 +143,11 @@ def make_app(
 ) -> "FastAPI":
     """The FastAPI app serving ``policy`` (what ``lepton-sim serve`` runs). Spaces default to the policy's
     declared ones; a policy that declares none needs them given. The policy is reset once before serving."""
-    from fastapi import FastAPI, HTTPException, Request, Response
-    from fastapi.responses import JSONResponse
+    try:
+        from fastapi import FastAPI, HTTPException, Request, Response
+        from fastapi.responses import JSONResponse
+    except ImportError as err:
+        raise LeptonError(f"serving needs FastAPI and uvicorn ({err}); pip install 'lepton-sim[serve]'") from None
 
     served = policy if isinstance(policy, ServedPolicy) else ServedPolicy(policy, None, None)
     obs_space = observation_space or served.observation_space or served.policy.observation_space
@@ -321,7 +324,9 @@ def is_loopback(host: str) -> bool:
 
 def serve(app: "FastAPI", sock: socket.socket) -> None:
     """Run ``app`` on the listening socket until SIGINT or SIGTERM (uvicorn shuts down gracefully)."""
-    import uvicorn
-
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise LeptonError(f"serving needs FastAPI and uvicorn ({err}); pip install 'lepton-sim[serve]'") from None
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -55,11 +55,21 @@ def export_sb3(model_path: Path, config: TrainConfig, fmt: str, out_dir: Path) -
         "policy_class": type(loaded.model).__name__,
         "torch": torch.__version__,
     }
-    with torch.no_grad(), _quiet():
-        if fmt == "onnx":
-            details["opset"] = _export_onnx(graph, example, inputs, target)
-        else:
-            torch.jit.save(torch.jit.trace(graph, example), str(target))
+    try:
+        with torch.no_grad(), _quiet():
+            if fmt == "onnx":
+                details["opset"] = _export_onnx(graph, example, inputs, target)
+            else:
+                torch.jit.save(torch.jit.trace(graph, example), str(target))
+    except ImportError as err:
+        raise LeptonError(
+            f"exporting {fmt} needs onnx and onnxscript ({err}); pip install 'lepton-sim[export]'"
+        ) from None
+    except (RuntimeError, TypeError, ValueError, AssertionError) as err:  # torch's exporters' own failures
+        first = " ".join(str(err).split())[:300]
+        raise LeptonError(
+            f"{model_path}: torch could not export the policy as {fmt} ({type(err).__name__}: {first})"
+        ) from None
     if graph.normalized:
         shutil.copyfile(stats_path(model_path), out_dir / NORMALIZATION)
     output = GraphInput(name="action", key=None, dtype=graph.action_dtype, shape=[None, *map(int, graph.action_shape)])
