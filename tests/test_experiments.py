@@ -257,41 +257,51 @@ def test_resume_starts_the_seeds_never_begun_and_finishes_the_others(
 
 
 def _child_setup() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as from a terminal (a background job ignores Ctrl-C)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as from a terminal (a shell's background job ignores Ctrl-C)
 
 
-def test_ctrl_c_stops_every_parallel_run_consistently_and_resume_continues(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "workers, sig",
+    [("2", signal.SIGINT), ("1", signal.SIGTERM)],
+    ids=["ctrl-c-parallel", "sigterm-in-sequence"],
+)
+def test_an_interrupted_experiment_is_consistent_and_resumes(tmp_path: Path, workers: str, sig: int) -> None:
     exp = tmp_path / "exp"
     long = [*TINY[TINY.index("--num-envs") :], "--steps", "200000", "--eval-freq", "0", "--checkpoint-freq", "64"]
     proc = subprocess.Popen(
-        [LEPTON, "train", SCENARIO, "--seeds", "3", "4", "--workers", "2", *long, "--out", str(exp)],
+        [LEPTON, "train", SCENARIO, "--seeds", "3", "4", "--workers", workers, *long, "--out", str(exp)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=_child_setup,
     )
+    running = ("s3", "s4") if workers == "2" else ("s3",)  # in sequence, seed 4 waits for seed 3
     deadline = time.monotonic() + 90
-    while not all(RunFolder(exp / s).checkpoints() for s in ("s3", "s4")):
+    while not all(RunFolder(exp / s).checkpoints() for s in running):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal does: the runs are in their own process groups
+    proc.send_signal(sig)  # SIGINT: what Ctrl-C at the terminal does (the runs are in their own process groups)
     try:
         _, err = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired as timeout:
         left = subprocess.run(["ps", "-eo", "pid,ppid,pgid,stat,args"], capture_output=True, text=True).stdout
         proc.kill()
-        pytest.fail(f"no exit after Ctrl-C (exit {proc.poll()}); stderr: {timeout.stderr!r}; processes:\n{left}")
+        pytest.fail(f"no exit after {sig!r} (exit {proc.poll()}); stderr: {timeout.stderr!r}; processes:\n{left}")
     assert proc.returncode == 130, err[-2000:]
-    assert err.count("interrupted at ") == 2 and "continue with: lepton-sim train --resume " + str(exp) in err
-    saved = {s: RunFolder(exp / s).latest_checkpoint() for s in ("s3", "s4")}
+    assert err.count("interrupted at ") == len(running), err[-2000:]
+    assert "continue with: lepton-sim train --resume " + str(exp) in err
+    if workers == "1":  # the seed not begun has no folder; resume starts it from experiment.yaml
+        assert "not begun: seed 4" in err and not (exp / "s4").exists()
+    saved = {s: RunFolder(exp / s).latest_checkpoint() for s in running}
     assert all(ckpt is not None and (exp / s / "model.zip").is_file() for s, ckpt in saved.items())
     target = max(ckpt[0] for ckpt in saved.values() if ckpt) + 64
-    assert main(["train", "--resume", str(exp), "--steps", str(target), "--workers", "2", "--no-progress"]) == 0
+    assert main(["train", "--resume", str(exp), "--steps", str(target), "--workers", workers, "--no-progress"]) == 0
     for s in ("s3", "s4"):
         run = RunFolder(exp / s)
         latest = run.latest_checkpoint()
-        assert latest is not None and latest[0] >= target and (run.path / "logs" / "part1").is_dir()
-        assert run.read_config().steps == target
+        assert latest is not None and latest[0] >= target and run.final_model.is_file()
+        assert run.read_config().steps == target and (run.path / "logs" / "part1").is_dir() == (s in running)
+    assert yaml.safe_load((exp / "experiment.yaml").read_text())["steps"] == target
     assert not any(p.name.startswith(".") for p in exp.rglob("*"))  # no temporary file left behind
 
 
