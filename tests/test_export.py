@@ -46,6 +46,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return Runs()
 
 
+@pytest.fixture(scope="module")
+def exports(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``exports(which, fmt)``: the run's export, made once per module (tests that change one copy it first)."""
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(which: str, fmt: str) -> Path:
+        if (which, fmt) not in made:
+            made[which, fmt] = export_policy(runs[which], fmt, tmp_path_factory.mktemp("export") / fmt)
+        return made[which, fmt]
+
+    return get
+
+
 def scenario_of(run: Path) -> Any:
     config = yaml.safe_load((run / "config.yaml").read_text())
     return lepton_sim.scenario.scenario_from_dict(config["scenario"])
@@ -86,9 +99,9 @@ def assert_same_actions(mine: np.ndarray, theirs: np.ndarray) -> None:
 # ---------------------------------------------------------------------------------------------- the same actions
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("which", [LANE_KEEP, REACH, CROSS, JOINT])
-def test_exported_graph_acts_as_the_run_policy(runs: dict[str, Path], tmp_path: Path, which: str, fmt: str) -> None:
+def test_exported_graph_acts_as_the_run_policy(runs: dict[str, Path], exports: Any, which: str, fmt: str) -> None:
     run = runs[which]
-    folder = export_policy(run, fmt, tmp_path / "export")
+    folder = exports(which, fmt)
     original = load_policy(str(run), scenario_of(run))
     exported = load_policy(str(folder), scenario_of(run))
     assert isinstance(exported, ExportedPolicy)
@@ -105,10 +118,10 @@ def test_exported_graph_acts_as_the_run_policy(runs: dict[str, Path], tmp_path: 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_a_shared_traffic_policy_exports_per_agent_with_its_padding(
-    runs: dict[str, Path], tmp_path: Path, fmt: str
+    runs: dict[str, Path], exports: Any, fmt: str
 ) -> None:
     run = runs[GRID]
-    folder = export_policy(run, fmt, tmp_path / "export")
+    folder = exports(GRID, fmt)
     spec = json.loads((folder / "spec.json").read_text())
     shared = spec["multi_agent"]
     env = lepton_sim.make(scenario_of(run))
@@ -148,9 +161,9 @@ def test_a_camera_policy_transposes_images_inside_the_graph(runs: dict[str, Path
 
 
 # ---------------------------------------------------------------------------------------------- the folder
-def test_the_export_folder_describes_itself(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_the_export_folder_describes_itself(runs: dict[str, Path], exports: Any) -> None:
     run = runs[REACH]
-    folder = export_policy(run, "onnx", tmp_path / "export")
+    folder = exports(REACH, "onnx")
     assert sorted(p.name for p in folder.iterdir()) == ["normalization.npz", "policy.onnx", "spec.json"]
     spec = json.loads((folder / "spec.json").read_text())
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -276,9 +289,9 @@ def test_what_cannot_be_exported_is_refused_in_one_line(
 
 
 def test_a_damaged_export_is_refused_in_one_line(
-    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    exports: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = export_policy(runs[LANE_KEEP], "onnx", tmp_path / "export")
+    folder = Path(shutil.copytree(exports(LANE_KEEP, "onnx"), tmp_path / "export"))
     scenario = _short(tmp_path, LANE_KEEP, max_episode_steps=10)
     argv = ["evaluate", str(folder), "--scenario", str(scenario), "--episodes", "1", "--no-progress"]
 
