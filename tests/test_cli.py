@@ -294,7 +294,8 @@ def blocked(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 def test_an_unwritable_out_fails_before_any_episode(
     argv: list[str], blocked: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for module in ("lepton_sim.evaluation", "lepton_sim.rollouts"):
+    # rollouts first: importing it while evaluation's run_episodes is patched would keep the patch for good
+    for module in ("lepton_sim.rollouts", "lepton_sim.evaluation"):
         monkeypatch.setattr(f"{module}.run_episodes", _raise(AssertionError("an episode ran")))
     monkeypatch.setattr("lepton_sim.training.train", _raise(AssertionError("training started")))
     path, reason = blocked
