@@ -1,24 +1,17 @@
 #!/usr/bin/env bash
 # Static checks that CI runs before the tests: ruff (lint + format), import-linter (the layering
-# envs <- core <- agents <- CLI) and mypy on the core. envs/, agents/ and scenarios/ install as subpackages of
-# lepton_sim (setuptools package-dir), which neither grimp nor mypy can follow through an editable install, so
-# both run on a throwaway copy of the installed layout.
+# envs <- core <- agents <- CLI, contracts in pyproject.toml) and mypy on the core. import-linter and mypy read
+# lepton_sim.envs / .agents through the links scripts/setup-venv.sh makes inside lepton_sim/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${LEPTON_VENV:-.venv}/bin"
 
+for sub in envs agents scenarios; do
+  [ -e "lepton_sim/$sub" ] || { echo "lepton_sim/$sub is missing: run scripts/setup-venv.sh first" >&2; exit 1; }
+done
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
-
-STAGE="$(mktemp -d)"
-trap 'rm -rf "$STAGE"' EXIT
-cp -r lepton_sim "$STAGE/lepton_sim"
-cp -r envs "$STAGE/lepton_sim/envs"
-cp -r agents "$STAGE/lepton_sim/agents"
-cp -r scenarios "$STAGE/lepton_sim/scenarios"
-find "$STAGE" -name __pycache__ -prune -exec rm -rf {} +
-
-(cd "$STAGE" && PYTHONPATH="$STAGE" "$OLDPWD/$BIN/lint-imports" --config "$OLDPWD/pyproject.toml")
+"$BIN/lint-imports"
 CORE=$(cd lepton_sim && ls ./*.py | sed 's#^\./##; s/\.py$//; s/^__init__$//; s/^/-m lepton_sim./; s/\.$//' | tr '\n' ' ')
-(cd "$STAGE" && PYTHONPATH="$STAGE" "$OLDPWD/$BIN/mypy" --config-file "$OLDPWD/pyproject.toml" $CORE)
+"$BIN/mypy" $CORE
 echo "[check-code] ruff, import-linter and mypy: OK"

@@ -24,6 +24,11 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 
+# envs/, agents/ and scenarios/ install as lepton_sim.envs / .agents / .scenarios (package-dir). Static tools that
+# read packages from disk (import-linter's grimp, mypy) cannot follow that mapping, so the installed layout is
+# mirrored with links inside lepton_sim/ (git-ignored; the same files, not copies).
+for sub in envs agents scenarios; do ln -sfn "../$sub" "lepton_sim/$sub"; done
+
 echo "[setup] installing lepton-sim[$EXTRAS] (editable)"
 $PIP install -q -e ".[$EXTRAS]"
 echo "[setup] ready: $VENV ($("$VENV/bin/python" -c 'import lepton_sim, torch; print("lepton-sim", lepton_sim.__version__, "torch", torch.__version__)'))"
