@@ -249,32 +249,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         else _default_eval_dir(args.policy, args.suite or args.scenario, split if args.suite else None)
     )
     check_writable(out, "--out" if args.out else "report folder", folder=True)
-    if _evaluate_experiment(args, split, out):
-        return
-    report = evaluate(
-        args.policy,
-        suite=args.suite,
-        scenario=args.scenario,
-        split=split,
-        episodes=args.episodes,
-        seed=args.seed,
-        num_envs=args.num_envs,
-        out=out,
-        device=args.device,
-        progress=not args.no_progress,
-        trust_pickle=args.trust_pickle,
-    )
-    print(report.to_markdown())
-    print(f"report: {out / 'report.md'} and {out / 'report.json'}")
-
-
-def _evaluate_experiment(args: argparse.Namespace, split: Literal["train", "test"], out: Path) -> bool:
-    """``evaluate EXP``: every seed's model on the same episodes, per-seed reports and their aggregate."""
     from lepton_sim.experiments import SEEDS, evaluate_experiment, is_experiment
 
-    if not is_experiment(args.policy):
-        return False
-    report = evaluate_experiment(
+    experiment = is_experiment(args.policy)  # every seed's model on the same episodes, per seed and aggregated
+    report = (evaluate_experiment if experiment else evaluate)(
         args.policy,
         suite=args.suite,
         scenario=args.scenario,
@@ -288,8 +266,8 @@ def _evaluate_experiment(args: argparse.Namespace, split: Literal["train", "test
         trust_pickle=args.trust_pickle,
     )
     print(report.to_markdown())
-    print(f"report: {out / 'report.md'} and {out / 'report.json'}; each seed's: {out / SEEDS}/s<seed>/")
-    return True
+    seeds = f"; each seed's: {out / SEEDS}/s<seed>/" if experiment else ""
+    print(f"report: {out / 'report.md'} and {out / 'report.json'}{seeds}")
 
 
 def _default_eval_dir(policy: str, target: str, split: str | None) -> Path:
