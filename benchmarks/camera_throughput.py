@@ -1,0 +1,509 @@
+"""Camera throughput (issue 10): env steps/s in state and pixels mode (84x84), with and without degradations.
+
+Every figure is an env's own ``step`` (random actions, resets included) on one core, peers in the same process,
+cases timed in turns for ``--rounds`` rounds of ``--seconds`` each; each case's figure is the median of its rounds
+and the bars use ratios where a peer exists (absolute figures drift on the shared machine).
+
+- driving, equal work: ``driving/dense-traffic`` (20 IDM/MOBIL vehicles, 1 s per step) against highway-env's
+  ``highway-fast-v0`` with its ``GrayscaleObservation`` at 84x84 (one frame, no stacking). highway-env's viewer
+  draws nothing when ``SDL_VIDEODRIVER=dummy`` (every image all zeros; ``EnvViewer.enabled``), so SDL's
+  ``offscreen`` driver is used and the peer's images are checked for variance before it is timed.
+  Bars: single env >= 10x, native vector env (256 worlds, cameras batched) >= 250x; ``driving/obstacle-avoid``
+  single >= 2,000 steps/s and vector >= 10,000 env-steps/s with cameras; pixels mode keeps >= 80 % (single) and
+  >= 50 % (vector) of the state-mode rate.
+- manufacturing: ``manufacturing/reach`` >= 250 steps/s with one 84x84 camera, >= 150 with overhead + wrist,
+  >= 8x panda-gym's ``PandaReach-v3`` with its 84x84 ``render()`` every step.
+- traffic: the camera's added ms per decision step (pixels minus state; single-intersection, 2x2 grid) <= 1 ms.
+- degradations: ms per 84x84 frame for severity 1-5, on stored frames (no rendering in the timing) <= 0.25 ms.
+
+Parts not built yet (an obs mode or sensor field an env does not accept) are skipped with the reason.
+
+    .venv/bin/python benchmarks/camera_throughput.py [--seconds 3] [--rounds 3] [--only driving] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: no BLAS threads anywhere
+if os.environ.get("SDL_VIDEODRIVER", "dummy") == "dummy":  # highway-env renders nothing under "dummy"
+    os.environ["SDL_VIDEODRIVER"] = "offscreen"
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import numpy as np  # noqa: E402
+
+SIZE = 84
+SEVERITY = 3
+NUM_ENVS = 256
+PIXELS = {"obs_mode": "pixels", "camera_size": SIZE}
+DEGRADED = {**PIXELS, "sensor": {"severity": SEVERITY}}
+NO_TARGET = float("nan")  # a figure reported beside the bars
+SECTIONS = ("driving", "manufacturing", "traffic", "degradations")
+PEER_REFERENCE = {
+    "highway-fast-v0": "~50-80 steps/s with or without GrayscaleObservation (shared/reference/perception.md)",
+    "PandaReach-v3": "84x84 render() ~39 ms/frame, ~24 steps/s (shared/reference/peers.md)",
+}
+
+
+class Skip(Exception):
+    """A case that cannot be built yet (its part of issue 10 has not landed): the message says why."""
+
+
+@dataclass
+class Case:
+    """One timed env: ``make`` builds it once (or per round, for libsumo), ``run`` times it for some seconds."""
+
+    name: str
+    make: Callable[[], Any]
+    vector: bool = False
+    fresh_per_round: bool = False  # libsumo: one simulation per process, so close before the next case
+    env: Any = None
+    rates: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates) if self.rates else float("nan")
+
+
+@dataclass
+class Bar:
+    name: str
+    value: float
+    target: float
+    unit: str
+    higher_is_better: bool = True
+    cases: tuple[str, ...] = ()  # the cases to profile when the bar is missed
+
+    @property
+    def informative(self) -> bool:
+        """A figure printed beside the bars, with no target of its own."""
+        return not np.isfinite(self.target)
+
+    @property
+    def passed(self) -> bool:
+        if not np.isfinite(self.value) or self.informative:
+            return False
+        return self.value >= self.target if self.higher_is_better else self.value <= self.target
+
+
+# ----------------------------------------------------------------------------------------------- env building
+
+
+def _image(obs: Any) -> np.ndarray:
+    """The camera image inside an observation (plain image, or the ``pixels``/``observation`` entry of a Dict)."""
+    if isinstance(obs, dict):
+        obs = obs["pixels"] if "pixels" in obs else obs["observation"]
+    return np.asarray(obs)
+
+
+def _check_image(name: str, obs: Any, batched: bool = False) -> None:
+    """Fail loudly on a blank or wrongly sized image: timing an env that draws nothing measures nothing."""
+    image = _image(obs)
+    if image.dtype != np.uint8 or SIZE not in image.shape[int(batched) :][:2] + image.shape[int(batched) :][-2:]:
+        raise SystemExit(f"{name}: expected uint8 {SIZE}x{SIZE} images, got {image.dtype} {image.shape}")
+    if float(image.std()) == 0.0:
+        raise SystemExit(f"{name}: its camera images are blank (all {image.flat[0]}); refusing to time it")
+
+
+def lepton(scenario: str, num_envs: int | None = None, **overrides: Any) -> Callable[[], Any]:
+    """A builder for our scenario; a ScenarioError/ValueError (part not landed yet) becomes :class:`Skip`."""
+
+    def make() -> Any:
+        import lepton_sim
+
+        try:
+            if num_envs is None:
+                return lepton_sim.make(scenario, **overrides)
+            return lepton_sim.make_vec(scenario, num_envs, mode="vector_entry_point", **overrides)
+        except (ValueError, TypeError) as error:  # ScenarioError is a ValueError
+            message = str(error).splitlines()[0].split("; allowed:")[0]
+            raise Skip(message.split("(with overrides): ")[-1][:300]) from error
+
+    return make
+
+
+def highway_fast_pixels() -> Any:
+    """highway-fast-v0 observing its own 84x84 grayscale rendering (one frame: equal work to our one image)."""
+    import gymnasium
+    import highway_env  # noqa: F401  (benchmark extra: registers highway-fast-v0)
+
+    observation = {
+        "type": "GrayscaleObservation",
+        "observation_shape": (SIZE, SIZE),
+        "stack_size": 1,
+        "weights": [0.2989, 0.5870, 0.1140],
+    }
+    return gymnasium.make("highway-fast-v0", config={"observation": observation})
+
+
+def highway_fast_state() -> Any:
+    import gymnasium
+    import highway_env  # noqa: F401
+
+    return gymnasium.make("highway-fast-v0")
+
+
+class RenderEveryStep:
+    """panda-gym with its ``render()`` called after every step: the frame is the observation a pixel agent gets."""
+
+    def __init__(self, env: Any) -> None:
+        self.env, self.action_space = env, env.action_space
+
+    def reset(self, **kw: Any) -> Any:
+        _, info = self.env.reset(**kw)
+        return self.env.render(), info
+
+    def step(self, action: Any) -> Any:
+        _, reward, terminated, truncated, info = self.env.step(action)
+        return self.env.render(), reward, terminated, truncated, info
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def panda_reach_pixels() -> Any:
+    import gymnasium
+    import panda_gym  # noqa: F401  (benchmark extra: registers Panda*-v3)
+
+    env = gymnasium.make("PandaReach-v3", render_mode="rgb_array", render_width=SIZE, render_height=SIZE)
+    return RenderEveryStep(env)
+
+
+# ----------------------------------------------------------------------------------------------------- timing
+
+
+def _sampler(space: Any, seed: int, count: int = 256) -> list[Any]:
+    """Pre-sampled random actions (a copy of the space, seeded: the env's own space and RNG stay untouched)."""
+    import copy
+
+    space = copy.deepcopy(space)
+    space.seed(seed)
+    return [space.sample() for _ in range(count)]
+
+
+def time_single(env: Any, seconds: float, seed: int) -> float:
+    """Random actions for ``seconds``, resets on episode end counted in the time -> env steps/s."""
+    actions = _sampler(env.action_space, seed)
+    env.reset(seed=seed)
+    steps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            _, _, terminated, truncated, _ = env.step(actions[steps % len(actions)])
+            steps += 1
+            if terminated or truncated:
+                env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def time_vector(venv: Any, seconds: float, seed: int) -> float:
+    """Random actions for ``seconds`` (Gymnasium autoreset) -> env steps/s over all worlds."""
+    actions = _sampler(venv.action_space, seed, 32)
+    venv.reset(seed=seed)
+    steps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        venv.step(actions[steps % len(actions)])
+        steps += 1
+    return steps * venv.num_envs / (time.perf_counter() - start)
+
+
+def build(case: Case) -> Any:
+    env = case.make()
+    obs, _ = env.reset(seed=0)
+    if "state" not in case.name.split("(")[-1]:
+        _check_image(case.name, obs, batched=case.vector)
+        if not case.vector:  # the first frame can be special (nothing drawn yet): check a later one too
+            obs, *_ = env.step(_sampler(env.action_space, 0, 1)[0])
+            _check_image(case.name, obs)
+    return env
+
+
+def run_once(case: Case, seconds: float, seed: int) -> float:
+    env = build(case) if case.env is None else case.env
+    try:
+        return (time_vector if case.vector else time_single)(env, seconds, seed)
+    finally:
+        if case.fresh_per_round:
+            env.close()
+        else:
+            case.env = env
+
+
+def measure(cases: list[Case], seconds: float, rounds: int) -> list[Case]:
+    """Build every case (skipping the ones not available yet), then time them in turns; returns those timed."""
+    ready: list[Case] = []
+    for case in cases:
+        try:
+            if not case.fresh_per_round:
+                case.env = build(case)
+            else:
+                build(case).close()
+            ready.append(case)
+        except Skip as reason:
+            print(f"  SKIP {case.name}: {reason}", flush=True)
+    for r in range(rounds):
+        for case in ready:
+            case.rates.append(run_once(case, seconds, seed=r))
+            print(f"  round {r + 1}: {case.name:64s} {case.rates[-1]:12,.1f} steps/s", flush=True)
+    return ready
+
+
+def close(cases: list[Case]) -> None:
+    for case in cases:
+        if case.env is not None:
+            case.env.close()
+            case.env = None
+
+
+def profile(case: Case, seconds: float) -> str:
+    """cProfile of one case for ``seconds``: the top entries by own time."""
+    env = build(case) if case.env is None else case.env
+    profiler = cProfile.Profile()
+    profiler.enable()
+    (time_vector if case.vector else time_single)(env, seconds, 0)
+    profiler.disable()
+    if case.fresh_per_round:
+        env.close()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(14)
+    return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
+
+
+# --------------------------------------------------------------------------------------------------- sections
+
+
+def _rate(cases: dict[str, Case], name: str) -> float:
+    return cases[name].median if name in cases else float("nan")
+
+
+def _added_ms(cases: dict[str, Case], slow: str, fast: str) -> float:
+    """Milliseconds one step of ``slow`` takes beyond one step of ``fast``."""
+    return 1000.0 * (1.0 / _rate(cases, slow) - 1.0 / _rate(cases, fast))
+
+
+def driving(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
+    n = args.num_envs
+    cases = [
+        Case("highway-fast-v0 (state)", highway_fast_state),
+        Case("highway-fast-v0 (GrayscaleObservation 84x84)", highway_fast_pixels),
+    ]
+    for scenario in ("driving/dense-traffic", "driving/obstacle-avoid"):
+        for label, overrides in (("state", {}), ("pixels", PIXELS), (f"pixels, severity {SEVERITY}", DEGRADED)):
+            cases.append(Case(f"{scenario} single ({label})", lepton(scenario, **overrides)))
+            cases.append(Case(f"{scenario} vector {n} ({label})", lepton(scenario, n, **overrides), vector=True))
+    timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
+    peer = _rate(timed, "highway-fast-v0 (GrayscaleObservation 84x84)")
+    dt, oa = "driving/dense-traffic", "driving/obstacle-avoid"
+    bars = [
+        Bar(
+            "dense-traffic pixels, single / highway-fast pixels",
+            _rate(timed, f"{dt} single (pixels)") / peer,
+            10,
+            "x",
+            cases=(f"{dt} single (pixels)",),
+        ),
+        Bar(
+            f"dense-traffic pixels, vector {n} / highway-fast pixels",
+            _rate(timed, f"{dt} vector {n} (pixels)") / peer,
+            250,
+            "x",
+            cases=(f"{dt} vector {n} (pixels)",),
+        ),
+        Bar(
+            "obstacle-avoid pixels, single",
+            _rate(timed, f"{oa} single (pixels)"),
+            2000,
+            "steps/s",
+            cases=(f"{oa} single (pixels)",),
+        ),
+        Bar(
+            f"obstacle-avoid pixels, vector {n}",
+            _rate(timed, f"{oa} vector {n} (pixels)"),
+            10000,
+            "env-steps/s",
+            cases=(f"{oa} vector {n} (pixels)",),
+        ),
+    ]
+    for scenario in (oa, dt):
+        short = scenario.split("/")[1]
+        for kind, worlds in (("single", 1), (f"vector {n}", n)):
+            pixels, degraded = f"{scenario} {kind} (pixels)", f"{scenario} {kind} (pixels, severity {SEVERITY})"
+            bars.append(
+                Bar(
+                    f"{short} {kind}: severity {SEVERITY} adds, per frame",
+                    worlds * _added_ms(timed, degraded, pixels),
+                    NO_TARGET,
+                    "ms",
+                    cases=(degraded,),
+                )
+            )
+        for kind, target in (("single", 0.8), (f"vector {n}", 0.5)):
+            bars.append(
+                Bar(
+                    f"{short} pixels / state, {kind}",
+                    _rate(timed, f"{scenario} {kind} (pixels)") / _rate(timed, f"{scenario} {kind} (state)"),
+                    target,
+                    "of state",
+                    cases=(f"{scenario} {kind} (pixels)",),
+                )
+            )
+    return list(timed.values()), bars
+
+
+def manufacturing(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
+    reach = "manufacturing/reach"
+    two = {**PIXELS, "obs_camera": ["overhead", "wrist"]}
+    cases = [
+        Case("PandaReach-v3 + render() 84x84 every step", panda_reach_pixels),
+        Case(f"{reach} (state)", lepton(reach)),
+        Case(f"{reach} (pixels, overhead)", lepton(reach, **PIXELS)),
+        Case(f"{reach} (pixels, overhead + wrist)", lepton(reach, **two)),
+        Case(f"{reach} (pixels, overhead, severity {SEVERITY})", lepton(reach, **DEGRADED)),
+    ]
+    timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
+    one, both = f"{reach} (pixels, overhead)", f"{reach} (pixels, overhead + wrist)"
+    peer = _rate(timed, "PandaReach-v3 + render() 84x84 every step")
+    bars = [
+        Bar("reach, one 84x84 camera", _rate(timed, one), 250, "steps/s", cases=(one,)),
+        Bar("reach, overhead + wrist", _rate(timed, both), 150, "steps/s", cases=(both,)),
+        Bar("reach one camera / panda-gym render()", _rate(timed, one) / peer, 8, "x", cases=(one,)),
+        Bar(
+            f"reach: severity {SEVERITY} adds, per frame",
+            _added_ms(timed, f"{reach} (pixels, overhead, severity {SEVERITY})", one),
+            NO_TARGET,
+            "ms",
+        ),
+    ]
+    return list(timed.values()), bars
+
+
+def traffic(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
+    cases = []
+    for scenario in ("traffic/single-intersection", "traffic/2x2-grid"):
+        for label, overrides in (("state", {}), ("pixels", PIXELS), (f"pixels, severity {SEVERITY}", DEGRADED)):
+            cases.append(Case(f"{scenario} ({label})", lepton(scenario, **overrides), fresh_per_round=True))
+    timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
+    bars = [
+        Bar(
+            f"{scenario.split('/')[1]}: camera ms per decision step",
+            _added_ms(timed, f"{scenario} (pixels)", f"{scenario} (state)"),
+            1.0,
+            "ms",
+            higher_is_better=False,
+            cases=(f"{scenario} (pixels)",),
+        )
+        for scenario in ("traffic/single-intersection", "traffic/2x2-grid")
+    ]
+    bars += [
+        Bar(
+            f"{scenario.split('/')[1]}: severity {SEVERITY} adds, per decision step",
+            _added_ms(timed, f"{scenario} (pixels, severity {SEVERITY})", f"{scenario} (pixels)"),
+            NO_TARGET,
+            "ms",
+        )
+        for scenario in ("traffic/single-intersection", "traffic/2x2-grid")
+    ]
+    return list(timed.values()), bars
+
+
+def degradations(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
+    raise Skip("sensor realism (envs/sensor_realism.py) not landed yet")
+
+
+# ------------------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per case and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--num-envs", type=int, default=NUM_ENVS, help="worlds in the driving vector env")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the cases of every missed bar")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    print(
+        f"camera throughput, {date.today()}, {platform.processor() or platform.machine()}, "
+        f"{args.rounds} rounds x {args.seconds:g} s, load average {load_before[0]:.2f} {load_before[1]:.2f}",
+        flush=True,
+    )
+    sections: dict[str, Callable[[argparse.Namespace], tuple[list[Case], list[Bar]]]] = {
+        "driving": driving,
+        "manufacturing": manufacturing,
+        "traffic": traffic,
+        "degradations": degradations,
+    }
+    all_cases: list[Case] = []
+    all_bars: list[Bar] = []
+    for name in args.only or SECTIONS:
+        print(f"\n## {name}", flush=True)
+        try:
+            cases, bars = sections[name](args)
+        except Skip as reason:
+            print(f"  SKIP {name}: {reason}")
+            continue
+        except ImportError as error:
+            print(f"  SKIP {name}: {error} (pip install -e '.[bench]' for the peers)")
+            continue
+        all_cases += cases
+        for bar in bars:
+            if np.isfinite(bar.value):
+                all_bars.append(bar)
+            else:
+                print(f"  SKIP bar {bar.name}: a case it needs was skipped")
+        if args.profile:
+            by_name = {c.name: c for c in cases}
+            for bar in bars:
+                if np.isfinite(bar.value) and not bar.passed and not bar.informative:
+                    for case_name in bar.cases:
+                        print(f"\nprofile of {case_name} (missed: {bar.name}):\n{profile(by_name[case_name], 5.0)}")
+        close(cases)
+
+    load_after = os.getloadavg()
+    print(f"\nmedian of {args.rounds} rounds; load average at the end {load_after[0]:.2f} {load_after[1]:.2f}")
+    print("\n| case | steps/s (median) | rounds |\n|---|---|---|")
+    for case in all_cases:
+        print(f"| {case.name} | {case.median:,.1f} | {' '.join(f'{r:,.0f}' for r in case.rates)} |")
+    print("\n| bar | measured | target | verdict |\n|---|---|---|---|")
+    for bar in all_bars:
+        sign = ">=" if bar.higher_is_better else "<="
+        target = "-" if bar.informative else f"{sign} {bar.target:,g} {bar.unit}"
+        verdict = "-" if bar.informative else "PASS" if bar.passed else f"MISS ({bar.value / bar.target - 1:+.0%})"
+        print(f"| {bar.name} | {bar.value:,.3g} {bar.unit} | {target} | {verdict} |")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": str(date.today()),
+                    "load_average": [load_before, load_after],
+                    "seconds": args.seconds,
+                    "rounds": args.rounds,
+                    "steps_per_s": {c.name: {"median": c.median, "rounds": c.rates} for c in all_cases},
+                    "bars": {
+                        b.name: {"value": b.value, "target": None if b.informative else b.target, "pass": b.passed}
+                        for b in all_bars
+                    },
+                    "peer_reference": PEER_REFERENCE,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
