@@ -46,6 +46,9 @@ class LeptonEnvSpec:
     # each metric's unit where it has one, e.g. {"mean_delay": "s", "parts_per_minute": "1/min"}: reports and
     # comparisons name their columns with it ("mean_delay [s]"); shares and 0/1 flags have none
     metric_units: dict[str, str] = field(default_factory=dict)
+    # the info keys ``lepton-sim rollout`` writes over its video, each with its unit ("" for none), e.g.
+    # {"speed": "m/s"}: the domain's key signal, read at every step beside time, step and reward
+    overlay_keys: dict[str, str] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property

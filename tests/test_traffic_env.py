@@ -33,6 +33,7 @@ SINGLE = {
 GRID = {"net": f"{NETS}/2x2grid/2x2.net.xml", "route": f"{NETS}/2x2grid/2x2.rou.xml"}
 INFO_KEYS = {
     "is_success",
+    "phase",
     "sim_time",
     "queue_length",
     "waiting_vehicles",

@@ -19,6 +19,7 @@ register(
         metric_bounds={"route_completion": (0.0, 1.0), "time_to_goal": (0.0, math.inf)},
         binary_metrics=frozenset({"is_success", "collision", "off_road"}),
         metric_units={"time_to_goal": "s", "average_speed": "m/s"},  # simulated seconds; along the route
+        overlay_keys={"speed": "m/s"},
     )
 )
 

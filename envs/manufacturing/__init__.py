@@ -24,6 +24,8 @@ _BOUNDS = {
 # pick-place have one part, whose counters are 0/1 flags and so have no unit)
 _UNITS = {"time_to_success": "s", "parts_per_minute": "1/min"}
 _CONVEYOR_UNITS = {**_UNITS, **{k: "parts" for k in ("parts_placed", "mis_sorted", "dropped", "missed")}}
+_OVERLAY = {"gripper_opening": "m"}  # what lepton-sim rollout shows over the video
+_CONVEYOR_OVERLAY = {**_OVERLAY, "parts_placed": "parts"}
 _ONE_PART = frozenset({"is_success", "parts_placed", "dropped"})  # one part per episode: its counters are 0/1 flags
 
 for _spec in (
@@ -36,6 +38,7 @@ for _spec in (
         metric_bounds=_BOUNDS,
         metric_units=_UNITS,
         binary_metrics=_ONE_PART,
+        overlay_keys=_OVERLAY,
     ),
     LeptonEnvSpec(
         id="lepton/ArmPickPlace-v0",
@@ -46,6 +49,7 @@ for _spec in (
         metric_bounds=_BOUNDS,
         metric_units=_UNITS,
         binary_metrics=_ONE_PART,
+        overlay_keys=_OVERLAY,
     ),
     LeptonEnvSpec(
         id="lepton/ConveyorPick-v0",
@@ -56,6 +60,7 @@ for _spec in (
         metric_bounds=_BOUNDS,
         metric_units=_CONVEYOR_UNITS,
         binary_metrics=frozenset({"is_success"}),
+        overlay_keys=_CONVEYOR_OVERLAY,
     ),
     LeptonEnvSpec(
         id="lepton/ConveyorSort-v0",
@@ -66,6 +71,7 @@ for _spec in (
         metric_bounds=_BOUNDS,
         metric_units=_CONVEYOR_UNITS,
         binary_metrics=frozenset({"is_success"}),
+        overlay_keys=_CONVEYOR_OVERLAY,
     ),
 ):
     register(_spec)

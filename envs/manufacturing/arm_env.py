@@ -87,7 +87,8 @@ class ArmEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------------ gym API
     def _info(self) -> dict[str, Any]:
-        return self.metrics.info(self.sim.time)
+        # gripper_opening: the distance between the fingers (m; 0 for a gripperless arm), shown by rollout videos
+        return {**self.metrics.info(self.sim.time), "gripper_opening": float(self.robot.finger_width)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)

@@ -36,6 +36,7 @@ _UNITS = {
     "never_inserted": "vehicles",
     "throughput": "vehicles",
 }
+_OVERLAY = {"phase": "", "queue_length": "vehicles"}  # what lepton-sim rollout shows over the video
 
 # What ``gymnasium.make(id)`` with no arguments simulates (tools such as rl-zoo3 make envs that way): the files of
 # scenarios/traffic/single-intersection.yaml and 2x2-grid.yaml. Only the Gymnasium registry has these defaults;
@@ -57,6 +58,7 @@ register(
         metric_bounds=_BOUNDS,
         metric_units=_UNITS,
         binary_metrics=frozenset({"is_success"}),
+        overlay_keys=_OVERLAY,
         kwargs=DEFAULT_SIGNAL_FILES,
     )
 )
@@ -71,6 +73,7 @@ register(
         metric_bounds=_BOUNDS,
         metric_units=_UNITS,
         binary_metrics=frozenset({"is_success"}),
+        overlay_keys=_OVERLAY,
         kwargs=DEFAULT_NETWORK_FILES,
         parallel_entry_point="lepton_sim.envs.traffic.grid_env:TrafficGridEnv",
     )

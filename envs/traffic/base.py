@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
+from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
 from lepton_sim.envs.rendering import check_render_mode
 from lepton_sim.envs.traffic.params import TrafficParams
 from lepton_sim.envs.traffic.simulation import TrafficSim
@@ -44,7 +45,7 @@ class TrafficEnvBase(gym.Env, EzPickle):
         self.sim.advance(actions)
 
     def _info(self) -> dict[str, Any]:
-        info = common_info(self.sim)
+        info = {**common_info(self.sim), "phase": self._phase()}
         if self.params.phase_info:
             info["phase_pressure"], info["phase_demand"] = self._phase_arrays()
         return info
@@ -52,11 +53,30 @@ class TrafficEnvBase(gym.Env, EzPickle):
     def _phase_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def _phase(self) -> Any:
+        """info ``phase``: the green phase index each signal shows (or, during yellow, is switching to)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------------------------------ output
     def render(self) -> np.ndarray | None:
         """The network (sumolib geometry), vehicles (orange when halted, blue when moving) and every signal link's
         colour."""
         return render_frame(self.sim, self.render_mode)
+
+    def camera_image(
+        self,
+        name: str,
+        width: int,
+        height: int,
+        *,
+        depth: bool = False,
+        segmentation: bool = False,
+        conditions: CameraConditions = NOMINAL,
+    ) -> CameraImage:
+        """Camera ``approaches`` (:mod:`.camera`): every signal's image, stacked along channels in signal order,
+        uint8 (height, width, 3 x signals); one signal for ``lepton/TrafficSignal-v0``, so (height, width, 3)."""
+        check_camera(name, depth, segmentation)
+        return CameraImage(rgb=self.sim.approach_images(list(range(len(self.sim.ts_ids))), width, height, conditions))
 
     def plot_trajectory(self, ax: Any, infos: list[dict[str, Any]]) -> None:
         """Queue length, vehicles waiting to enter and delay over simulated time (used by lepton-sim rollout)."""
@@ -87,6 +107,20 @@ def common_info(sim: TrafficSim) -> dict[str, Any]:
     metrics = sim.metric_info()
     done = sim.metrics is not None
     return {"is_success": bool(done and metrics["never_inserted"] == 0), **sim.step_info(), **metrics}
+
+
+def green_phases(sim: TrafficSim) -> np.ndarray:
+    """Each signal's green phase index (during yellow: the phase it switches to), in SUMO's signal order."""
+    return np.array([int(sig.green_phase) for sig in sim.signals], np.int64)
+
+
+def check_camera(name: str, depth: bool = False, segmentation: bool = False) -> None:
+    """ValueError for a camera or channel the traffic envs do not have."""
+    if name not in TrafficParams.CAMERA_NAMES:
+        raise ValueError(f"unknown camera {name!r}; allowed: {', '.join(TrafficParams.CAMERA_NAMES)}")
+    for flag, wanted in (("depth", depth), ("segmentation", segmentation)):
+        if wanted:
+            raise ValueError(f"the traffic camera {name!r} has no {flag} channel (a top-down drawing of the lanes)")
 
 
 def render_frame(sim: TrafficSim, render_mode: str | None) -> np.ndarray | None:

@@ -17,7 +17,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from lepton_sim.envs.rendering import check_render_mode
-from lepton_sim.envs.traffic.base import common_info, render_frame, start_episode
+from lepton_sim.envs.traffic.base import common_info, green_phases, render_frame, start_episode
 from lepton_sim.envs.traffic.params import TrafficParams
 from lepton_sim.envs.traffic.simulation import TrafficSim
 from lepton_sim.envs.traffic.sumo_setup import SumoError
@@ -89,7 +89,8 @@ class TrafficGridEnv(ParallelEnv):
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         shared = common_info(self.sim)
-        infos = {a: dict(shared) for a in self.possible_agents}
+        phases = green_phases(self.sim)
+        infos = {a: {**shared, "phase": int(phases[k])} for k, a in enumerate(self.possible_agents)}
         if self.params.phase_info:
             pressure, demand = self.sim.phase_info()
             for k, agent in enumerate(self.possible_agents):

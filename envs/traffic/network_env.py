@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lepton_sim.envs.padding import pad_rows
-from lepton_sim.envs.traffic.base import TrafficEnvBase
+from lepton_sim.envs.traffic.base import TrafficEnvBase, green_phases
 
 
 class TrafficNetworkEnv(TrafficEnvBase):
@@ -42,8 +42,9 @@ class TrafficNetworkEnv(TrafficEnvBase):
     ## Episode End
     Truncated when the window has been simulated; the final info holds ``mean_delay``, ``never_inserted``,
     ``mean_delay_inserted``, ``mean_waiting_time``, ``mean_trip_time``, ``throughput``, ``is_success`` for the
-    whole network (NaN before). Per step: ``sim_time``, ``queue_length``, ``waiting_vehicles``, ``trip_delay``;
-    with ``phase_info=True`` ``phase_pressure`` and ``phase_demand`` of shape (N, max P), padded with -inf.
+    whole network (NaN before). Per step: ``sim_time``, ``queue_length``, ``waiting_vehicles``, ``trip_delay``,
+    ``phase`` (N,: each signal's green phase); with ``phase_info=True`` ``phase_pressure`` and ``phase_demand``
+    of shape (N, max P), padded with -inf.
 
     ## Arguments
     See :class:`lepton_sim.envs.traffic.params.TrafficParams`.
@@ -74,6 +75,9 @@ class TrafficNetworkEnv(TrafficEnvBase):
         obs = pad_rows(self.sim.observations(), self.obs_width)
         reward = float(self.sim.rewards().sum())
         return obs, reward, False, self.sim.done, self._info()
+
+    def _phase(self) -> np.ndarray:
+        return green_phases(self.sim)
 
     def _phase_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         pressure, demand = self.sim.phase_info()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_sim.envs.traffic.base import TrafficEnvBase
+from lepton_sim.envs.traffic.base import TrafficEnvBase, green_phases
 
 
 class TrafficSignalEnv(TrafficEnvBase):
@@ -59,7 +59,8 @@ class TrafficSignalEnv(TrafficEnvBase):
 
     Every step's info also has ``sim_time``, ``queue_length`` (halted vehicles on the controlled incoming
     lanes), ``waiting_vehicles`` (waiting to be inserted) and ``trip_delay`` (mean delay of trips completed so
-    far), and with ``phase_info=True`` ``phase_pressure`` / ``phase_demand`` arrays (one value per phase).
+    far), ``phase`` (the green phase shown, or switched to during yellow), and with ``phase_info=True``
+    ``phase_pressure`` / ``phase_demand`` arrays (one value per phase).
 
     ## Arguments
     See :class:`lepton_sim.envs.traffic.params.TrafficParams` (net, route, begin, duration, demand_scale,
@@ -106,3 +107,6 @@ class TrafficSignalEnv(TrafficEnvBase):
     def _phase_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         pressure, demand = self.sim.phase_info()
         return pressure[0], demand[0]
+
+    def _phase(self) -> int:
+        return int(green_phases(self.sim)[0])
