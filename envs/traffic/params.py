@@ -22,9 +22,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lepton_sim.envs.params import EnvParams, Range
+from lepton_sim.envs.camera_params import CameraParams
+from lepton_sim.envs.params import Range
 
-OBS_MODES = ("state",)
 OBSERVATIONS = ("density-queue",)
 REWARDS = ("diff-waiting-time", "queue", "pressure", "average-speed", "queue-entry")
 CONTROLS = ("agent", "fixed-time", "actuated")
@@ -183,12 +183,18 @@ def demand_in_window(routes: list[RouteSummary], begin: float, end: float) -> bo
     return False
 
 
-class TrafficParams(EnvParams):
-    """Keyword arguments of the traffic envs. Units: seconds, vehicles."""
+class TrafficParams(CameraParams):
+    """Keyword arguments of the traffic envs. Units: seconds, vehicles, metres.
 
-    OBS_MODES: ClassVar[tuple[str, ...]] = OBS_MODES
+    Camera fields (``obs_mode``, ``obs_camera``, ``camera_size``, ``channel_order``, ``sensor``) come from
+    :class:`~lepton_sim.envs.camera_params.CameraParams`; the one camera, ``approaches``, is drawn by
+    :mod:`lepton_sim.envs.traffic.camera`.
+    """
 
-    obs_mode: str = Field("state", description="observation mode; only 'state' for now")
+    # TODO(camera pipeline): CameraParams.OBS_MODES (adds "state+pixels") once the pipeline has that stage
+    OBS_MODES: ClassVar[tuple[str, ...]] = ("state", "pixels")
+    CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("approaches",)
+    CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ()
 
     # the network and its demand
     net: str = Field(description="SUMO .net.xml: a path or 'package:relative/path' (e.g. sumo_rl:nets/...)")
@@ -248,6 +254,12 @@ class TrafficParams(EnvParams):
     )
     sumo_warnings: bool = Field(False, description="print SUMO's warnings")
     render_size: int = Field(480, ge=64, le=2048, description="long side of rgb_array frames (pixels)")
+    camera_range: float = Field(
+        80.0,
+        ge=10.0,
+        le=1000.0,
+        description="metres of each incoming lane before the stop line the 'approaches' camera shows",
+    )
 
     @field_validator("net")
     @classmethod

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from lepton_sim.envs.camera_image import NOMINAL, CameraConditions
 from lepton_sim.envs.traffic.metrics import EpisodeMetrics, episode_metrics, read_tripinfo
 from lepton_sim.envs.traffic.network import ACTUATED_PROGRAM, SignalLayout, probe_network, write_actuated_programs
 from lepton_sim.envs.traffic.observations import observations
 from lepton_sim.envs.traffic.params import TrafficParams
 from lepton_sim.envs.traffic.phases import phase_demand, phase_pressure
-from lepton_sim.envs.traffic.reads import StepReads, read_step
+from lepton_sim.envs.traffic.reads import EMPTY_VEHICLES, StepReads, VehicleReads, read_step, read_vehicles
 from lepton_sim.envs.traffic.rewards import EpisodeRewards
 from lepton_sim.envs.traffic.signals import TrafficSignal, apply_decisions, episode_signal, follow_program
 from lepton_sim.envs.traffic.sumo_setup import (
@@ -71,6 +72,9 @@ class TrafficSim:
         self._owner_description = owner_description
         self.signals: list[TrafficSignal] = []
         self._reads: StepReads | None = None
+        self._vehicles: VehicleReads | None = None  # camera reads, for the step whose reads are _vehicles_at
+        self._vehicles_at: StepReads | None = None
+        self._camera: Any = None  # camera.ApproachCamera, built on the first image
         self._rewards = np.zeros(0)
         self._reward_fn: EpisodeRewards | None = None
         self.metrics: EpisodeMetrics | None = None
@@ -170,6 +174,7 @@ class TrafficSim:
             raise SumoError("this traffic env was closed; create a new one")
         self._stop_sumo()
         self.metrics, self.final_snapshot, self._reads = None, None, None
+        self._vehicles = self._vehicles_at = None
         self.sumo_seed = int(sumo_seed)
         self.tripinfo_path.unlink(missing_ok=True)
         try:
@@ -216,6 +221,11 @@ class TrafficSim:
         self._reads = read_step(
             self.sumo, self.network, self.params.phase_info, self.params.episode_metrics, self._reads
         )
+        if self.params.uses_camera:  # camera modes: read now, while SUMO runs (it closes at the window's end)
+            self._read_vehicles()
+
+    def _read_vehicles(self) -> None:
+        self._vehicles, self._vehicles_at = read_vehicles(self.sumo, self.network), self._reads
 
     @property
     def done(self) -> bool:
@@ -252,6 +262,28 @@ class TrafficSim:
         ]
         demand = [phase_demand(lay.movements, reads.count[lay.lane_index]) for lay in layouts]
         return pressure, demand
+
+    def approach_images(
+        self, signals: list[int], width: int, height: int, conditions: CameraConditions = NOMINAL
+    ) -> np.ndarray:
+        """The ``approaches`` camera of ``signals`` (indices in SUMO's signal order) stacked along channels:
+        uint8 (height, width, 3 * len(signals)), a fresh array (a frame stack may keep it).
+
+        Vehicles are read once per decision step (in camera obs modes while stepping; otherwise on the first image
+        of a step). After the window's end an env in state mode has no reads of the last step: its image then
+        shows the signal states and vehicles of the last step that was read (none if no step was)."""
+        if self._camera is None:
+            from lepton_sim.envs.traffic.camera import ApproachCamera
+
+            self._camera = ApproachCamera(self._net, self.network, self.params.camera_range)
+        if self._vehicles_at is not self._reads and self.sumo is not None and self._reads is not None:
+            try:
+                self._read_vehicles()
+            except Exception as err:  # noqa: BLE001
+                self._fail(err)
+        vehicles = self._vehicles if self._vehicles is not None else EMPTY_VEHICLES
+        lengths = self._vehicles_at.veh_length if self._vehicles_at is not None else None
+        return self._camera.frame(signals, width, height, vehicles, lengths, conditions)
 
     def metric_info(self) -> dict[str, float]:
         return self.metrics.as_info() if self.metrics is not None else EpisodeMetrics.nan_info()
