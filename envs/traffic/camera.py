@@ -208,9 +208,9 @@ class ApproachCamera:
         plan = self.plan(tuple(signals), width, height, conditions)
         out = plan.background.copy()
         rows = out.reshape(-1, 3)
-        codes = np.concatenate([self._lane_codes(k, reads.states) for k in signals])
-        rows[plan.strip_rows] = STATE_COLOURS[codes[plan.strip_pair]]
         self._draw_vehicles(rows, plan, len(signals), width, height, reads, vehicle_length)
+        codes = np.concatenate([self._lane_codes(k, reads.states) for k in signals])
+        rows[plan.strip_rows] = STATE_COLOURS[codes[plan.strip_pair]]  # last: a vehicle never hides the signal
         return out
 
     def _lane_codes(self, signal: int, states: Sequence[str]) -> np.ndarray:

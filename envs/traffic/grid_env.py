@@ -16,8 +16,10 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
 from lepton_sim.envs.rendering import check_render_mode
-from lepton_sim.envs.traffic.base import common_info, green_phases, render_frame, start_episode
+from lepton_sim.envs.traffic.agent_cameras import AgentCameras
+from lepton_sim.envs.traffic.base import check_camera, common_info, green_phases, render_frame, start_episode
 from lepton_sim.envs.traffic.params import TrafficParams
 from lepton_sim.envs.traffic.simulation import TrafficSim
 from lepton_sim.envs.traffic.sumo_setup import SumoError
@@ -31,6 +33,9 @@ class TrafficGridEnv(ParallelEnv):
     keys of TrafficSignal-v0 (``mean_delay``, ``never_inserted``, ... NaN until the window ends; ``sim_time``,
     ``queue_length``, ``waiting_vehicles``, ``trip_delay``) and, with ``phase_info=True``, its own
     ``phase_pressure`` / ``phase_demand``. All agents are truncated together at the end of the window.
+    Camera modes (``obs_mode: pixels`` / ``state+pixels``): each agent observes its own signal's ``approaches``
+    image (uint8 (H, W, 3), channel order from ``channel_order``), or a Dict of ``state`` and ``pixels``
+    (:mod:`.agent_cameras`); ``sensor`` degradations are not applied here yet (refused).
     Keyword arguments: :class:`lepton_sim.envs.traffic.params.TrafficParams`.
     """
 
@@ -45,11 +50,19 @@ class TrafficGridEnv(ParallelEnv):
         self.params = TrafficParams(**kwargs)
         self.render_mode = check_render_mode(render_mode, self.metadata)
         self.metadata = {**self.metadata, "render_fps": 1.0 / self.params.delta_time}
+        self._cameras = AgentCameras(self.params) if self.params.uses_camera else None
         self.sim = TrafficSim(self.params, owner_description=f"TrafficGridEnv on {self.params.net}")
         self.sim.keep_final_snapshot = render_mode == "rgb_array"
         self.possible_agents = list(self.sim.ts_ids)
         self.agents: list[str] = []
-        self._spaces = {lay.id: (lay.observation_space, lay.action_space) for lay in self.sim.layouts}
+        cameras = self._cameras
+        self._spaces = {
+            lay.id: (
+                cameras.space(lay.observation_space) if cameras else lay.observation_space,
+                lay.action_space,
+            )
+            for lay in self.sim.layouts
+        }
         self._np_random: np.random.Generator | None = None
 
     def observation_space(self, agent: str) -> spaces.Space:
@@ -84,8 +97,11 @@ class TrafficGridEnv(ParallelEnv):
             self.agents = []
         return obs, rewards, terminations, truncations, infos
 
-    def _observations(self) -> dict[str, np.ndarray]:
-        return dict(zip(self.possible_agents, self.sim.observations()))
+    def _observations(self) -> dict[str, Any]:
+        states = self.sim.observations()
+        if self._cameras is not None:  # camera modes: each agent sees its own signal's image
+            return dict(zip(self.possible_agents, self._cameras.observations(self.sim, states)))
+        return dict(zip(self.possible_agents, states))
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         shared = common_info(self.sim)
@@ -99,6 +115,25 @@ class TrafficGridEnv(ParallelEnv):
 
     def render(self) -> np.ndarray | None:
         return render_frame(self.sim, self.render_mode)
+
+    def camera_image(
+        self,
+        name: str,
+        width: int,
+        height: int,
+        *,
+        agent: str | None = None,
+        depth: bool = False,
+        segmentation: bool = False,
+        conditions: CameraConditions = NOMINAL,
+    ) -> CameraImage:
+        """Camera ``approaches``: ``agent``'s signal image (H, W, 3), or with no agent every signal's, stacked along
+        channels in ``possible_agents`` order (H, W, 3 x agents), as ``lepton/TrafficNetwork-v0`` gives it."""
+        check_camera(name, depth, segmentation)
+        if agent is not None and agent not in self.possible_agents:
+            raise ValueError(f"unknown agent {agent!r}; agents: {', '.join(self.possible_agents)}")
+        signals = [self.possible_agents.index(agent)] if agent is not None else list(range(len(self.possible_agents)))
+        return CameraImage(rgb=self.sim.approach_images(signals, width, height, conditions))
 
     def close(self) -> None:
         self.sim.close()

@@ -31,7 +31,9 @@ class TrafficNetworkEnv(TrafficEnvBase):
     ## Observation Space
     ``Box(0, 1, (N, D), float32)`` with D the largest per-signal observation size: row i is signal i's
     sumo-rl observation ([phase one-hot (P_i), min-green flag, densities (L_i), queues (L_i)], see
-    TrafficSignal-v0) followed by zeros.
+    TrafficSignal-v0) followed by zeros. In the camera obs modes (``obs_mode: pixels``), ``camera_image``
+    (camera ``approaches``) gives every signal's image stacked along channels in signal order: uint8
+    (H, W, 3N), one image SB3's CnnPolicy takes.
 
     ## Rewards
     The sum over signals of the per-signal reward (``reward``, times ``reward_scale``).

@@ -32,6 +32,10 @@ class TrafficSignalEnv(TrafficEnvBase):
     | P+1 .. P+L | vehicles on each incoming lane / lane capacity (length / (2.5 m + mean vehicle length)) |
     | P+L+1 .. P+2L | halted vehicles (< 0.1 m/s) on each incoming lane / lane capacity |
 
+    With ``obs_mode: pixels`` (or ``state+pixels``) the observation pipeline shows the camera ``approaches``
+    instead (beside): a top-down uint8 image of the signal's incoming lanes, vehicles (queued ones orange) and
+    stop-line strips in the signal's colours (:mod:`lepton_sim.envs.traffic.camera`, ``camera_image``).
+
     ## Rewards
     Per step, times ``reward_scale``: ``queue-entry`` (default) = -(vehicles queued upstream of the signal:
     halted on the edges leading to it, back to the previous signal or the network's edge, plus vehicles waiting
