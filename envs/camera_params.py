@@ -8,7 +8,7 @@ observations is ``pixel_observation``; the degradations are applied by ``sensor_
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,6 +16,20 @@ from lepton_sim.envs.params import EnvParams, IntRange, Range
 
 CAMERA_OBS_MODES = ("state", "pixels", "state+pixels")
 SEVERITY_LEVELS = 5
+# the degradations ``severity`` can switch on (ImageNet-C calls them corruptions) and the fields each one sets
+CORRUPTIONS: dict[str, tuple[str, ...]] = {
+    "noise": ("noise_std",),
+    "blur": ("blur_sigma",),
+    "motion_blur": ("motion_blur",),
+    "brightness": ("brightness",),
+    "contrast": ("contrast",),
+    "gamma": ("gamma",),
+    "occlusion": ("occlusions", "occlusion_size"),
+    "dead_pixels": ("dead_pixels",),
+    "pose": ("pose_position", "pose_rotation", "pose_fov"),
+    "light": ("light_direction", "light_color"),
+}
+DEFAULT_DEPTH_RANGE = (0.05, 4.0)  # metres mapped to uint8 0..255 where an env names no range for a camera
 
 
 def _range(value: float, description: str) -> Any:
@@ -26,11 +40,15 @@ class SensorParams(EnvParams):
     """Sensor realism (scenario field ``sensor``): per-episode degradations, sampled from the env's seed.
 
     Every field is a range sampled once per episode (a single number fixes it). ``severity`` (0-5) fills the
-    fields left unset with documented values (``sensor_realism.SEVERITY``); fields given explicitly win.
-    All defaults leave the image unchanged.
+    fields left unset with documented values (``sensor_realism.SEVERITY``), for the ``corruptions`` listed (all
+    by default); fields given explicitly win. All defaults leave the image unchanged.
     """
 
     severity: int = Field(0, ge=0, le=SEVERITY_LEVELS, description="0 (clean) to 5: shorthand for the fields below")
+    corruptions: list[str] | None = Field(
+        None,
+        description=f"the degradations severity switches on (default: all): {', '.join(CORRUPTIONS)}",
+    )
     noise_std: Range = _range(0.0, "Gaussian noise std, in 0-255 intensity units")
     blur_sigma: Range = _range(0.0, "Gaussian blur sigma (pixels)")
     motion_blur: Range = _range(0.0, "motion-blur length (pixels), random direction per episode")
@@ -64,6 +82,14 @@ class SensorParams(EnvParams):
         "light_color": (0.0, 1.0, ""),
     }
 
+    @field_validator("corruptions")
+    @classmethod
+    def _known_corruptions(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if name not in CORRUPTIONS:
+                raise ValueError(f"unknown corruption {name!r}; allowed: {', '.join(CORRUPTIONS)}")
+        return value
+
     @property
     def clean(self) -> bool:
         """True when no degradation can change an image (the pipeline then skips sensor realism entirely)."""
@@ -78,6 +104,12 @@ class CameraParams(EnvParams):
     OBS_MODES: ClassVar[tuple[str, ...]] = CAMERA_OBS_MODES
     CAMERA_NAMES: ClassVar[tuple[str, ...]] = ()  # the first is the default camera
     CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ()  # extra channels the renderer can add: "depth", "segmentation"
+    # semantic-grid cameras (``CameraImage.semantic``) and their number of class channels; other cameras are RGB
+    CAMERA_SEMANTIC_CHANNELS: ClassVar[Mapping[str, int]] = {}
+    # (near, far) metres each camera's depth channel spans as uint8 0..255 (unlisted: DEFAULT_DEPTH_RANGE)
+    CAMERA_DEPTH_RANGE: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    # unit vector towards the renderer's nominal light, which sensor.light_direction tilts (None: no light)
+    LIGHT_DIRECTION: ClassVar[tuple[float, float, float] | None] = None
 
     obs_mode: str = Field(
         "state",
@@ -125,3 +157,10 @@ class CameraParams(EnvParams):
     @property
     def uses_camera(self) -> bool:
         return self.obs_mode != "state"
+
+    def camera_channels(self, name: str) -> int:
+        """Image channels of camera ``name`` before depth/segmentation: 3 (RGB) or its semantic classes."""
+        return self.CAMERA_SEMANTIC_CHANNELS.get(name, 3)
+
+    def depth_range(self, name: str) -> tuple[float, float]:
+        return self.CAMERA_DEPTH_RANGE.get(name, DEFAULT_DEPTH_RANGE)

@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from lepton_sim.envs.observation_pipeline import native_vector_form
 from lepton_sim.errors import LeptonError, ScenarioError
 from lepton_sim.scenario import Scenario, load_scenario
 
@@ -39,10 +40,10 @@ def building(scenario: Scenario) -> Iterator[None]:
 
 
 def vectorization_mode(scenario: Scenario, num_envs: int) -> str:
-    """'vector_entry_point' for envs batched natively in numpy, 'async' for one-simulation-per-process
-    simulators (libsumo), else 'sync'."""
+    """'vector_entry_point' for envs batched natively in numpy (in an obs mode their vector env can produce),
+    'async' for one-simulation-per-process simulators (libsumo), else 'sync'."""
     spec = scenario.spec
-    if spec.vector_entry_point is not None:
+    if native_vector_form(spec.id, scenario.params.get("obs_mode", "state")):
         return "vector_entry_point"
     if spec.max_envs_per_process is not None and num_envs > spec.max_envs_per_process:
         return "async"
