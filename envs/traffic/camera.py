@@ -189,7 +189,7 @@ class ApproachCamera:
                     half_extent=self.camera_range + radius + STRIP_LENGTH,
                 )
             )
-        self._plans: dict[tuple[tuple[int, ...], int, int, CameraConditions], FramePlan] = {}
+        self._plans: dict[tuple[tuple[int, ...], int, int, tuple[CameraConditions, ...]], FramePlan] = {}
         self._codes: list[dict[str, np.ndarray]] = [{} for _ in self.views]
 
     # ------------------------------------------------------------------------------------------ frames
@@ -200,12 +200,15 @@ class ApproachCamera:
         height: int,
         reads: VehicleReads,
         vehicle_length: np.ndarray | None,
-        conditions: CameraConditions = NOMINAL,
+        conditions: CameraConditions | Sequence[CameraConditions] = NOMINAL,
     ) -> np.ndarray:
         """The images of ``signals`` (indices in SUMO's order) stacked along channels: a new (H, W, 3N) uint8 array.
 
-        ``vehicle_length``: mean vehicle length per ``Network.in_lanes`` entry (m), from the state's reads."""
-        plan = self.plan(tuple(signals), width, height, conditions)
+        ``vehicle_length``: mean vehicle length per ``Network.in_lanes`` entry (m), from the state's reads;
+        ``conditions``: one for every signal's camera, or one per signal."""
+        if isinstance(conditions, CameraConditions):
+            conditions = (conditions,) * len(signals)
+        plan = self.plan(tuple(signals), width, height, tuple(conditions))
         out = plan.background.copy()
         rows = out.reshape(-1, 3)
         self._draw_vehicles(rows, plan, len(signals), width, height, reads, vehicle_length)
@@ -270,9 +273,11 @@ class ApproachCamera:
 
     # ------------------------------------------------------------------------------------------ static part
     def plan(
-        self, signals: tuple[int, ...], width: int, height: int, conditions: CameraConditions = NOMINAL
+        self, signals: tuple[int, ...], width: int, height: int, conditions: tuple[CameraConditions, ...] = ()
     ) -> FramePlan:
-        """The static layer of a frame of ``signals`` (built once per size and episode conditions, then cached)."""
+        """The static layer of a frame of ``signals`` (built once per size and episode conditions, then cached);
+        ``conditions``: one per signal (none: nominal)."""
+        conditions = conditions or (NOMINAL,) * len(signals)
         key = (signals, width, height, conditions)
         plan = self._plans.get(key)
         if plan is None:
@@ -281,7 +286,9 @@ class ApproachCamera:
             plan = self._plans[key] = self._build(signals, width, height, conditions)
         return plan
 
-    def _build(self, signals: tuple[int, ...], width: int, height: int, conditions: CameraConditions) -> FramePlan:
+    def _build(
+        self, signals: tuple[int, ...], width: int, height: int, conditions: tuple[CameraConditions, ...]
+    ) -> FramePlan:
         n = len(signals)
         geo = self.lanes
         background = np.empty((height, width, 3 * n), np.uint8)
@@ -289,7 +296,7 @@ class ApproachCamera:
         strip_rows, strip_pair, pair_lane, pair_slot = [], [], [], []
         for slot, signal in enumerate(signals):
             view = self.views[signal]
-            matrix, shift, scale = _camera_transform(view, width, height, conditions)
+            matrix, shift, scale = _camera_transform(view, width, height, conditions[slot])
             matrices[slot], shifts[slot], scales[slot] = matrix, shift, scale
             image = background[:, :, 3 * slot : 3 * slot + 3]
             image[:] = BACKGROUND

@@ -321,6 +321,11 @@ class TrafficParams(CameraParams):
             )
         return self
 
+    def camera_channels(self, name: str) -> int:
+        """Channels of camera ``name``: ``approaches`` stacks every signal's RGB image, 3 x the net's signals (3 for
+        ``lepton/TrafficSignal-v0``; each PettingZoo agent sees its own 3)."""
+        return 3 * net_summary(self.net_path).signals
+
     # ------------------------------------------------------------------ resolved paths and derived values
     @property
     def net_path(self) -> Path:

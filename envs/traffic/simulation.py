@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -264,10 +264,15 @@ class TrafficSim:
         return pressure, demand
 
     def approach_images(
-        self, signals: list[int], width: int, height: int, conditions: CameraConditions = NOMINAL
+        self,
+        signals: list[int],
+        width: int,
+        height: int,
+        conditions: CameraConditions | Sequence[CameraConditions] = NOMINAL,
     ) -> np.ndarray:
         """The ``approaches`` camera of ``signals`` (indices in SUMO's signal order) stacked along channels:
-        uint8 (height, width, 3 * len(signals)), a fresh array (a frame stack may keep it).
+        uint8 (height, width, 3 * len(signals)), a fresh array (a frame stack may keep it). ``conditions``: one for
+        every signal's camera or one per signal.
 
         Vehicles are read once per decision step (in camera obs modes while stepping; otherwise on the first image
         of a step). After the window's end an env in state mode has no reads of the last step: its image then
