@@ -38,6 +38,11 @@ class Backend(ABC):
     def hyperparameters(self, algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:
         """The default hyperparameters for ``algo`` on a scenario (from the back end's files, or ``path``)."""
 
+    def observation_hyperparameters(self, algo: str, hp: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+        """The file's hyperparameters adapted to the scenario's observation mode (e.g. an image policy for
+        camera observations), before ``--set`` overrides apply; unchanged by default."""
+        return hp
+
     @abstractmethod
     def check(self, config: TrainConfig, scenario: Scenario) -> TrainConfig:
         """Validate the hyperparameters against the algorithm's real constructor (names and values); raise a

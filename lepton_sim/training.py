@@ -130,7 +130,7 @@ def plan_training(
     overrides = dict(overrides or {})
     env_overrides = {k[len(ENV_PREFIX) :]: v for k, v in overrides.items() if k.startswith(ENV_PREFIX)}
     sc = load_scenario(scenario, **env_overrides)
-    hp = be.hyperparameters(algo, sc.name, hyperparams_file)
+    hp = be.observation_hyperparameters(algo, be.hyperparameters(algo, sc.name, hyperparams_file), sc)
     hp.update({k: v for k, v in overrides.items() if not k.startswith(ENV_PREFIX)})
     own = {key: hp.pop(key) for key in CONFIG_KEYS if key in hp}
     seed = _one_of("seed", seed, own.get("seed"), sc.seed)

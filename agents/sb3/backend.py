@@ -36,8 +36,27 @@ class SB3Backend(Backend):
             raise LeptonError(f"unknown algorithm {algo!r} for the sb3 back end; allowed: {', '.join(self.algorithms)}")
         return load_search_space(algo, path)
 
+    def observation_hyperparameters(self, algo: str, hp: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+        """The ``pixels`` block and the image policy for camera obs modes (agents/sb3/pixels.py)."""
+        from lepton_sim.agents.sb3.pixels import observation_hyperparameters
+
+        return observation_hyperparameters(algo, hp, scenario)
+
     def check(self, config: TrainConfig, scenario: Scenario) -> TrainConfig:
         check_hyperparams(config.algo, config.hyperparams)
+        if "pixels" in config.hyperparams:  # the files' blocks are merged (or dropped) before overrides apply
+            raise LeptonError(
+                "pixels: a block of the hyperparameter files, merged in camera obs modes; set its keys directly "
+                "(e.g. --set n_steps=128)"
+            )
+        if config.hyperparams.get("augment") is not None:
+            from lepton_sim.agents.sb3.pixels import CAMERA_MODES_STATE, camera_mode
+
+            if camera_mode(scenario) == CAMERA_MODES_STATE:
+                raise LeptonError(
+                    f"augment: {config.hyperparams['augment']} shifts camera images, but {scenario.name} observes "
+                    "obs_mode state; set params.obs_mode=pixels (or state+pixels), or drop augment"
+                )
         if config.device.startswith("cuda"):  # SB3 would fall back to the CPU without a word
             import torch
 
@@ -77,6 +96,7 @@ class SB3Backend(Backend):
             )
             if config is not None:  # declare the env's spaces (SB3 keeps images channels-first internally)
                 policy.observation_space, policy.action_space = env_spaces(config, model_path)
+                policy.configure_observations(config)
             return policy
         if config is None:
             raise LeptonError(

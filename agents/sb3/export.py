@@ -5,7 +5,8 @@ The graph computes what :class:`~lepton_sim.agents.sb3.policy.SB3Policy` ``act``
 
 1. observation normalisation with the run's VecNormalize statistics, in float64 as numpy does
    (``clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)``, then float32), for the normalised keys;
-2. channels-last images transposed to the channels-first layout SB3 trained on (VecTransposeImage);
+2. channels-last images transposed to the channels-first layout SB3 trained on (VecTransposeImage), so a
+   CnnPolicy / MultiInputPolicy trained on camera images takes the env's uint8 images as they come;
 3. SB3's own preprocessing and network (float cast, images / 255, one-hot for discrete observations, the
    features extractor, the actor);
 4. the deterministic action: the Gaussian's mean, the squashed Gaussian's tanh(mean), the argmax of the
@@ -46,6 +47,12 @@ def export_sb3(model_path: Path, config: TrainConfig, fmt: str, out_dir: Path) -
     if fmt not in FORMATS:
         raise LeptonError(f"unknown export format {fmt!r}; the sb3 back end exports {', '.join(FORMATS)}")
     loaded = SB3Policy.load_weights(model_path, config, device="cpu")
+    if loaded.frame_stack > 1:
+        raise LeptonError(
+            f"{model_path}: the policy was trained with frame_stack {loaded.frame_stack}: it stacks its last "
+            f"{loaded.frame_stack} observations between calls, which a stateless graph of one observation cannot; "
+            "evaluate or serve the run folder itself (lepton-sim serve RUN keeps the stack per session)"
+        )
     graph = ActionGraph(loaded.model, loaded.observation_space, loaded.obs_normalizer).eval()
     inputs = graph.graph_inputs()
     example = graph.example_inputs(EXAMPLE_BATCH)

@@ -7,7 +7,12 @@
 - ``noise_type`` (``normal`` | ``ornstein-uhlenbeck``) and ``noise_std``: action noise for off-policy algorithms
   (rl-zoo3's keys; TD3 explores only through it);
 - ``multi_agent``: ``joint`` | ``shared`` for envs with several agents;
-- ``policy_kwargs.activation_fn``: a name (``tanh``, ``relu``, ``elu``, ``leaky_relu``).
+- ``policy_kwargs.activation_fn``: a name (``tanh``, ``relu``, ``elu``, ``leaky_relu``);
+- ``frame_stack``: stack the last k observations (SB3's VecFrameStack, as rl-zoo3; 1 = none), re-applied by the
+  loaded policy at evaluation;
+- ``augment``: ``random_shift`` (DrQ: pad 4, random crop; lepton_sim.augmentation) on the training env's images;
+- ``pixels``: a block of hyperparameters merged over the entry when the scenario's obs mode is a camera mode
+  (``default``'s block first, then the scenario's; see agents/sb3/pixels.py).
 
 Values may be rl-zoo3's linear schedules, ``lin_<initial value>`` (``learning_rate: lin_3e-4``).
 Every key and value is checked against the algorithm's constructor signature before a run starts.
@@ -39,10 +44,15 @@ RUNNER_KEYS = {
     "noise_type",
     "noise_std",
     "multi_agent",
+    "frame_stack",
+    "augment",
+    "pixels",
 }
+AUGMENTATIONS = ("random_shift",)
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU"}
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 SCHEDULE_PREFIX = "lin_"
+PIXELS = "pixels"
 NOT_CONFIGURABLE = {"self", "env", "policy", "_init_setup_model", "seed", "device"}  # the run sets these
 
 
@@ -61,12 +71,28 @@ def load_hyperparams(algo: str, scenario_name: str, path: str | Path | None = No
         raise LeptonError(f"{path}: invalid YAML: {err}") from None
     if not isinstance(table, dict):
         raise LeptonError(f"{path}: expected a mapping of scenario name -> hyperparameters")
-    hp = dict(table.get("default") or {})
-    for key, value in (table.get(scenario_name) or {}).items():
-        if key == "policy_kwargs" and isinstance(value, dict):
-            hp[key] = {**hp.get(key, {}), **value}
-        else:
-            hp[key] = value
+    default, entry = table.get("default") or {}, table.get(scenario_name) or {}
+    for name, part in (("default", default), (scenario_name, entry)):
+        if not isinstance(part, dict):
+            raise LeptonError(f"{path}: {name}: expected a mapping of hyperparameters, got {part!r}")
+    hp = merge_hyperparams(default, entry)
+    blocks = [part[PIXELS] for part in (default, entry) if part.get(PIXELS) is not None]
+    if blocks:  # kept apart: only camera obs modes apply it (agents/sb3/pixels.py)
+        if not all(isinstance(block, dict) for block in blocks):
+            raise LeptonError(f"{path}: {PIXELS}: expected a mapping of image hyperparameters")
+        hp[PIXELS] = merge_hyperparams(*blocks)
+    return hp
+
+
+def merge_hyperparams(*entries: dict[str, Any]) -> dict[str, Any]:
+    """Later entries win key by key; ``policy_kwargs`` merged one level deeper (rl-zoo3 keeps one entry)."""
+    hp: dict[str, Any] = {}
+    for entry in entries:
+        for key, value in entry.items():
+            if key == "policy_kwargs" and isinstance(value, dict) and isinstance(hp.get(key), dict):
+                hp[key] = {**hp[key], **value}
+            else:
+                hp[key] = value
     return hp
 
 
@@ -120,6 +146,21 @@ def _checked_runner_keys(algo: str, hp: dict[str, Any]) -> None:
             raise LeptonError(f"hyperparameter {key}={hp[key]!r} must be true or false")
     if "policy" in hp and not isinstance(hp["policy"], str):
         raise LeptonError(f"hyperparameter policy={hp['policy']!r} must be an SB3 policy name (MlpPolicy, ...)")
+    if "frame_stack" in hp and (
+        not isinstance(hp["frame_stack"], int) or isinstance(hp["frame_stack"], bool) or hp["frame_stack"] < 1
+    ):
+        raise LeptonError(
+            f"hyperparameter frame_stack={hp['frame_stack']!r} must be a whole number >= 1 (1: no stacking)"
+        )
+    if hp.get("augment") is not None and hp["augment"] not in AUGMENTATIONS:
+        raise LeptonError(f"hyperparameter augment={hp['augment']!r}; allowed: {', '.join(AUGMENTATIONS)} (or null)")
+    if hp.get("her") and hp.get("frame_stack", 1) > 1:
+        raise LeptonError(
+            "frame_stack > 1 with her: true: HER relabels single-step goals, which a frame stack would stack "
+            "too; use frame_stack: 1"
+        )
+    if PIXELS in hp and not isinstance(hp[PIXELS], dict):
+        raise LeptonError(f"hyperparameter {PIXELS}: must be a mapping of image hyperparameters, got {hp[PIXELS]!r}")
     if hp.get("her") and algo not in OFF_POLICY:
         raise LeptonError(f"her: true needs an off-policy algorithm ({', '.join(sorted(OFF_POLICY))}), not {algo}")
     if "noise_type" in hp or "noise_std" in hp:

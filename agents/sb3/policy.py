@@ -43,18 +43,41 @@ SDE_IN_POLICY_KWARGS = {"sac", "tqc"}  # OffPolicyAlgorithm adds use_sde to poli
 class SB3Policy(Policy):
     """A trained SB3 model (or just its policy network); deterministic actions by default (as SB3's
     evaluate_policy). Recurrent models (sb3-contrib's RecurrentPPO) carry their LSTM state through ``act``, as
-    through SB3's ``predict``.
+    through SB3's ``predict``; a model trained with ``frame_stack: k`` stacks its last k observations itself and
+    carries the stacks the same way (agents/sb3/frame_stack.py).
 
     ``model``: an SB3 algorithm or a ``BasePolicy`` (both predict the same way: the algorithm's ``predict`` is its
-    policy's). ``obs_normalizer``: anything with ``normalize_obs`` (a VecNormalize or an ObsNormalizer)."""
+    policy's). ``obs_normalizer``: anything with ``normalize_obs`` (a VecNormalize or an ObsNormalizer).
+    ``observation_space``: the env's single observation space, if it is not the model's (stacked frames,
+    channels-first images); ``env_overrides``: the observation parameters it was trained on (camera modes)."""
 
-    def __init__(self, model: Any, name: str, deterministic: bool = True, obs_normalizer: Any = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        name: str,
+        deterministic: bool = True,
+        obs_normalizer: Any = None,
+        frame_stack: int = 1,
+        observation_space: gymnasium.Space | None = None,
+        action_space: gymnasium.Space | None = None,
+        env_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
         self.model = model
         self.name = name
         self.deterministic = deterministic
         self.obs_normalizer = obs_normalizer  # the statistics saved with the run, if training normalised obs
-        self.observation_space = model.observation_space
-        self.action_space = model.action_space
+        self.frame_stack = frame_stack
+        self.observation_space = observation_space if observation_space is not None else model.observation_space
+        self.action_space = action_space if action_space is not None else model.action_space
+        self.env_overrides = dict(env_overrides or {})
+
+    def configure_observations(self, config: "TrainConfig") -> None:
+        """Take the run's frame stacking and, for a camera obs mode, its observation parameters as
+        ``env_overrides`` (so a state suite row renders the camera it was trained on)."""
+        from lepton_sim.agents.sb3.pixels import observation_overrides
+
+        self.frame_stack = int(config.hyperparams.get("frame_stack", 1))
+        self.env_overrides = observation_overrides(config.scenario)
 
     @classmethod
     def load(
@@ -88,7 +111,9 @@ class SB3Policy(Policy):
         hp = config.hyperparams
         normalizer = load_normalizer(path, required=bool(hp.get("normalize")))
         declared = env_spaces(config, path)
-        observation_space, action_space = training_spaces(*declared, normalizer)
+        observation_space, action_space = training_spaces(
+            *declared, normalizer, frame_stack=int(hp.get("frame_stack", 1))
+        )
         torch_device = get_device(device)
         policy = build_policy(
             config.algo, hp, observation_space, action_space, recorded=read_plain_data(path), where=str(path)
@@ -105,9 +130,16 @@ class SB3Policy(Policy):
         if getattr(policy, "use_sde", False):
             policy.reset_noise()  # as SB3's load
         policy.set_training_mode(False)
-        loaded = cls(policy, name=_display_name(config.algo, path), obs_normalizer=normalizer)
-        # declare what the env gives (SB3's predict transposes channels-last images itself)
-        loaded.observation_space, loaded.action_space = declared
+        # declare what the env gives (SB3's predict transposes channels-last images itself; frames are stacked
+        # by act, as VecFrameStack stacked them in training)
+        loaded = cls(
+            policy,
+            name=_display_name(config.algo, path),
+            obs_normalizer=normalizer,
+            observation_space=declared[0],
+            action_space=declared[1],
+        )
+        loaded.configure_observations(config)
         return loaded
 
     def act(
@@ -120,9 +152,20 @@ class SB3Policy(Policy):
     ) -> tuple[np.ndarray, Any]:
         if self.obs_normalizer is not None:
             observation = self.obs_normalizer.normalize_obs(observation)
-        return self.model.predict(
-            observation, state=state, episode_start=episode_start, deterministic=self.deterministic
+        if self.frame_stack <= 1:
+            return self.model.predict(
+                observation, state=state, episode_start=episode_start, deterministic=self.deterministic
+            )
+        from lepton_sim.agents.sb3.frame_stack import StackState, push
+
+        assert self.observation_space is not None  # set by __init__; normalisation keeps its shapes
+        previous = state.frames if isinstance(state, StackState) else None
+        frames = push(previous, observation, episode_start, self.observation_space, self.frame_stack)
+        inner = state.inner if isinstance(state, StackState) else None
+        action, inner = self.model.predict(
+            frames, state=inner, episode_start=episode_start, deterministic=self.deterministic
         )
+        return action, StackState(frames, inner)
 
 
 def _display_name(algo: str, path: Path) -> str:
@@ -178,12 +221,13 @@ def _check_recorded_kwargs(built: Mapping[str, Any], recorded: Any, where: str) 
 
 # ---------------------------------------------------------------------------------------------- spaces
 def training_spaces(
-    observation_space: gymnasium.Space, action_space: gymnasium.Space, normalizer: Any
+    observation_space: gymnasium.Space, action_space: gymnasium.Space, normalizer: Any, frame_stack: int = 1
 ) -> tuple[gymnasium.Space, gymnasium.Space]:
     """The observation and action spaces the model was built with: the run's scenario's env spaces (one agent's
-    padded spaces for a shared multi-agent run), through VecNormalize and SB3's own env wrapping (which
-    transposes images to channels-first), exactly as in training."""
+    padded spaces for a shared multi-agent run), through VecNormalize, VecFrameStack and SB3's own env wrapping
+    (which transposes images to channels-first), exactly as in training."""
     from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecFrameStack
 
     venv: Any = _SpacesOnly(copy.deepcopy(observation_space), copy.deepcopy(action_space))
     if normalizer is not None:
@@ -195,6 +239,8 @@ def training_spaces(
             clip_obs=normalizer.clip_obs,
             norm_obs_keys=normalizer.norm_obs_keys,
         )
+    if frame_stack > 1:
+        venv = VecFrameStack(venv, frame_stack)
     venv = BaseAlgorithm._wrap_env(venv, verbose=0, monitor_wrapper=False)
     return venv.observation_space, venv.action_space
 

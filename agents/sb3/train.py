@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import gymnasium
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import get_device
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
+from lepton_sim.agents.sb3.augment import VecRandomShift
 from lepton_sim.agents.sb3.callbacks import CheckpointCallback, PeriodicEvalCallback, StopAfterWallTime
 from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
 from lepton_sim.agents.sb3.model_files import normalizer_path, save_model
+from lepton_sim.agents.sb3.pixels import image_keys, training_device, uses_cnn
 from lepton_sim.agents.sb3.policy import SB3Policy
 from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
 from lepton_sim.errors import LeptonError
@@ -31,21 +35,46 @@ from lepton_sim.training_config import TrainConfig
 def _make_env(
     scenario: Scenario, config: TrainConfig, seed: int, monitor_file: Path, stats_path: Path | None
 ) -> VecEnv:
+    """The training env: the scenario's VecEnv, monitored, then (as the hyperparameters say) VecNormalize (never
+    of camera images: the CNN scales them itself), VecFrameStack and the random-shift augmentation."""
     hp = config.hyperparams
     venv = VecMonitor(make_sb3_vec_env(scenario, config.n_envs, seed, config.multi_agent), filename=str(monitor_file))
     if hp.get("normalize"):
         if stats_path is not None and stats_path.is_file():
             venv = VecNormalize.load(str(stats_path), venv)
         else:
-            venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99))
+            venv = VecNormalize(venv, gamma=hp.get("gamma", 0.99), **_normalized_observations(venv.observation_space))
         venv.training = True
         venv.norm_reward = True
+    if hp.get("frame_stack", 1) > 1:
+        venv = VecFrameStack(venv, int(hp["frame_stack"]))
+    if hp.get("augment") == "random_shift":
+        venv = VecRandomShift(venv, seed=seed)
     return venv
 
 
-def _as_policy(model: BaseAlgorithm, config: TrainConfig) -> Policy:
-    """The model being trained, as a Policy seeing what it sees (live normalisation statistics)."""
-    policy = SB3Policy(model, name=config.algo, obs_normalizer=model.get_vec_normalize_env())
+def _normalized_observations(space: gymnasium.Space) -> dict[str, Any]:
+    """VecNormalize's observation settings: every key but the images of a Dict; nothing of an image."""
+    keys = image_keys(space)
+    if not keys:
+        return {}
+    if keys == [None]:
+        return {"norm_obs": False}
+    assert isinstance(space, gymnasium.spaces.Dict)
+    return {"norm_obs_keys": [k for k in space.spaces if k not in keys]}
+
+
+def _as_policy(model: BaseAlgorithm, config: TrainConfig, env: VecEnv) -> Policy:
+    """The model being trained, as a Policy seeing what it sees (live normalisation statistics, its frame stack)."""
+    plain = env.unwrapped  # the env's own spaces: before stacking, channels-last images as they come
+    policy = SB3Policy(
+        model,
+        name=config.algo,
+        obs_normalizer=model.get_vec_normalize_env(),
+        frame_stack=int(config.hyperparams.get("frame_stack", 1)),
+        observation_space=plain.observation_space,
+        action_space=plain.action_space,
+    )
     return SharedPolicy(policy) if config.multi_agent == "shared" else policy
 
 
@@ -82,20 +111,24 @@ def train_sb3(
     env = _make_env(scenario, config, seed + done_steps, log_dir / MONITOR, stats)
     threads = torch.get_num_threads()
     try:
-        if get_device(config.device).type == "cpu" and "Cnn" not in str(hp.get("policy", "")):
+        policy_name = str(hp.get("policy", "MlpPolicy"))
+        device = training_device(config.device, policy_name, env.observation_space)
+        if get_device(device).type == "cpu" and not uses_cnn(policy_name, env.observation_space):
             # small MLPs: one thread is faster than several competing with the envs; set before the network is
             # built, because its initial weights depend on the thread count (same seed, same model, any machine)
             torch.set_num_threads(1)
         if checkpoint is not None:
-            model = cls.load(checkpoint[1], env=env, device=config.device)
+            model = cls.load(checkpoint[1], env=env, device=device)
             buffer = run.replay_buffer(done_steps)
             if algo in OFF_POLICY and buffer.is_file():
                 model.load_replay_buffer(buffer)
         else:
             kwargs = sb3_kwargs(algo, hp, env.action_space)
             kwargs.setdefault("verbose", 0)
-            model = cls(hp.get("policy", "MlpPolicy"), env, seed=seed, device=config.device, **kwargs)
+            model = cls(policy_name, env, seed=seed, device=device, **kwargs)
         run.record_device(str(model.device))
+        if image_keys(env.observation_space):
+            _say_images(model, config, env)
         model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
 
         checkpoints = CheckpointCallback(run, config.checkpoint_freq)
@@ -105,7 +138,7 @@ def train_sb3(
         if config.eval_freq > 0:
             evaluator = PeriodicEvaluator(run, scenario, seed, config.eval_episodes)
             callbacks.append(
-                PeriodicEvalCallback(evaluator, lambda m: _as_policy(m, config), config.eval_freq, env.num_envs)
+                PeriodicEvalCallback(evaluator, lambda m: _as_policy(m, config, env), config.eval_freq, env.num_envs)
             )
         try:
             model.learn(
@@ -140,6 +173,21 @@ def train_sb3(
     finally:
         torch.set_num_threads(threads)  # the caller's process (a notebook, a test session) keeps its own
     env.close()
+
+
+def _say_images(model: BaseAlgorithm, config: TrainConfig, env: VecEnv) -> None:
+    """One line on stderr: what a camera run trains (policy, device, image shape, stacking, augmentation)."""
+    hp = config.hyperparams
+    space = env.unwrapped.observation_space
+    shapes = {k: space[k].shape for k in image_keys(space)} if isinstance(space, gymnasium.spaces.Dict) else space.shape
+    extras = [f"frame_stack {hp['frame_stack']}"] if hp.get("frame_stack", 1) > 1 else []
+    extras += [f"augment {hp['augment']}"] if hp.get("augment") else []
+    print(
+        f"training {config.algo} {hp.get('policy', 'MlpPolicy')} on images {shapes} (uint8) on {model.device}"
+        f" (--device {config.device}){'; ' + ', '.join(extras) if extras else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _save_interrupted(
