@@ -74,6 +74,28 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+MAX_VIDEO_FPS = 240.0
+
+
+def video_rate(text: str) -> float:
+    """An argparse ``type=`` for --speed (and --fps): a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def video_fps(text: str) -> float:
+    """An argparse ``type=`` for --fps: a finite number > 0, at most MAX_VIDEO_FPS."""
+    value = video_rate(text)
+    if value > MAX_VIDEO_FPS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_VIDEO_FPS:g} frames per second, got {text!r}")
+    return value
+
+
 def device_name(text: str) -> str:
     """An argparse ``type=``: the device spellings the training configuration accepts."""
     if not re.fullmatch(DEVICE_PATTERN, text):
@@ -297,13 +319,19 @@ def _cmd_rollout(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         trust_pickle=args.trust_pickle,
+        fps=args.fps,
+        speed=args.speed,
     )
     for n, ep in enumerate(result.episodes, 1):
         print(
             f"episode {n} (seed {ep.seed}): return {ep.episode_return:.2f}, {ep.length} steps, "
             f"{'success' if ep.success else 'no success'}"
         )
-    print(f"video: {result.video}\nplot:  {result.plot}")
+    seconds = result.frames / result.fps
+    print(
+        f"video: {result.video} ({result.frames} frames at {result.fps:g} fps, {seconds:.1f} s; "
+        f"{result.speed:g} simulated s per video s)\nplot:  {result.plot}"
+    )
 
 
 def _rollout_policy(policy: str, seed_run: int | None) -> str:
@@ -604,6 +632,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=episodes_value, default=1, metavar="N", help="episodes to record")
     p.add_argument("--seed", type=seed_value, help="first episode seed (default: scenario seed + 100000)")
     p.add_argument("--out", default="rollout.mp4", help="video file, .mp4 or .gif (plot: same name, .png)")
+    p.add_argument(
+        "--speed",
+        type=video_rate,
+        metavar="S",
+        help="simulated seconds per video second: frames are dropped above 30 fps (default: 1, real time; "
+        "traffic 60, a 1 h episode in 1 min)",
+    )
+    p.add_argument(
+        "--fps",
+        type=video_fps,
+        metavar="F",
+        help="the video's frame rate; alone it keeps every frame (plays F x step length simulated s per s), "
+        "with --speed frames are picked (or repeated) to play S simulated s per s at F fps",
+    )
     _add_device(p, f"{DEVICES}, for a trained model")
     _add_trust_pickle(p)
     p.set_defaults(func=_cmd_rollout)

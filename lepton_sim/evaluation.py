@@ -35,7 +35,8 @@ from lepton_sim.report import EpisodeResult, Report, ScenarioResult, one_line
 from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
 
 _LOG = logging.getLogger(__name__)
-StepCallback = Callable[[Any, Mapping[str, Any], np.ndarray], None]  # (vector env, info, still-running mask)
+# (vector env, info, still-running mask, observation and reward after the step): rollout videos draw from them
+StepCallback = Callable[[Any, Mapping[str, Any], np.ndarray, Any, np.ndarray], None]
 
 
 def default_num_envs(scenario: Scenario, episodes: int) -> int:
@@ -320,7 +321,7 @@ def _run_batch(
         returns += np.where(running, reward, 0.0)
         lengths += running
         if on_step is not None:
-            on_step(env, info, running.copy())
+            on_step(env, info, running.copy(), obs, reward)
         for i in np.flatnonzero(running & (terminated | truncated)):
             finished[i] = _episode_result(seeds[i], returns[i], lengths[i], sub_env_info(info, int(i)), scenario)
             running[i] = False

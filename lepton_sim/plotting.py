@@ -9,6 +9,7 @@ import csv
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -164,13 +165,38 @@ def _has_curves(run: Path) -> bool:
     return RunFolder(run).evaluations_path.is_file() or bool(RunFolder(run).monitor_files())
 
 
+# each panel: (title, y label); returns carry no unit (a reward is the env's own number), success rates are shares
+PANELS = (
+    ("evaluation return", "mean return per episode"),
+    ("evaluation success rate", "success rate (share of episodes)"),
+    ("training return (smoothed)", "return per episode"),
+)
+X_LABEL = "env steps (all training envs)"
+
+
 def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png", aggregate: str = "iqm") -> Path:
     """Overlay the learning curves of ``run_dirs`` (run folders, and experiment folders summed up over their
     seeds by ``aggregate``: ``iqm`` or ``mean``) in one figure; the format (png, svg, pdf) follows ``out``'s
     suffix. Everything is read before anything is drawn, so a bad folder writes nothing."""
+    fmt = plot_format(out)
+    fig = learning_curve_figure(run_dirs, aggregate)
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.tight_layout()
+        out = Path(out)
+        write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=100, format=fmt))
+    finally:
+        plt.close(fig)
+    return out
+
+
+def learning_curve_figure(run_dirs: list[str | Path], aggregate: str = "iqm") -> Any:
+    """The figure :func:`plot_runs` writes: three panels (evaluation return, evaluation success rate, smoothed
+    training return) against env steps, with titles, axis labels and a legend of the runs. The caller closes
+    it (``matplotlib.pyplot.close``)."""
     from lepton_sim.experiments import is_experiment
 
-    fmt = plot_format(out)
     if not run_dirs:
         raise LeptonError("plot needs at least one run folder")
     if aggregate not in STATISTICS:
@@ -184,7 +210,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_ret, ax_succ, ax_train) = plt.subplots(1, 3, figsize=(15, 4))
+    fig, (ax_ret, ax_succ, ax_train) = plt.subplots(1, 3, figsize=(15, 4.5))
     try:
         for c in curves:
             if len(c.eval_steps):
@@ -201,21 +227,31 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path = "learning_curves.png
                 ax_train.fill_between(
                     c.train_steps, c.train_return[1], c.train_return[2], alpha=0.15, color=line.get_color()
                 )
-        for ax, title, ylabel in (
-            (ax_ret, "evaluation return", "return"),
-            (ax_succ, "evaluation success rate", "success rate"),
-            (ax_train, "training return (smoothed)", "return"),
-        ):
-            ax.set_title(f"{scenario}: {title}")
-            ax.set_xlabel("env steps")
+        band = _band_note(run_dirs)
+        for ax, (title, ylabel), note in zip((ax_ret, ax_succ, ax_train), PANELS, (band, "", "")):
+            ax.set_title(f"{scenario}: {title}" + (f"\n{note}" if note else ""), fontsize=10)
+            ax.set_xlabel(X_LABEL)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "nothing logged yet", ha="center", va="center", transform=ax.transAxes)
         ax_succ.set_ylim(-0.02, 1.02)
-        fig.tight_layout()
-        out = Path(out)
-        write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=100, format=fmt))
-    finally:
+    except BaseException:
         plt.close(fig)
-    return out
+        raise
+    return fig
+
+
+def _band_note(run_dirs: list[str | Path]) -> str:
+    """What the shaded band around the evaluation return is: ±1 std over a run's evaluation episodes, a 95%
+    bootstrap interval over an experiment's seeds."""
+    from lepton_sim.experiments import is_experiment
+
+    kinds = {is_experiment(p) for p in run_dirs}
+    if kinds == {True}:
+        return "band: 95% CI over seeds"
+    if kinds == {False}:
+        return "band: ±1 std over evaluation episodes"
+    return "band: ±1 std (runs), 95% CI over seeds (experiments)"

@@ -127,10 +127,11 @@ def plot_trajectory(ax: Any, infos: Sequence[dict[str, Any]], sim: "DrivingSim")
     if layout is not None:
         _draw_road(ax, layout)
     ax.plot(xs, ys, "-", color="tab:red", lw=1.8, label="ego path")
-    ax.plot(xs[:1], ys[:1], "o", color="tab:red", ms=5)
+    ax.plot(xs[:1], ys[:1], "o", color="tab:red", ms=5, label="start")
     last = infos[-1]
     marker = "x" if last.get("collision") or last.get("off_road") else ("*" if last.get("is_success") else "s")
-    ax.plot(xs[-1:], ys[-1:], marker, color="black", ms=9)
+    ending = {"x": "collision or off road", "*": "goal reached", "s": "episode limit"}[marker]
+    ax.plot(xs[-1:], ys[-1:], marker, color="black", ms=9, label=f"end: {ending}")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
@@ -147,6 +148,7 @@ def _draw_road(ax: Any, w: WorldLayout) -> None:
         np.concatenate([y + c * half, (y - c * half)[::-1]]),
         color="0.85",
         zorder=0,
+        label="road",
     )
     for k in range(w.lanes + 1):
         d = -half + k * lane_width
@@ -177,4 +179,5 @@ def _draw_road(ax: Any, w: WorldLayout) -> None:
         corners = np.array([[hl, hw], [-hl, hw], [-hl, -hw], [hl, -hw]])
         px = ox + corners[:, 0] * bc - corners[:, 1] * bs
         py = oy + corners[:, 0] * bs + corners[:, 1] * bc
-        ax.fill(px, py, color="tab:orange" if w.obs_kind[k] == 2 else "slategray", zorder=3)
+        cone = w.obs_kind[k] == 2
+        ax.fill(px, py, color="tab:orange" if cone else "slategray", zorder=3, label="cone" if cone else "parked car")
