@@ -69,6 +69,7 @@ class LaneGeometry:
     y: np.ndarray
     end: np.ndarray  # (L, 2) stop-line point (end of the shape)
     direction: np.ndarray  # (L, 2) unit direction of travel at the stop line
+    first_point: np.ndarray  # (L + 1,) lane i's shape points are x/y/distance[first_point[i]:first_point[i + 1]]
 
     def points(self, lane: np.ndarray, position: np.ndarray) -> np.ndarray:
         """(n, 2) network coordinates of lane positions (clipped to the lane)."""
@@ -109,11 +110,19 @@ class FramePlan:
     strip_pair: np.ndarray  # the pair (slot order) each strip pixel belongs to
     lane_first: np.ndarray  # per Network.in_lanes entry: its first pair in lane order
     lane_pairs: np.ndarray  # per Network.in_lanes entry: how many slots show it
+    single: bool  # no lane is shown in two slots (the usual case: a lane has one signal)
     pair_slot: np.ndarray  # slot of each pair, lane order
+    # each pair's lane shape already in its slot's pixels (an affine map commutes with linear interpolation), in
+    # one table: a vehicle's lane position -> its pixel position is one np.interp over all pairs
+    pair_offset: np.ndarray  # start of each pair (lane order) in the distance table
+    distance: np.ndarray
+    pixel_x: np.ndarray
+    pixel_y: np.ndarray
     matrix: np.ndarray  # (N, 2, 2) network metres -> pixels (x right, y down) per slot
     shift: np.ndarray  # (N, 2)
     vehicle_side: int  # vehicle bar width (pixels)
-    samples: int  # points per vehicle bar
+    steps: np.ndarray  # fractions of a vehicle's length where its bar is sampled, front (0) to rear (1)
+    square: tuple[np.ndarray, np.ndarray]  # pixel offsets (x, y) of a vehicle_side-wide square
 
 
 @functools.lru_cache(maxsize=8)
@@ -125,6 +134,7 @@ def _read_net(net_path: str):  # noqa: ANN202  (sumolib.net.Net)
 
 def lane_geometry(net, lane_ids: Sequence[str]) -> LaneGeometry:  # noqa: ANN001
     offsets, distances, xs, ys, length, width, stretch, ends, dirs = [], [], [], [], [], [], [], [], []
+    first = [0]
     start = 0.0
     for lane_id in lane_ids:
         lane = net.getLane(lane_id)
@@ -139,6 +149,7 @@ def lane_geometry(net, lane_ids: Sequence[str]) -> LaneGeometry:  # noqa: ANN001
         distances.append(cum + start)
         xs.append(shape[:, 0])
         ys.append(shape[:, 1])
+        first.append(first[-1] + len(shape))
         last = np.flatnonzero(seg > 1e-9)
         d = np.diff(shape, axis=0)[last[-1]] if len(last) else np.array([0.0, 1.0])
         ends.append(shape[-1])
@@ -154,6 +165,7 @@ def lane_geometry(net, lane_ids: Sequence[str]) -> LaneGeometry:  # noqa: ANN001
         y=np.concatenate(ys),
         end=np.array(ends).reshape(-1, 2),
         direction=np.array(dirs).reshape(-1, 2),
+        first_point=np.array(first, np.int64),
     )
 
 
@@ -251,25 +263,31 @@ class ApproachCamera:
         if vehicle_length is not None:
             known = vehicle_length[lane]
             length = np.where(known > 0, known, length)
-        # points along each visible vehicle, front to rear, in network coordinates: (V, K, 2)
-        along = front[:, None] - length[:, None] * np.linspace(0.0, 1.0, plan.samples)[None, :]
-        along = np.maximum(along, self.visible_from[lane][:, None])
-        xy = self.lanes.points(np.repeat(lane, plan.samples), along.ravel()).reshape(len(lane), plan.samples, 2)
-        # one entry per (vehicle, slot showing its lane)
-        counts = plan.lane_pairs[lane]
-        vehicle = np.repeat(np.arange(len(lane)), counts)
-        within = np.arange(len(vehicle)) - np.repeat(np.cumsum(counts) - counts, counts)
-        slot = plan.pair_slot[plan.lane_first[lane[vehicle]] + within]
-        pixels = np.einsum("pij,pkj->pki", plan.matrix[slot], xy[vehicle]) + plan.shift[slot][:, None, :]
-        offsets = np.arange(plan.vehicle_side) - (plan.vehicle_side - 1) / 2
+        # lane positions along each visible vehicle, front to rear, clipped to the drawn part: (V, K)
+        along = front[:, None] - length[:, None] * plan.steps[None, :]
+        along = np.clip(along, np.maximum(self.visible_from[lane], 0.0)[:, None], self.lanes.length[lane][:, None])
+        if plan.single:
+            pair = plan.lane_first[lane]
+        else:  # one entry per (vehicle, slot showing its lane)
+            counts = plan.lane_pairs[lane]
+            vehicle = np.repeat(np.arange(len(lane)), counts)
+            within = np.arange(len(vehicle)) - np.repeat(np.cumsum(counts) - counts, counts)
+            lane, along, halted = lane[vehicle], along[vehicle], halted[vehicle]
+            pair = plan.lane_first[lane] + within
+        at = along * self.lanes.stretch[lane][:, None] + plan.pair_offset[pair][:, None]
         # floor(x + 0.5), not np.rint: rint rounds halves to even and would merge a 2-pixel bar into one column
-        xs = np.floor(pixels[:, :, 0, None, None] + offsets[None, None, None, :] + 0.5).astype(np.int64)
-        ys = np.floor(pixels[:, :, 1, None, None] + offsets[None, None, :, None] + 0.5).astype(np.int64)
-        xs, ys = np.broadcast_arrays(xs, ys)
-        inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-        target = (ys * width + xs) * slots + slot[:, None, None, None]
-        colour = np.where(np.broadcast_to(halted[vehicle][:, None, None, None], inside.shape), 1, 0)[inside]
-        rows[target[inside]] = VEHICLE_COLOURS[colour]
+        x = np.floor(np.interp(at, plan.distance, plan.pixel_x) + 0.5).astype(np.int64)
+        y = np.floor(np.interp(at, plan.distance, plan.pixel_y) + 0.5).astype(np.int64)
+        target = (y * width + x) * slots + plan.pair_slot[pair][:, None]
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        flags = np.broadcast_to(halted[:, None], inside.shape)
+        if plan.vehicle_side > 1:  # widen the bar into squares: offsets broadcast over a trailing axis
+            dx, dy = plan.square
+            x, y = x[..., None] + dx, y[..., None] + dy
+            target = target[..., None] + (dy * width + dx) * slots
+            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+            flags = np.broadcast_to(halted[:, None, None], inside.shape)
+        rows[target[inside]] = VEHICLE_COLOURS[flags[inside].astype(np.int64)]
 
     # ------------------------------------------------------------------------------------------ static part
     def plan(
@@ -316,19 +334,37 @@ class ApproachCamera:
         lanes, slots = np.array(pair_lane, np.int64), np.array(pair_slot, np.int64)
         order = np.argsort(lanes, kind="stable")
         lane_pairs = np.bincount(lanes, minlength=len(self.network.in_lanes))
+        offsets, distance, pixels, start = [], [], [], 0.0
+        for lane, slot in zip(lanes[order], slots[order]):
+            a, b = geo.first_point[lane], geo.first_point[lane + 1]
+            local = geo.distance[a:b] - geo.offset[lane]
+            offsets.append(start)
+            distance.append(local + start)
+            pixels.append(np.stack([geo.x[a:b], geo.y[a:b]], axis=1) @ matrices[slot].T + shifts[slot])
+            start += float(local[-1]) + 1.0
         widths = geo.width[lanes] if len(lanes) else np.array([3.2])
         side = max(1, int(np.rint(VEHICLE_WIDTH * float(np.median(widths)) * float(np.median(scales)))))
+        samples = max(2, int(math.ceil(DEFAULT_VEHICLE_LENGTH * float(scales.max()) / side)) + 1)
+        centred = np.arange(side) - (side - 1) // 2
+        dx, dy = np.meshgrid(centred, centred)
+        table = np.concatenate(pixels) if pixels else np.zeros((1, 2))
         return FramePlan(
             background=background,
             strip_rows=np.concatenate(strip_rows),
             strip_pair=np.concatenate(strip_pair),
             lane_first=np.cumsum(lane_pairs) - lane_pairs,
             lane_pairs=lane_pairs,
+            single=bool(lane_pairs.max(initial=0) <= 1),
             pair_slot=slots[order],
+            pair_offset=np.array(offsets),
+            distance=np.concatenate(distance) if distance else np.zeros(1),
+            pixel_x=table[:, 0],
+            pixel_y=table[:, 1],
             matrix=matrices,
             shift=shifts,
             vehicle_side=side,
-            samples=max(2, int(math.ceil(DEFAULT_VEHICLE_LENGTH * float(scales.max()) / side)) + 1),
+            steps=np.linspace(0.0, 1.0, samples),
+            square=(dx.ravel(), dy.ravel()),
         )
 
 
