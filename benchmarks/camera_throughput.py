@@ -32,10 +32,11 @@ import platform
 import pstats
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: no BLAS threads anywhere
 if os.environ.get("SDL_VIDEODRIVER", "dummy") == "dummy":  # highway-env renders nothing under "dummy"
@@ -57,6 +58,9 @@ PEER_REFERENCE = {
 }
 
 
+FAILURES: list[str] = []  # cases that raised while being built (reported at the end)
+
+
 class Skip(Exception):
     """A case that cannot be built yet (its part of issue 10 has not landed): the message says why."""
 
@@ -68,9 +72,12 @@ class Case:
     name: str
     make: Callable[[], Any]
     vector: bool = False
+    pixels: bool = False  # its observations are images: checked for size and variance before timing
     fresh_per_round: bool = False  # libsumo: one simulation per process, so close before the next case
     env: Any = None
     rates: list[float] = field(default_factory=list)
+    render_ms: list[float] = field(default_factory=list)  # in the base env's camera calls, per env step
+    degrade_ms: list[float] = field(default_factory=list)  # in sensor degradations, per env step
 
     @property
     def median(self) -> float:
@@ -130,6 +137,8 @@ def lepton(scenario: str, num_envs: int | None = None, **overrides: Any) -> Call
         except (ValueError, TypeError) as error:  # ScenarioError is a ValueError
             message = str(error).splitlines()[0].split("; allowed:")[0]
             raise Skip(message.split("(with overrides): ")[-1][:300]) from error
+        except ImportError as error:  # a module of another part, half-written in the shared tree
+            raise Skip(f"import failed: {error}") from error
 
     return make
 
@@ -193,8 +202,56 @@ def _sampler(space: Any, seed: int, count: int = 256) -> list[Any]:
     return [space.sample() for _ in range(count)]
 
 
-def time_single(env: Any, seconds: float, seed: int) -> float:
-    """Random actions for ``seconds``, resets on episode end counted in the time -> env steps/s."""
+class CameraClock:
+    """Seconds spent in the base env's camera calls and in sensor degradations while a case runs.
+
+    Why: on a shared machine the difference of two medians is noisy; timing the camera calls themselves inside
+    the same run says where a pixels step's extra time goes (render, degradations, the rest of the pipeline).
+    """
+
+    def __init__(self) -> None:
+        self.render = 0.0
+        self.degrade = 0.0
+
+    def _timed(self, function: Callable[..., Any], slot: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                setattr(self, slot, getattr(self, slot) + time.perf_counter() - start)
+
+        return timed
+
+    @contextmanager
+    def watching(self, env: Any) -> Iterator[None]:
+        base = getattr(env, "unwrapped", env)
+        patched = [a for a in ("camera_image", "camera_images") if callable(getattr(base, a, None))]
+        for attr in patched:
+            setattr(base, attr, self._timed(getattr(base, attr), "render"))
+        model = _sensor_model()
+        apply = model.apply if model is not None else None
+        if model is not None:
+            model.apply = self._timed(apply, "degrade")  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            for attr in patched:
+                delattr(base, attr)  # the class's method again
+            if model is not None:
+                model.apply = apply  # type: ignore[method-assign]
+
+
+def _sensor_model() -> Any:
+    try:
+        from lepton_sim.envs.sensor_realism import SensorModel
+    except ImportError:
+        return None
+    return SensorModel
+
+
+def time_single(env: Any, seconds: float, seed: int) -> tuple[int, float]:
+    """Random actions for ``seconds``, resets on episode end counted in the time -> (env steps, seconds)."""
     actions = _sampler(env.action_space, seed)
     env.reset(seed=seed)
     steps = 0
@@ -205,11 +262,11 @@ def time_single(env: Any, seconds: float, seed: int) -> float:
             steps += 1
             if terminated or truncated:
                 env.reset()
-    return steps / (time.perf_counter() - start)
+    return steps, time.perf_counter() - start
 
 
-def time_vector(venv: Any, seconds: float, seed: int) -> float:
-    """Random actions for ``seconds`` (Gymnasium autoreset) -> env steps/s over all worlds."""
+def time_vector(venv: Any, seconds: float, seed: int) -> tuple[int, float]:
+    """Random actions for ``seconds`` (Gymnasium autoreset) -> (env steps over all worlds, seconds)."""
     actions = _sampler(venv.action_space, seed, 32)
     venv.reset(seed=seed)
     steps = 0
@@ -217,13 +274,13 @@ def time_vector(venv: Any, seconds: float, seed: int) -> float:
     while time.perf_counter() - start < seconds:
         venv.step(actions[steps % len(actions)])
         steps += 1
-    return steps * venv.num_envs / (time.perf_counter() - start)
+    return steps * venv.num_envs, time.perf_counter() - start
 
 
 def build(case: Case) -> Any:
     env = case.make()
     obs, _ = env.reset(seed=0)
-    if "state" not in case.name.split("(")[-1]:
+    if case.pixels:
         _check_image(case.name, obs, batched=case.vector)
         if not case.vector:  # the first frame can be special (nothing drawn yet): check a later one too
             obs, *_ = env.step(_sampler(env.action_space, 0, 1)[0])
@@ -231,15 +288,21 @@ def build(case: Case) -> Any:
     return env
 
 
-def run_once(case: Case, seconds: float, seed: int) -> float:
+def run_once(case: Case, seconds: float, seed: int) -> None:
+    """One round of ``case``: its rate, and the camera's and the degradations' ms per env step."""
     env = build(case) if case.env is None else case.env
+    clock = CameraClock()
     try:
-        return (time_vector if case.vector else time_single)(env, seconds, seed)
+        with clock.watching(env):
+            steps, elapsed = (time_vector if case.vector else time_single)(env, seconds, seed)
     finally:
         if case.fresh_per_round:
             env.close()
         else:
             case.env = env
+    case.rates.append(steps / elapsed)
+    case.render_ms.append(1000.0 * clock.render / steps)
+    case.degrade_ms.append(1000.0 * clock.degrade / steps)
 
 
 def measure(cases: list[Case], seconds: float, rounds: int) -> list[Case]:
@@ -254,10 +317,14 @@ def measure(cases: list[Case], seconds: float, rounds: int) -> list[Case]:
             ready.append(case)
         except Skip as reason:
             print(f"  SKIP {case.name}: {reason}", flush=True)
+        except Exception as error:  # another helper's part is broken right now: say so, time the rest
+            FAILURES.append(f"{case.name}: {type(error).__name__}: {error}")
+            print(f"  FAIL {case.name}: {type(error).__name__}: {error}", flush=True)
     for r in range(rounds):
         for case in ready:
-            case.rates.append(run_once(case, seconds, seed=r))
-            print(f"  round {r + 1}: {case.name:64s} {case.rates[-1]:12,.1f} steps/s", flush=True)
+            run_once(case, seconds, seed=r)
+            camera = f"  (camera {case.render_ms[-1]:.3f} ms/step)" if case.pixels else ""
+            print(f"  round {r + 1}: {case.name:64s} {case.rates[-1]:12,.1f} steps/s{camera}", flush=True)
     return ready
 
 
@@ -278,7 +345,9 @@ def profile(case: Case, seconds: float) -> str:
     if case.fresh_per_round:
         env.close()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(14)
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(12)
+    stats.sort_stats("cumulative").print_stats(16)
     return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
 
 
@@ -298,12 +367,15 @@ def driving(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
     n = args.num_envs
     cases = [
         Case("highway-fast-v0 (state)", highway_fast_state),
-        Case("highway-fast-v0 (GrayscaleObservation 84x84)", highway_fast_pixels),
+        Case("highway-fast-v0 (GrayscaleObservation 84x84)", highway_fast_pixels, pixels=True),
     ]
     for scenario in ("driving/dense-traffic", "driving/obstacle-avoid"):
         for label, overrides in (("state", {}), ("pixels", PIXELS), (f"pixels, severity {SEVERITY}", DEGRADED)):
-            cases.append(Case(f"{scenario} single ({label})", lepton(scenario, **overrides)))
-            cases.append(Case(f"{scenario} vector {n} ({label})", lepton(scenario, n, **overrides), vector=True))
+            px = bool(overrides)
+            cases.append(Case(f"{scenario} single ({label})", lepton(scenario, **overrides), pixels=px))
+            cases.append(
+                Case(f"{scenario} vector {n} ({label})", lepton(scenario, n, **overrides), vector=True, pixels=px)
+            )
     timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
     peer = _rate(timed, "highway-fast-v0 (GrayscaleObservation 84x84)")
     dt, oa = "driving/dense-traffic", "driving/obstacle-avoid"
@@ -367,11 +439,11 @@ def manufacturing(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
     reach = "manufacturing/reach"
     two = {**PIXELS, "obs_camera": ["overhead", "wrist"]}
     cases = [
-        Case("PandaReach-v3 + render() 84x84 every step", panda_reach_pixels),
+        Case("PandaReach-v3 + render() 84x84 every step", panda_reach_pixels, pixels=True),
         Case(f"{reach} (state)", lepton(reach)),
-        Case(f"{reach} (pixels, overhead)", lepton(reach, **PIXELS)),
-        Case(f"{reach} (pixels, overhead + wrist)", lepton(reach, **two)),
-        Case(f"{reach} (pixels, overhead, severity {SEVERITY})", lepton(reach, **DEGRADED)),
+        Case(f"{reach} (pixels, overhead)", lepton(reach, **PIXELS), pixels=True),
+        Case(f"{reach} (pixels, overhead + wrist)", lepton(reach, **two), pixels=True),
+        Case(f"{reach} (pixels, overhead, severity {SEVERITY})", lepton(reach, **DEGRADED), pixels=True),
     ]
     timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
     one, both = f"{reach} (pixels, overhead)", f"{reach} (pixels, overhead + wrist)"
@@ -394,7 +466,8 @@ def traffic(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
     cases = []
     for scenario in ("traffic/single-intersection", "traffic/2x2-grid"):
         for label, overrides in (("state", {}), ("pixels", PIXELS), (f"pixels, severity {SEVERITY}", DEGRADED)):
-            cases.append(Case(f"{scenario} ({label})", lepton(scenario, **overrides), fresh_per_round=True))
+            make = lepton(scenario, **overrides)
+            cases.append(Case(f"{scenario} ({label})", make, pixels=bool(overrides), fresh_per_round=True))
     timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
     bars = [
         Bar(
@@ -419,8 +492,94 @@ def traffic(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
     return list(timed.values()), bars
 
 
+FRAME_SOURCES = ("driving/obstacle-avoid", "manufacturing/reach", "traffic/single-intersection")
+
+
+def stored_frames(per_source: int) -> np.ndarray:
+    """Real 84x84 RGB frames from every domain's default camera (random actions), copied out of the envs."""
+    frames: list[np.ndarray] = []
+    for scenario in FRAME_SOURCES:
+        try:
+            env = lepton(scenario, **PIXELS)()
+        except Skip as reason:
+            print(f"  SKIP frames of {scenario}: {reason}")
+            continue
+        try:
+            actions = _sampler(env.action_space, 0, per_source)
+            env.reset(seed=0)
+            for action in actions:
+                obs, _, terminated, truncated, _ = env.step(action)
+                frames.append(np.array(_image(obs)[..., :3]))
+                if terminated or truncated:
+                    env.reset()
+        except Exception as error:  # another helper's camera is broken right now: use the other domains' frames
+            FAILURES.append(f"frames of {scenario}: {type(error).__name__}: {error}")
+            print(f"  FAIL frames of {scenario}: {type(error).__name__}: {error}")
+            continue
+        finally:
+            env.close()
+        print(f"  {per_source} frames from {scenario}", flush=True)
+    if not frames:
+        raise Skip("no domain renders pixels yet: no frames to degrade")
+    return np.stack(frames)
+
+
+def time_degradation(params: Any, frames: np.ndarray, seconds: float) -> tuple[float, float]:
+    """(ms per frame in ``SensorModel.apply``, ms per ``begin_episode``) over episodes seeded 0, 1, ... until
+    ``seconds`` pass; each episode degrades every stored frame once (rendering is not in the timing)."""
+    model = _sensor_model()(params, SIZE, (True,))
+    out = np.empty_like(frames[0])
+    apply_s = begin_s = 0.0
+    episodes = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        model.begin_episode(seed=episodes)
+        t1 = time.perf_counter()
+        for frame in frames:
+            model.apply(0, frame, out)
+        apply_s += time.perf_counter() - t1
+        begin_s += t1 - t0
+        episodes += 1
+    return 1000.0 * apply_s / (episodes * len(frames)), 1000.0 * begin_s / episodes
+
+
 def degradations(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
-    raise Skip("sensor realism (envs/sensor_realism.py) not landed yet")
+    if _sensor_model() is None:
+        raise Skip("sensor realism (envs/sensor_realism.py) not landed yet")
+    from lepton_sim.envs.camera_params import CORRUPTIONS, SensorParams
+
+    frames = stored_frames(32)
+    settings: dict[str, Any] = {f"severity {s}": SensorParams(severity=s) for s in range(1, 6)}
+    settings.update(
+        {f"severity {SEVERITY}, {c} only": SensorParams(severity=SEVERITY, corruptions=[c]) for c in CORRUPTIONS}
+    )
+    per_frame: dict[str, list[float]] = {name: [] for name in settings}
+    per_episode: dict[str, list[float]] = {name: [] for name in settings}
+    seconds = max(0.2, args.seconds / 3)  # ms-scale work: a third of the env rounds is plenty
+    for r in range(args.rounds):
+        for name, params in settings.items():
+            frame_ms, episode_ms = time_degradation(params, frames, seconds)
+            per_frame[name].append(frame_ms)
+            per_episode[name].append(episode_ms)
+        print(f"  round {r + 1}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in per_frame.items() if "only" not in n))
+    bars = [
+        Bar(f"{name}: ms per 84x84 frame", statistics.median(per_frame[name]), 0.25, "ms", higher_is_better=False)
+        for name in settings
+        if "only" not in name
+    ]
+    bars += [
+        Bar(f"{name}: ms per 84x84 frame", statistics.median(per_frame[name]), NO_TARGET, "ms")
+        for name in settings
+        if "only" in name
+    ]
+    bars += [
+        Bar(f"{name}: ms per episode start", statistics.median(per_episode[name]), NO_TARGET, "ms")
+        for name in settings
+        if "only" not in name
+    ]
+    print(f"  {len(frames)} stored frames, {args.rounds} rounds of {seconds:.2g} s per setting")
+    return [], bars
 
 
 # ------------------------------------------------------------------------------------------------------- main
@@ -458,7 +617,8 @@ def main() -> None:
             print(f"  SKIP {name}: {reason}")
             continue
         except ImportError as error:
-            print(f"  SKIP {name}: {error} (pip install -e '.[bench]' for the peers)")
+            hint = " (pip install -e '.[bench]' for the peers)" if error.name in ("highway_env", "panda_gym") else ""
+            print(f"  SKIP {name}: {error}{hint}")
             continue
         all_cases += cases
         for bar in bars:
@@ -476,9 +636,14 @@ def main() -> None:
 
     load_after = os.getloadavg()
     print(f"\nmedian of {args.rounds} rounds; load average at the end {load_after[0]:.2f} {load_after[1]:.2f}")
-    print("\n| case | steps/s (median) | rounds |\n|---|---|---|")
+    print("\n| case | steps/s (median) | rounds | camera ms/step | degradations ms/step |\n|---|---|---|---|---|")
     for case in all_cases:
-        print(f"| {case.name} | {case.median:,.1f} | {' '.join(f'{r:,.0f}' for r in case.rates)} |")
+        rounds = " ".join(f"{r:,.0f}" for r in case.rates)
+        camera = f"{statistics.median(case.render_ms):.3f}" if case.pixels and case.render_ms else "-"
+        degrade = statistics.median(case.degrade_ms) if case.degrade_ms else 0.0
+        print(f"| {case.name} | {case.median:,.1f} | {rounds} | {camera} | {f'{degrade:.3f}' if degrade else '-'} |")
+    for failure in FAILURES:
+        print(f"FAILED to build: {failure}")
     print("\n| bar | measured | target | verdict |\n|---|---|---|---|")
     for bar in all_bars:
         sign = ">=" if bar.higher_is_better else "<="
@@ -493,7 +658,10 @@ def main() -> None:
                     "load_average": [load_before, load_after],
                     "seconds": args.seconds,
                     "rounds": args.rounds,
-                    "steps_per_s": {c.name: {"median": c.median, "rounds": c.rates} for c in all_cases},
+                    "steps_per_s": {
+                        c.name: {"median": c.median, "rounds": c.rates, "camera_ms": c.render_ms} for c in all_cases
+                    },
+                    "failures": FAILURES,
                     "bars": {
                         b.name: {"value": b.value, "target": None if b.informative else b.target, "pass": b.passed}
                         for b in all_bars
