@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -25,6 +25,9 @@ from lepton_sim import __version__
 from lepton_sim.errors import LeptonError
 from lepton_sim.scenario import MAX_EPISODES, MAX_SEED
 from lepton_sim.training_config import DEVICE_PATTERN
+
+if TYPE_CHECKING:
+    from lepton_sim.evaluation import EpisodeExecutor
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 130, 141
@@ -96,6 +99,17 @@ def video_fps(text: str) -> float:
     return value
 
 
+def non_negative_number(text: str) -> float:
+    """An argparse ``type=``: a finite number >= 0 (GPUs per learner may be a share of one, 0.5)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
 def device_name(text: str) -> str:
     """An argparse ``type=``: the device spellings the training configuration accepts."""
     if not re.fullmatch(DEVICE_PATTERN, text):
@@ -152,7 +166,41 @@ RESUME_FIXED = (
     ("--eval-episodes", "eval_episodes"),
     ("--checkpoint-freq", "checkpoint_freq"),
     ("--time-limit", "time_limit"),
+    ("--env-runners", "env_runners"),
+    ("--envs-per-runner", "envs_per_runner"),
+    ("--learners", "learners"),
+    ("--gpus-per-learner", "gpus_per_learner"),
 )
+SCALE_OUT = RESUME_FIXED[-4:]  # train options of the rllib back end, passed on as its hyperparameters
+
+
+def _scale_out_options(args: argparse.Namespace, overrides: dict) -> None:
+    """--env-runners, --envs-per-runner, --learners, --gpus-per-learner as the rllib back end's hyperparameters
+    (refused for other back ends), and --ray-address checked before any work."""
+    given = [(flag, dest) for flag, dest in SCALE_OUT if getattr(args, dest, None) is not None]
+    rllib = (args.backend or "sb3") == "rllib"
+    if args.resume is None and not rllib and (given or args.ray_address):
+        flags = [flag for flag, _ in given] + (["--ray-address"] if args.ray_address else [])
+        backend = args.backend or "sb3"
+        raise LeptonError(f"{', '.join(flags)}: for --backend rllib only (this run trains with {backend})")
+    for _flag, dest in given:
+        overrides[dest] = getattr(args, dest)
+    _use_ray_address(args.ray_address)
+
+
+def _use_ray_address(address: str | None) -> None:
+    """Check a Ray cluster address now (a short TCP connect: seconds, not Ray's ~14 minutes of retries) and
+    hand it to Ray as RAY_ADDRESS."""
+    if address is None:
+        return
+    try:
+        from lepton_sim.agents.rllib.cluster import ADDRESS_ENV, check_address, cluster_address
+    except ImportError as err:
+        raise LeptonError(f"--ray-address needs Ray ({err}); install lepton-sim[rllib]") from None
+    joined = cluster_address(address)
+    if joined is not None:
+        check_address(joined)
+    os.environ[ADDRESS_ENV] = address
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -173,6 +221,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     else:
         out, what = (Path(args.out), "--out") if args.out else (Path("runs"), "runs folder")
     overrides = dict(parse_override(item) for item in args.set)
+    _scale_out_options(args, overrides)
     if _train_experiment(args, overrides, out, what):
         return
     check_device(args.device)
@@ -274,7 +323,38 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lepton_sim.experiments import SEEDS, evaluate_experiment, is_experiment
 
     experiment = is_experiment(args.policy)  # every seed's model on the same episodes, per seed and aggregated
-    report = (evaluate_experiment if experiment else evaluate)(
+    executor = _episode_executor(args, experiment)
+    try:
+        report = _evaluate_with(executor, evaluate_experiment if experiment else evaluate, args, split, out)
+    finally:
+        if executor is not None:
+            executor.close()
+    print(report.to_markdown())
+    seeds = f"; each seed's: {out / SEEDS}/s<seed>/" if experiment else ""
+    print(f"report: {out / 'report.md'} and {out / 'report.json'}{seeds}")
+
+
+def _episode_executor(args: argparse.Namespace, experiment: bool) -> EpisodeExecutor | None:
+    """``evaluate --workers N [--ray-address ADDR]``: the episodes of each row spread over N Ray workers."""
+    if args.workers is None:
+        if args.ray_address is not None:
+            raise LeptonError("--ray-address applies to --workers N (episodes spread over Ray workers)")
+        return None
+    if experiment:
+        raise LeptonError("--workers applies to run folders, model files and baselines, not to experiment folders")
+    try:
+        from lepton_sim.agents.rllib.distributed import RayEpisodeExecutor
+    except ImportError as err:
+        raise LeptonError(f"evaluate --workers runs on Ray ({err}); install lepton-sim[rllib]") from None
+    _use_ray_address(args.ray_address)
+    return RayEpisodeExecutor(workers=args.workers)
+
+
+def _evaluate_with(
+    executor: EpisodeExecutor | None, run: Callable[..., Any], args: argparse.Namespace, split: str, out: Path
+) -> Any:
+    extra: dict[str, Any] = {} if executor is None else {"executor": executor}
+    return run(
         args.policy,
         suite=args.suite,
         scenario=args.scenario,
@@ -286,10 +366,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.no_progress,
         trust_pickle=args.trust_pickle,
+        **extra,
     )
-    print(report.to_markdown())
-    seeds = f"; each seed's: {out / SEEDS}/s<seed>/" if experiment else ""
-    print(f"report: {out / 'report.md'} and {out / 'report.json'}{seeds}")
 
 
 def _default_eval_dir(policy: str, target: str, split: str | None) -> Path:
@@ -538,6 +616,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algo", help="ppo | sac | td3 | tqc (default: ppo)")
     p.add_argument("--backend", help="training back end (default: sb3)")
     p.add_argument(
+        "--env-runners",
+        type=non_negative_int,
+        metavar="N",
+        help="rllib: env runner processes that sample (0: in the training process; default: the hyperparameters')",
+    )
+    p.add_argument(
+        "--envs-per-runner", type=positive_int, metavar="K", help="rllib: envs each env runner steps (a vector env)"
+    )
+    p.add_argument(
+        "--learners", type=non_negative_int, metavar="L", help="rllib: learner processes (0: in the training process)"
+    )
+    p.add_argument(
+        "--gpus-per-learner",
+        type=non_negative_number,
+        metavar="G",
+        help="rllib: GPUs per learner (1: each learner runs on a GPU)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="rllib: train on this Ray cluster (default: $RAY_ADDRESS, else a private local Ray instance)",
+    )
+    p.add_argument(
         "--multi-agent",
         choices=["joint", "shared", "independent"],
         help="envs with several agents: one joint agent, or one policy shared by every agent "
@@ -614,6 +715,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=seed_value, help="first seed with --scenario (default: scenario seed + 100000)")
     _add_num_envs(p, "envs run in parallel (default: up to 16, one per core for SUMO)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="spread each row's episodes over N Ray worker processes (the report equals the single-process one)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="with --workers: run them on this Ray cluster (default: $RAY_ADDRESS, else a local Ray instance)",
+    )
     _add_device(p, f"{DEVICES}, for a trained model")
     p.add_argument("--out", help="report folder (default: <run>/eval/<suite>-<split> or results/<policy>/...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

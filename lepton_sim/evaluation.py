@@ -21,7 +21,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Protocol
 
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv
@@ -348,6 +348,18 @@ def _episode_result(seed: int, ret: float, length: int, info: dict[str, Any], sc
 MAX_EPISODES = 100_000  # per scenario row, as in suite files
 
 
+class EpisodeExecutor(Protocol):
+    """Runs one row's episodes elsewhere (other processes, a cluster: lepton_sim.agents.rllib.distributed) and
+    returns what :func:`run_episodes` would: one result per seed, in seed order, equal to a local run on the same
+    seeds (raising EpisodesFailed / IncompatiblePolicy as it would). ``evaluate(..., executor=...)`` uses it."""
+
+    def run(
+        self, policy: Policy, scenario: Scenario, seeds: list[int], num_envs: int | None, progress: tqdm | None
+    ) -> list[EpisodeResult]: ...
+
+    def close(self) -> None: ...
+
+
 def evaluate(
     policy: str | Path | Policy,
     suite: str | Path | None = None,
@@ -360,6 +372,7 @@ def evaluate(
     device: str = "auto",
     progress: bool = True,
     trust_pickle: bool = False,
+    executor: EpisodeExecutor | None = None,
 ) -> Report:
     """Evaluate ``policy`` (run folder, model file, baseline name or a Policy) on a suite split or one scenario.
 
@@ -367,7 +380,8 @@ def evaluate(
     training seeds). ``out`` saves report.json and report.md there. If a batch of episodes fails even after a
     retry, the partial report is saved (to ``out``, else a new temporary folder) and :class:`EvaluationFailed`
     raised. ``trust_pickle``: allow loading a model by unpickling its files (old files from a trusted source; see
-    lepton_sim.loading).
+    lepton_sim.loading). ``executor``: run each row's episodes through it (:class:`EpisodeExecutor`, e.g. Ray
+    workers) instead of in this process; the report is the same.
     """
     if (suite is None) == (scenario is None):
         raise LeptonError("give exactly one of a suite or a scenario to evaluate on")
@@ -414,7 +428,10 @@ def evaluate(
             bar.set_postfix_str(item.label)
             name = pol.name
             try:
-                episodes_run = run_episodes(pol, item.scenario, item.seeds, num_envs=num_envs, progress=bar)
+                if executor is not None:  # elsewhere (Ray workers): the same episodes, the same results
+                    episodes_run = executor.run(pol, item.scenario, item.seeds, num_envs, bar)
+                else:
+                    episodes_run = run_episodes(pol, item.scenario, item.seeds, num_envs=num_envs, progress=bar)
             except IncompatiblePolicy as err:
                 if suite is None:
                     raise
