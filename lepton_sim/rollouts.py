@@ -35,7 +35,6 @@ from lepton_sim.video_frames import (
 from lepton_sim.video_timing import VideoTiming, check_rate, video_timing
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
-PROBE_SIZE = 8  # side of the one tiny capture per camera that tells an RGB camera from a semantic grid
 
 
 @dataclass
@@ -191,27 +190,21 @@ def agent_images(obs: Any, order: str = "last") -> list[np.ndarray]:
 
 
 def _layout(env: Any, channels: int) -> list[ChannelView]:
-    """The channel layout of the env's camera images, from its params (cameras, depth, segmentation) and one
-    tiny capture per camera (RGB or a semantic grid of how many classes); a plain split where that fails."""
+    """The channel layout of the env's camera images, as the observation pipeline stacks them (its
+    ``CameraLayout`` from the env's params); a plain split where the env has no camera params."""
+    from lepton_sim.envs.pixel_observation import CameraLayout
+
     base = _base_env(env)
-    params: Any = getattr(base, "params", None)
+    layout_of: Any = CameraLayout.of  # newer pipelines also ask the env (its camera_channels), older only params
     try:
-        cameras = [(name, _semantic_channels(base, name)) for name in params.cameras]
-        depth, segmentation = bool(params.camera_depth), bool(params.camera_segmentation)
-    except Exception:  # noqa: BLE001  (an env without the camera contract: show the channels plainly)
+        try:
+            layout = layout_of(base.params, base)
+        except TypeError:
+            layout = layout_of(base.params)
+    except Exception:  # noqa: BLE001  (an env outside the camera contract: show the channels plainly)
         return plain_layout(channels)
-    return camera_layout(cameras, depth, segmentation, channels)
-
-
-def _semantic_channels(base: Any, name: str) -> int | None:
-    """None for an RGB camera, else the number of classes of its semantic grid."""
-    if hasattr(base, "camera_image"):
-        capture = base.camera_image(name, PROBE_SIZE, PROBE_SIZE)
-    else:  # a native vector env: batched captures
-        capture = base.camera_images(name, PROBE_SIZE, PROBE_SIZE)
-    if capture.rgb is not None:
-        return None
-    return int(capture.semantic.shape[-1])
+    cameras = list(zip(layout.cameras, layout.channels, layout.semantic))
+    return camera_layout(cameras, layout.depth, layout.segmentation, channels)
 
 
 def _base_env(env: Any) -> Any:

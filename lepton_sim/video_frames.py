@@ -48,16 +48,23 @@ class ChannelView:
 
 
 def camera_layout(
-    cameras: Sequence[tuple[str, int | None]], depth: bool, segmentation: bool, channels: int
+    cameras: Sequence[tuple[str, int, bool]], depth: bool, segmentation: bool, channels: int
 ) -> list[ChannelView]:
-    """The views of an image of ``channels`` channels made from ``cameras`` as (name, semantic channel count, or
-    None for an RGB camera), each followed by its depth and segmentation channels when asked for. A layout that
-    does not add up to ``channels`` (an image made some other way) falls back to :func:`plain_layout`."""
+    """The views of an image of ``channels`` channels made from ``cameras`` as (name, channels, semantic): a
+    semantic grid is one view, an RGB camera one view per RGB triple it stacks (a traffic network: one per
+    signal); each camera's depth and segmentation channels follow it when asked for. A layout that does not add
+    up to ``channels`` (an image made some other way) falls back to :func:`plain_layout`."""
     views: list[ChannelView] = []
     at = 0
-    for name, semantic in cameras:
-        width = 3 if semantic is None else semantic
-        views.append(ChannelView(name, "rgb" if semantic is None else "semantic", at, at + width))
+    for name, width, semantic in cameras:
+        if semantic:
+            views.append(ChannelView(name, "semantic", at, at + width))
+        else:
+            stacked = width // 3
+            views += [
+                ChannelView(name if stacked == 1 else f"{name} {k + 1}", "rgb", at + 3 * k, at + 3 * k + 3)
+                for k in range(stacked)
+            ]
         at += width
         for wanted, kind in ((depth, "depth"), (segmentation, "segmentation")):
             if wanted:
@@ -115,23 +122,27 @@ def enlarge(image: np.ndarray, height: int) -> np.ndarray:
     return image[rows[:, None], cols[None, :]]
 
 
+GUTTER = 2  # pixels of grey between the views of a multi-view panel
+
+
 def views_panel(views: Sequence[np.ndarray], height: int) -> np.ndarray | None:
-    """The views side by side at ``height`` (one or two), or in a grid of up to three rows (more), each cell
-    enlarged to its row's height; None without views."""
+    """The views side by side at ``height`` (one or two), or row by row in a grid of up to three rows (more),
+    each enlarged to its row's height, with a thin grey gutter between views; None without views."""
     if not views:
         return None
+    if len(views) == 1:
+        return enlarge(views[0], height)
     rows = 1 if len(views) <= 2 else min(3, math.ceil(len(views) / 3))
     cols = math.ceil(len(views) / rows)
-    cell = height // rows
-    columns = []
-    for c in range(cols):
-        cells = [enlarge(v, cell) for v in views[c * rows : (c + 1) * rows]]
-        width = max(x.shape[1] for x in cells)
-        column = np.zeros((height, width, 3), np.uint8)
-        for r, x in enumerate(cells):
-            column[r * cell : r * cell + x.shape[0], : x.shape[1]] = x
-        columns.append(column)
-    return np.concatenate(columns, axis=1)
+    cell = (height - GUTTER * (rows - 1)) // rows
+    cells = [enlarge(v, cell) for v in views]
+    widths = [max(x.shape[1] for x in cells[c::cols]) for c in range(cols)]
+    panel = np.full((height, sum(widths) + GUTTER * cols, 3), 96, np.uint8)  # a gutter before the first column
+    for k, x in enumerate(cells):
+        r, c = divmod(k, cols)
+        top, left = r * (cell + GUTTER), GUTTER * (c + 1) + sum(widths[:c])
+        panel[top : top + x.shape[0], left : left + x.shape[1]] = x
+    return panel
 
 
 def compose(scene: np.ndarray, views: Sequence[np.ndarray] = ()) -> np.ndarray:

@@ -21,6 +21,7 @@ from lepton_sim.envs.registration import LEPTON_ENVS
 from lepton_sim.policy import Policy, PolicyContext
 from lepton_sim.video_frames import (
     BACKGROUND,
+    GUTTER,
     PALETTE,
     camera_layout,
     compose,
@@ -41,11 +42,10 @@ seed: 0
 metrics: [route_completion]
 success: is_success
 """
-# the agent sees a 32x32 camera; scene 320x256, so the image is enlarged exactly 8x
-REACH_PIXELS = """\
-description: arm reach on pixels, for video tests
+REACH = """\
+description: arm reach, for video tests
 env: lepton/ArmReach-v0
-params: {obs_mode: pixels, camera_size: 32, render_width: 320, render_height: 256}
+params: {render_width: 320, render_height: 256}
 max_episode_steps: 6
 seed: 0
 metrics: [time_to_success]
@@ -196,25 +196,51 @@ def _image(observation: Any) -> np.ndarray:
     return np.asarray(observation)[0]
 
 
+def pixels(scenario: str, camera_size: int, duration: int = 40) -> str:
+    """A traffic scenario text in obs_mode pixels, ``duration`` simulated seconds long."""
+    camera = f"render_size: 128\n  obs_mode: pixels\n  camera_size: {camera_size}"
+    return scenario.replace("duration: 300", f"duration: {duration}").replace("render_size: 128", camera)
+
+
 def test_pixels_policy_sees_its_image_enlarged_beside_the_scene(tmp_path: Path, captured: Captured) -> None:
-    scenario = scenario_file(tmp_path, "reach", REACH_PIXELS)
     policy = RecordingRandom()
-    result = lepton_sim.rollout(policy, scenario, out=tmp_path / "reach.mp4")
+    result = lepton_sim.rollout(policy, scenario_file(tmp_path, "signal", pixels(TRAFFIC, 32)), out=tmp_path / "s.mp4")
     frames = captured.frames
-    assert len(frames) == result.frames == result.episodes[0].length > 1 and captured.fps == 25
-    assert frames[0].shape == (256, 320 + 256, 3)  # wider than the scene: its 32x32 image, 8x, beside it
+    assert len(frames) == result.frames == result.episodes[0].length == 8 and captured.fps == 12
+    assert frames[0].shape == (128, 128 + 128, 3)  # wider than the scene: its 32x32 image, 4x, beside it
     # frame k is drawn after step k + 1: the policy saw that observation at its next act (the last it never saw)
+    assert len(policy.seen) == len(frames)
     for frame, observation in zip(frames, policy.seen[1:]):
         image = _image(observation)
         assert image.shape == (32, 32, 3)
-        np.testing.assert_array_equal(frame[:, 320:], np.repeat(np.repeat(image, 8, axis=0), 8, axis=1))
-        np.testing.assert_array_equal(frame[:, 320:], enlarge(image, 256))
+        np.testing.assert_array_equal(frame[:, 128:], np.repeat(np.repeat(image, 4, axis=0), 4, axis=1))
+        np.testing.assert_array_equal(frame[:, 128:], enlarge(image, 128))
+    assert any(not np.array_equal(a[:, 128:], b[:, 128:]) for a, b in zip(frames, frames[1:]))  # it moves
+
+
+def test_network_camera_shows_one_view_per_signal(tmp_path: Path, captured: Captured) -> None:
+    """The joint traffic env stacks one RGB image per signal: four views in a 2x2 grid beside the scene."""
+    network = TRAFFIC.replace("single-intersection/single-intersection", "2x2grid/2x2")
+    text = pixels(network.replace("TrafficSignal-v0", "TrafficNetwork-v0"), 21)
+    policy = RecordingRandom()
+    lepton_sim.rollout(policy, scenario_file(tmp_path, "grid", text), out=tmp_path / "grid.mp4", fps=2)
+    cell = (128 - GUTTER) // 2  # two rows of views, a gutter between them
+    assert captured.frames[0].shape == (128, 128 + 2 * (cell + GUTTER), 3) and cell == 63
+    for frame, observation in zip(captured.frames, policy.seen[1:]):
+        image = _image(observation)
+        assert image.shape == (21, 21, 12)  # four signals' RGB images
+        for k in range(4):
+            row, col = divmod(k, 2)
+            top, left = row * (cell + GUTTER), 128 + GUTTER * (col + 1) + col * cell
+            np.testing.assert_array_equal(
+                frame[top : top + cell, left : left + cell], enlarge(image[:, :, 3 * k : 3 * k + 3], cell)
+            )
 
 
 def test_state_policy_video_is_the_scene_with_an_overlay_in_its_corner(
     tmp_path: Path, captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scenario = scenario_file(tmp_path, "reach", REACH_PIXELS.replace("obs_mode: pixels, ", ""))
+    scenario = scenario_file(tmp_path, "reach", REACH)
     lepton_sim.rollout("random", scenario, out=tmp_path / "reach.mp4")
     with_overlay, captured.frames = captured.frames, []
     assert with_overlay[0].shape == (256, 320, 3)  # state observations: the scene alone
@@ -259,7 +285,7 @@ def test_multi_camera_image_splits_into_its_views() -> None:
     depth = rng.integers(0, 256, (16, 16, 1), dtype=np.uint8)
     segmentation = rng.integers(0, 4, (16, 16, 1), dtype=np.uint8)
     image = np.concatenate([rgb_a, depth, segmentation, rgb_b, depth, segmentation], axis=2)
-    layout = camera_layout([("overhead", None), ("wrist", None)], True, True, image.shape[2])
+    layout = camera_layout([("overhead", 3, False), ("wrist", 3, False)], True, True, image.shape[2])
     assert [(v.label, v.kind) for v in layout] == [
         ("overhead", "rgb"),
         ("overhead depth", "depth"),
@@ -282,13 +308,15 @@ def test_semantic_grid_is_coloured_by_class() -> None:
     grid = np.zeros((8, 8, 3), np.uint8)
     grid[:4, :, 0] = 255  # class 0: top half
     grid[:, :4, 2] = 255  # class 2: left half, drawn over class 0
-    (view,) = observation_views(grid, camera_layout([("semantic", 3)], False, False, 3))
+    (view,) = observation_views(grid, camera_layout([("semantic", 3, True)], False, False, 3))
     assert (view[:4, 4:] == PALETTE[0]).all() and (view[:, :4] == PALETTE[2]).all()
     assert (view[4:, 4:] == BACKGROUND).all()
 
 
-def test_a_layout_that_does_not_add_up_splits_plainly() -> None:
-    assert camera_layout([("approaches", None)], False, False, 12) == plain_layout(12)  # 4 signals' images
+def test_stacked_rgb_cameras_split_per_image_and_odd_layouts_plainly() -> None:
+    views = camera_layout([("approaches", 12, False)], False, False, 12)  # a network's 4 signals
+    assert [(v.label, v.start, v.stop) for v in views] == [(f"approaches {k + 1}", 3 * k, 3 * k + 3) for k in range(4)]
+    assert camera_layout([("approaches", 3, False)], False, False, 12) == plain_layout(12)  # does not add up
     assert [v.kind for v in plain_layout(4)] == ["gray"] * 4
     assert [v.kind for v in plain_layout(6)] == ["rgb", "rgb"]
 
