@@ -13,21 +13,18 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from lepton_sim.envs.manufacturing.camera import (
-    CAMERA_NAMES,
-    FRONT,
-    OVERHEAD,
-    Camera,
-    CameraImage,
-    fixed_camera,
-    wrist_camera,
-)
+from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
+from lepton_sim.envs.manufacturing.background import BACKGROUND, Layer, floor_hidden_by_table, hidden, merge
+from lepton_sim.envs.manufacturing.camera import CAMERA_NAMES, FIXED_VIEWS, Camera, fixed_camera, wrist_camera
 from lepton_sim.envs.manufacturing.metrics import TaskMetrics
 from lepton_sim.envs.manufacturing.params import ArmParams
 from lepton_sim.envs.manufacturing.robot import ROBOT_MODELS, Robot
-from lepton_sim.envs.manufacturing.scene import create_floor_and_table
+from lepton_sim.envs.manufacturing.scene import FLOOR_COLOUR, TABLE_COLOUR, create_floor_and_table
+from lepton_sim.envs.manufacturing.segmentation import FLOOR, ROBOT, TABLE, class_lookup
 from lepton_sim.envs.manufacturing.sim import CONTROL_DT, BulletSim
 from lepton_sim.envs.rendering import check_render_mode
+
+MAX_CAMERAS = 32  # cached fixed cameras per env (names x sizes x recent conditions)
 
 
 class ArmEnv(gym.Env):
@@ -59,7 +56,10 @@ class ArmEnv(gym.Env):
         self._snapshot = p.saveState(physicsClientId=self.sim.cid)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.robot.n_action,), dtype=np.float32)
         self.observation_space = self._state_observation_space()
-        self._cameras: dict[tuple[str, int, int], Camera] = {}  # fixed cameras, built once per size
+        # fixed cameras (and their backgrounds) per (name, size, conditions), wrist projections per (size, fov):
+        # built once, reused
+        self._cameras: dict[tuple, tuple[Camera, Layer | None]] = {}
+        self._wrist_projections: dict[tuple[int, int, float], tuple[float, ...]] = {}
 
     # ------------------------------------------------------------------------------------------------ task hooks
     def _build_scene(self) -> None:
@@ -84,6 +84,10 @@ class ArmEnv(gym.Env):
 
     def _state_observation_space(self) -> spaces.Space:
         raise NotImplementedError
+
+    def _segmentation_bodies(self) -> list[tuple[int, int]]:
+        """(body id, segmentation class) of every body a camera can see now (see ``segmentation``)."""
+        return [(self.floor, FLOOR), (self.table, TABLE), (self.robot.body, ROBOT)]
 
     # ------------------------------------------------------------------------------------------------ gym API
     def _info(self) -> dict[str, Any]:
@@ -116,23 +120,65 @@ class ArmEnv(gym.Env):
             return None
         return self.camera_image("front", self.params.render_width, self.params.render_height).rgb
 
-    def camera(self, name: str = "overhead", width: int = 84, height: int = 84) -> Camera:
+    def camera(
+        self, name: str = "overhead", width: int = 84, height: int = 84, conditions: CameraConditions = NOMINAL
+    ) -> Camera:
         """A named camera: "overhead" (fixed, looking down on belt, bins and table), "front" (the render view)
-        or "wrist" (on the hand, looking along the gripper; posed where the hand is now)."""
+        or "wrist" (on the hand, looking along the gripper; posed where the hand is now), moved by ``conditions``."""
         if name == "wrist":
-            return wrist_camera(self.sim.cid, self.robot.ee_position, self.robot.ee_orientation, width, height)
-        if name not in ("overhead", "front"):
+            key = (width, height, conditions.fov_delta)
+            projection = self._wrist_projections.get(key, ())
+            camera = wrist_camera(
+                self.sim.cid, self.robot.ee_position, self.robot.ee_orientation, width, height, conditions, projection
+            )
+            self._wrist_projections.setdefault(key, camera.projection)
+            return camera
+        if name not in FIXED_VIEWS:
             raise ValueError(f"unknown camera {name!r}; allowed: {', '.join(CAMERA_NAMES)}")
-        key = (name, width, height)
-        if key not in self._cameras:
-            self._cameras[key] = fixed_camera(self.sim.cid, OVERHEAD if name == "overhead" else FRONT, width, height)
-        return self._cameras[key]
+        return self._fixed_camera(name, width, height, conditions)[0]
+
+    def _fixed_camera(
+        self, name: str, width: int, height: int, conditions: CameraConditions, background: bool = False
+    ) -> tuple[Camera, Layer | None]:
+        key = (name, width, height, conditions)
+        cached = self._cameras.get(key)
+        if cached is None:
+            if len(self._cameras) >= MAX_CAMERAS:  # per-episode conditions: forget the oldest
+                self._cameras.pop(next(iter(self._cameras)))
+            cached = self._cameras[key] = (
+                fixed_camera(self.sim.cid, FIXED_VIEWS[name], width, height, conditions),
+                None,
+            )
+        if background and cached[1] is None:
+            cached = self._cameras[key] = (cached[0], BACKGROUND.layer(cached[0]))
+        return cached
 
     def camera_image(
-        self, name: str = "overhead", width: int = 84, height: int = 84, depth: bool = False
+        self,
+        name: str = "overhead",
+        width: int = 84,
+        height: int = 84,
+        *,
+        depth: bool = False,
+        segmentation: bool = False,
+        conditions: CameraConditions = NOMINAL,
     ) -> CameraImage:
-        """Capture from a named camera (see :meth:`camera`): RGB uint8 (H, W, 3), depth float32 metres (H, W)."""
-        return self.camera(name, width, height).capture(depth)
+        """Capture from a named camera (see :meth:`camera`): RGB uint8 (H, W, 3) and, when asked for, depth float32
+        metres (H, W) and segmentation class ids int32 (H, W) (``segmentation`` module), all from one render.
+
+        Fixed cameras draw the floor and table from a cached background (``background``: the same pixels, half
+        the cost); nothing is rendered unless asked for, and never on physics substeps."""
+        layer: Layer | None = None
+        if name in FIXED_VIEWS:
+            camera, layer = self._fixed_camera(name, width, height, conditions, background=True)
+            skipped = [(self.floor, FLOOR_COLOUR), (self.table, TABLE_COLOUR)]
+        else:
+            camera = self.camera(name, width, height, conditions)
+            skipped = [(self.floor, FLOOR_COLOUR)] if floor_hidden_by_table(camera) else []
+        with hidden(self.sim.cid, skipped):
+            frame = camera.render(segmentation)
+        lut = class_lookup(self._segmentation_bodies()) if segmentation else None
+        return merge(camera, frame, layer, lut, depth)
 
     def close(self) -> None:
         self.sim.close()

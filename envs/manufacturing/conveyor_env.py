@@ -22,6 +22,7 @@ from lepton_sim.envs.manufacturing.scene import (
     PartFactory,
     create_bins,
 )
+from lepton_sim.envs.manufacturing.segmentation import BELT, BIN, part_class_id
 from lepton_sim.envs.manufacturing.sim import CONTROL_DT
 
 SLOTS = 3  # parts on the line visible in the state observation (oldest first)
@@ -215,6 +216,14 @@ class ConveyorEnv(ArmEnv):
         return -0.1 * float(np.linalg.norm(active[0].position - self.robot.ee_position))
 
     # ---------------------------------------------------------------------------------------- observation
+    def _segmentation_bodies(self) -> list[tuple[int, int]]:
+        return [
+            *super()._segmentation_bodies(),
+            (self.conveyor.body, BELT),
+            *((b.body, BIN) for b in self.bins),
+            *((q.body, part_class_id(q.part_class)) for q in self.parts if q.body >= 0),
+        ]
+
     def _state_observation_space(self) -> spaces.Space:
         return spaces.Box(-10.0, 10.0, shape=(OBS_DIM,), dtype=np.float32)
 

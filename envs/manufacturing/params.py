@@ -7,15 +7,18 @@ speeds m/s, masses kg, times simulated seconds.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import math
+from typing import ClassVar, Literal, Mapping
 
 from pydantic import Field, field_validator, model_validator
 
-from lepton_sim.envs.params import Bounds, EnvParams, IntRange, Range
+from lepton_sim.envs.camera_params import CameraParams
+from lepton_sim.envs.params import Bounds, IntRange, Range
 
 ROBOTS = ("panda", "kuka")
 GRIPPER_ROBOTS = ("panda",)  # pybullet_data's Kuka iiwa has no gripper: reach only
-OBS_MODES = ("state", "pixels")
+# TinyRenderer's light when getCameraImage is given none (z-up worlds), as a unit vector towards the light
+LIGHT_DIRECTION = tuple(v / math.hypot(-50.0, 30.0, 100.0) for v in (-50.0, 30.0, 100.0))
 MAX_BINS = 4
 MAX_CLASSES = 4
 MIN_PART_SIZE, MAX_PART_SIZE = 0.02, 0.07  # the Panda gripper opens to 0.08 m
@@ -25,21 +28,28 @@ def _range_field(default: list[float] | float, description: str) -> Range:
     return Field(default_factory=lambda: Range.model_validate(default), description=description)
 
 
-class ArmParams(EnvParams):
-    """Parameters shared by every arm task."""
+class ArmParams(CameraParams):
+    """Parameters shared by every arm task (camera fields: ``CameraParams``)."""
 
-    OBS_MODES: ClassVar[tuple[str, ...]] = OBS_MODES
+    CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("overhead", "front", "wrist")
+    CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ("depth", "segmentation")
+    # the metres each camera's uint8 depth channel spans: what it sees of the cell (camera.py poses)
+    CAMERA_DEPTH_RANGE: ClassVar[Mapping[str, tuple[float, float]]] = {
+        "overhead": (0.6, 1.7),
+        "front": (0.4, 2.8),
+        "wrist": (0.01, 0.8),
+    }
+    LIGHT_DIRECTION: ClassVar[tuple[float, float, float] | None] = LIGHT_DIRECTION  # type: ignore[assignment]
 
     robot: str = Field("panda", description="robot model: 'panda' (Franka Panda) or 'kuka' (Kuka iiwa, no gripper)")
     control_type: Literal["ee", "joints"] = Field(
         "ee", description="'ee': action = end-effector displacement (IK); 'joints': action = arm joint deltas"
     )
     reward_type: Literal["sparse", "dense"] = Field("sparse", description="sparse (success/fail) or dense (shaped)")
-    obs_mode: str = Field("state", description="'state' (vector) or 'pixels' (camera image, uint8 HxWx3)")
-    obs_camera: Literal["overhead", "wrist", "front"] = Field(
-        "overhead", description="camera used by obs_mode 'pixels'"
+    obs_camera: str | list[str] | None = Field(
+        "overhead",
+        description="camera(s) for the camera obs modes: overhead, front, wrist; several are stacked along channels",
     )
-    camera_size: int = Field(84, ge=16, le=512, description="side in pixels of the obs_mode 'pixels' image")
     render_width: int = Field(480, ge=16, le=1920, description="width of render() frames")
     render_height: int = Field(360, ge=16, le=1080, description="height of render() frames")
     robot_visuals: Literal["collision", "full"] = Field(

@@ -9,6 +9,7 @@ from gymnasium import spaces
 from lepton_sim.envs.manufacturing.goal_env import GoalArmEnv
 from lepton_sim.envs.manufacturing.params import PickPlaceParams
 from lepton_sim.envs.manufacturing.scene import PartFactory, create_marker
+from lepton_sim.envs.manufacturing.segmentation import TARGET, part_class_id
 
 FELL_OFF_Z = -0.1  # a part this far below the table top has fallen off it
 
@@ -109,6 +110,9 @@ class ArmPickPlaceEnv(GoalArmEnv):
         self.metrics.placed = int(success)
         if self._part_state[2] < FELL_OFF_Z:
             self.metrics.dropped = 1
+
+    def _segmentation_bodies(self) -> list[tuple[int, int]]:
+        return [*super()._segmentation_bodies(), (self.marker, TARGET), (self.part, part_class_id(0))]
 
     def _state_vector_space(self) -> spaces.Box:
         return spaces.Box(-10.0, 10.0, shape=(20,), dtype=np.float32)

@@ -9,6 +9,7 @@ from gymnasium import spaces
 from lepton_sim.envs.manufacturing.goal_env import GoalArmEnv
 from lepton_sim.envs.manufacturing.params import ReachParams
 from lepton_sim.envs.manufacturing.scene import create_marker
+from lepton_sim.envs.manufacturing.segmentation import TARGET
 
 
 class ArmReachEnv(GoalArmEnv):
@@ -67,6 +68,9 @@ class ArmReachEnv(GoalArmEnv):
         rng = self.np_random
         self.goal = np.array([prm.target_x.sample(rng), prm.target_y.sample(rng), prm.target_z.sample(rng)])
         p.resetBasePositionAndOrientation(self.marker, self.goal.tolist(), (0, 0, 0, 1), physicsClientId=self.sim.cid)
+
+    def _segmentation_bodies(self) -> list[tuple[int, int]]:
+        return [*super()._segmentation_bodies(), (self.marker, TARGET)]
 
     def _state_vector_space(self) -> spaces.Box:
         return spaces.Box(-10.0, 10.0, shape=(6,), dtype=np.float32)

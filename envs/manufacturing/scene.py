@@ -33,17 +33,16 @@ CLASS_COLOURS = (  # class 0 good = green, then the defect kinds
     (0.95, 0.8, 0.1, 1.0),
 )
 MARKING_COLOUR = (0.05, 0.05, 0.05, 1.0)
+FLOOR_COLOUR = (0.15, 0.15, 0.15, 1.0)
+TABLE_COLOUR = (0.95, 0.95, 0.95, 1.0)
 
 
 def create_floor_and_table(sim: BulletSim) -> tuple[int, int]:
     """panda-gym's plane (at z = -0.4) and table (top at z = 0); both static."""
     cid = sim.cid
-    floor = _static_box(cid, (3.0, 3.0, 0.01), (0.0, 0.0, -TABLE_HEIGHT - 0.01), (0.15, 0.15, 0.15, 1.0))
+    floor = _static_box(cid, (3.0, 3.0, 0.01), (0.0, 0.0, -TABLE_HEIGHT - 0.01), FLOOR_COLOUR)
     table = _static_box(
-        cid,
-        (TABLE_LENGTH / 2, TABLE_WIDTH / 2, TABLE_HEIGHT / 2),
-        (TABLE_X, 0.0, -TABLE_HEIGHT / 2),
-        (0.95, 0.95, 0.95, 1.0),
+        cid, (TABLE_LENGTH / 2, TABLE_WIDTH / 2, TABLE_HEIGHT / 2), (TABLE_X, 0.0, -TABLE_HEIGHT / 2), TABLE_COLOUR
     )
     return floor, table
 
