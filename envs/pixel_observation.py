@@ -6,7 +6,9 @@ The layout (:class:`CameraLayout`) and the composition (:func:`compose`) are sha
 stage (``vector_pixel_observation``), so a batched image equals the single env's pixel for pixel.
 
 Per camera the channels are its RGB (3) or semantic grid (C), then depth (1: metres over the camera's near..far
-as 0..255) and segmentation (1: class ids) where asked for; ``channel_order`` "first" gives (C, H, W).
+as 0..255) and segmentation (1: class ids) where asked for; ``channel_order`` "first" gives (C, H, W). An env
+whose camera stacks several RGB images (a traffic network: one per signal) says how many channels by a
+``camera_channels(name)`` method; each RGB triple is then degraded as its own sensor.
 Goal-conditioned envs keep ``achieved_goal`` / ``desired_goal`` beside ``pixels`` (SB3's HerReplayBuffer reads
 only those two keys, so ``pixels`` drops ``observation``; ``state+pixels`` keeps it as the state).
 
@@ -25,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
-from lepton_sim.envs.sensor_realism import SensorModel, is_clean
+from lepton_sim.envs.sensor_realism import SensorModel, is_clean, is_nominal
 
 GOAL_KEYS = ("achieved_goal", "desired_goal")
 STATE_KEY, PIXELS_KEY = "state", "pixels"
@@ -58,18 +60,30 @@ class CameraLayout:
     channel_first: bool
 
     @classmethod
-    def of(cls, params: Any) -> "CameraLayout":
+    def of(cls, params: Any, env: Any = None) -> "CameraLayout":
+        """From the params; ``env`` (base or native vector env) may name channel counts by ``camera_channels``."""
         cameras = tuple(params.cameras)
+        count = getattr(env, "camera_channels", None) or params.camera_channels
         return cls(
             cameras=cameras,
             size=params.camera_size,
-            channels=tuple(params.camera_channels(name) for name in cameras),
+            channels=tuple(int(count(name)) for name in cameras),
             semantic=tuple(name in params.CAMERA_SEMANTIC_CHANNELS for name in cameras),
             depth=params.camera_depth,
             segmentation=params.camera_segmentation,
             depth_ranges=tuple(params.depth_range(name) for name in cameras),
             channel_first=params.channel_order == "first",
         )
+
+    def __post_init__(self) -> None:
+        for name, n, semantic in zip(self.cameras, self.channels, self.semantic):
+            if not semantic and n % 3:
+                raise ValueError(f"camera {name!r}: {n} colour channels is not a stack of RGB images")
+
+    @property
+    def rgb_images(self) -> tuple[int, ...]:
+        """RGB images each camera stacks (0 for a semantic grid): what sensor realism degrades."""
+        return tuple(0 if semantic else n // 3 for n, semantic in zip(self.channels, self.semantic))
 
     def offsets(self) -> list[int]:
         """First channel of each camera."""
@@ -141,7 +155,7 @@ def _image_data(layout: CameraLayout, k: int, image: CameraImage) -> np.ndarray:
     if data.shape[-3:] != (layout.size, layout.size, n):
         raise ValueError(
             f"camera {name!r} returned an image of shape {data.shape[-3:]}, expected {(layout.size, layout.size, n)}"
-            " (CAMERA_SEMANTIC_CHANNELS declares semantic cameras' channels)"
+            " (CAMERA_SEMANTIC_CHANNELS declares semantic cameras' channels, an env's camera_channels(name) stacks)"
         )
     return data
 
@@ -165,10 +179,12 @@ def compose(
         for i in rows:
             src, dst = (data, out) if i is None else (data[i], out[i])
             sensor = sensors[0 if i is None else i]
-            if sensor is not None and not layout.semantic[k] and sensor.degrades(k):
-                sensor.apply(k, src, dst[..., c0 : c0 + n])
-            else:
-                dst[..., c0 : c0 + n] = src
+            dst[..., c0 : c0 + n] = src
+            if sensor is None:
+                continue
+            for g in range(layout.rgb_images[k]):
+                if sensor.degrades(k, g):
+                    sensor.apply(k, src[..., 3 * g : 3 * g + 3], dst[..., c0 + 3 * g : c0 + 3 * g + 3], g)
         c = c0 + n
         if layout.depth:
             if image.depth is None:
@@ -203,8 +219,7 @@ def sensor_for(params: Any, layout: CameraLayout) -> SensorModel | None:
     """The env's sensor model, or None when its sensor settings change nothing (then nothing is sampled)."""
     if is_clean(params.sensor):
         return None
-    rgb = [not s for s in layout.semantic]
-    return SensorModel(params.sensor, layout.size, rgb, getattr(params, "LIGHT_DIRECTION", None))
+    return SensorModel(params.sensor, layout.size, layout.rgb_images, getattr(params, "LIGHT_DIRECTION", None))
 
 
 class PixelObservation(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
@@ -215,7 +230,7 @@ class PixelObservation(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
         gymnasium.Wrapper.__init__(self, env)
         params = env.unwrapped.params  # type: ignore[attr-defined]
         self.include_state = include_state
-        self.layout = CameraLayout.of(params)
+        self.layout = CameraLayout.of(params, env.unwrapped)
         self.sensor = sensor_for(params, self.layout)
         self._goal = is_goal_space(env.observation_space)
         self._staging = np.empty(self.layout.hwc, np.uint8) if self.layout.channel_first else None
@@ -232,7 +247,7 @@ class PixelObservation(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
         obs, reward, terminated, truncated, info = self.env.step(action)
         return combine(obs, self.image(), self.include_state, self._goal), reward, terminated, truncated, info
 
-    def conditions(self, k: int) -> CameraConditions:
+    def conditions(self, k: int) -> CameraConditions | tuple[CameraConditions, ...]:
         return NOMINAL if self.sensor is None else self.sensor.conditions(k)
 
     def image(self) -> np.ndarray:
@@ -241,7 +256,7 @@ class PixelObservation(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs)
         images = []
         for k, name in enumerate(self.layout.cameras):
             conditions = self.conditions(k)
-            extra = self._kwargs if conditions.nominal else {**self._kwargs, "conditions": conditions}
+            extra = self._kwargs if is_nominal(conditions) else {**self._kwargs, "conditions": conditions}
             images.append(base.camera_image(name, self.layout.size, self.layout.size, **extra))  # type: ignore[attr-defined]
         out = self._staging if self._staging is not None else np.empty(self.layout.hwc, np.uint8)
         compose(self.layout, images, out, (self.sensor,))

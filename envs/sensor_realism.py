@@ -60,6 +60,13 @@ PIXEL_FIELDS = ("blur_sigma", "motion_blur")  # severity values scaled by camera
 NEUTRAL: dict[str, float] = {"contrast": 1.0, "gamma": 1.0}  # other fields are neutral at 0
 
 
+def is_nominal(conditions: CameraConditions | Sequence[CameraConditions]) -> bool:
+    """Whether a camera's conditions (one, or one per stacked image) change nothing."""
+    if isinstance(conditions, CameraConditions):
+        return conditions.nominal
+    return all(c.nominal for c in conditions)
+
+
 def resolved(params: SensorParams, size: int = REFERENCE_SIZE) -> dict[str, Range]:
     """Every degradation field's range for an image of side ``size``: explicit fields as given, the others from
     ``SEVERITY`` (for the listed ``corruptions``) or their defaults."""
@@ -180,15 +187,15 @@ class _MotionBlur:
 
 
 @dataclass
-class _Episode:
-    """One camera's degradations for one episode (everything fixed at reset except the noise offset)."""
+class _Photometric:
+    """One RGB image's degradations for one episode (everything fixed at reset except the noise offset)."""
 
-    conditions: CameraConditions = NOMINAL
     blur: _Blur | None = None
     motion: _MotionBlur | None = None
     brightness: float = 0.0
     contrast: float = 1.0
     gamma: float = 1.0
+    curve: np.ndarray | None = None  # gamma curve on [0, 1] (float32, 256 entries)
     lut: np.ndarray | None = None  # static LUT (contrast 1); with contrast, rebuilt per frame around its mean
     noise: np.ndarray | None = None  # int16 pool for this episode's std
     rects: list[tuple[int, int, int, int, np.ndarray]] = field(default_factory=list)
@@ -198,23 +205,28 @@ class _Episode:
     def photometric(self) -> bool:
         return self.brightness != 0.0 or self.contrast != 1.0 or self.gamma != 1.0
 
+    @property
+    def degrades(self) -> bool:
+        return bool(self.blur or self.motion or self.photometric or self.noise is not None or self.rects or self.dead)
 
-def _lut(brightness: float, contrast: float, gamma: float, mean: float | None = None) -> np.ndarray:
-    """uint8 -> uint8: gamma on [0, 1], contrast around ``mean`` (the frame's, after gamma), then brightness."""
-    v = (np.arange(256, dtype=np.float32) / 255.0) ** gamma
-    if mean is not None:
-        m = (mean / 255.0) ** gamma
-        v = (v - m) * contrast + m
+
+def _lut(brightness: float, contrast: float, curve: np.ndarray, mean: float | None = None) -> np.ndarray:
+    """uint8 -> uint8: ``curve`` (gamma on [0, 1]), contrast around ``mean`` (the frame's, after gamma), then
+    brightness."""
+    v = curve if mean is None else (curve - curve[int(mean)]) * contrast + curve[int(mean)]
     v = (v + brightness) * 255.0 + 0.5
     return np.clip(v, 0, 255).astype(np.uint8)
 
 
 def _signed(rng: np.random.Generator, value: Range, n: int) -> tuple[float, ...]:
     """``n`` magnitudes from ``value``, each with a random sign (pose jitter)."""
-    return tuple(float(value.sample(rng) * rng.choice((-1.0, 1.0))) for _ in range(n))
+    signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    return tuple(float(value.sample(rng) * sign) for sign in signs)
 
 
-def _tilted(nominal: tuple[float, float, float], degrees: float, rng: np.random.Generator) -> tuple[float, ...]:
+def _tilted(
+    nominal: tuple[float, float, float], degrees: float, rng: np.random.Generator
+) -> tuple[float, float, float]:
     """``nominal`` tilted by ``degrees`` towards a random direction perpendicular to it."""
     n = np.asarray(nominal, dtype=float)
     n /= np.linalg.norm(n)
@@ -224,27 +236,33 @@ def _tilted(nominal: tuple[float, float, float], degrees: float, rng: np.random.
     v = np.cross(n, u)
     phi, a = rng.uniform(0, 2 * math.pi), math.radians(degrees)
     d = math.cos(a) * n + math.sin(a) * (math.cos(phi) * u + math.sin(phi) * v)
-    return tuple(float(x) for x in d)
+    return (float(d[0]), float(d[1]), float(d[2]))
 
 
 class SensorModel:
     """The degradations of one world's cameras: ``begin_episode`` at each reset, then per frame ``conditions``
-    (for the renderer) and ``apply`` (to the rendered RGB). ``rgb[k]`` False marks a semantic camera: it gets
-    pose jitter but no photometric degradation (a class grid is not a sensor reading)."""
+    (for the renderer) and ``apply`` (to the rendered RGB).
+
+    ``images[k]``: how many RGB images camera k returns stacked on its channels (1 for a colour camera; a
+    traffic network's camera stacks one per signal, each posed and degraded on its own, as separate cameras
+    are); 0 for a semantic grid, which gets pose jitter but no photometric degradation (a class grid is not a
+    sensor reading).
+    """
 
     def __init__(
         self,
         params: SensorParams,
         size: int,
-        rgb: Sequence[bool],
+        images: Sequence[int],
         light_direction: tuple[float, float, float] | None = None,
     ) -> None:
         self.ranges = resolved(params, size)
         self.size = size
-        self.rgb = tuple(rgb)
+        self.images = tuple(images)
         self.light_direction = light_direction
         self._rng: np.random.Generator | None = None
-        self._episodes: list[_Episode] = [_Episode() for _ in self.rgb]
+        self._conditions: list[tuple[CameraConditions, ...]] = [(NOMINAL,) * max(1, n) for n in self.images]
+        self._photometric: list[list[_Photometric]] = [[_Photometric() for _ in range(n)] for n in self.images]
         self._buf16 = np.empty((size, size, 3), np.int16)
         self._scratch = np.empty((size, size, 3), np.uint8)
         self._frame = size * size * 3
@@ -259,32 +277,47 @@ class SensorModel:
         """Sample this episode's values; a seed restarts the sensor's own generator, None continues it."""
         if seed is not None:
             self._rng = np.random.default_rng([int(seed), SENSOR_STREAM])
-        self._episodes = [self._sample(is_rgb) for is_rgb in self.rgb]
+        self._conditions = [tuple(self._sample_conditions() for _ in range(max(1, n))) for n in self.images]
+        self._photometric = [[self._sample_photometric() for _ in range(n)] for n in self.images]
 
-    def conditions(self, camera: int) -> CameraConditions:
-        return self._episodes[camera].conditions
+    def conditions(self, camera: int) -> CameraConditions | tuple[CameraConditions, ...]:
+        """The camera's pose and light this episode; a camera stacking several RGB images (one per traffic
+        signal) gets one per image, as they are separate cameras."""
+        conditions = self._conditions[camera]
+        return conditions[0] if len(conditions) == 1 else conditions
 
-    def _sample(self, is_rgb: bool) -> _Episode:
+    def degrades(self, camera: int, image: int = 0) -> bool:
+        """Whether ``apply`` changes this image this episode (else the pipeline copies it as it is)."""
+        return self._photometric[camera][image].degrades
+
+    def _sample_conditions(self) -> CameraConditions:
+        rng, r = self.rng, self.ranges
+        pose = any(r[f].high > 0 for f in ("pose_position", "pose_rotation", "pose_fov"))
+        nominal_light = self.light_direction
+        light = nominal_light is not None and (r["light_direction"].high > 0 or r["light_color"].high > 0)
+        if not (pose or light):
+            return NOMINAL
+        direction = color = None
+        if nominal_light is not None and r["light_direction"].high > 0:
+            direction = _tilted(nominal_light, r["light_direction"].sample(rng), rng)
+        if light and r["light_color"].high > 0:
+            c = [1.0 - r["light_color"].sample(rng) for _ in range(3)]
+            color = (c[0], c[1], c[2])
+        zero = (0.0, 0.0, 0.0)
+        offset = _signed(rng, r["pose_position"], 3) if r["pose_position"].high > 0 else zero
+        rotation = _signed(rng, r["pose_rotation"], 3) if r["pose_rotation"].high > 0 else zero
+        return CameraConditions(
+            offset=(offset[0], offset[1], offset[2]),
+            rotation=(rotation[0], rotation[1], rotation[2]),
+            fov_delta=_signed(rng, r["pose_fov"], 1)[0] if r["pose_fov"].high > 0 else 0.0,
+            light_direction=direction,
+            light_color=color,
+        )
+
+    def _sample_photometric(self) -> _Photometric:
         rng, r, size = self.rng, self.ranges, self.size
         shape = (size, size, 3)
-        ep = _Episode()
-        pose = any(r[f].high > 0 for f in ("pose_position", "pose_rotation", "pose_fov"))
-        light = self.light_direction is not None and (r["light_direction"].high > 0 or r["light_color"].high > 0)
-        if pose or light:
-            direction = color = None
-            if light and r["light_direction"].high > 0:
-                direction = _tilted(self.light_direction, r["light_direction"].sample(rng), rng)  # type: ignore[arg-type]
-            if light and r["light_color"].high > 0:
-                color = tuple(1.0 - r["light_color"].sample(rng) for _ in range(3))
-            ep.conditions = CameraConditions(
-                offset=_signed(rng, r["pose_position"], 3) if r["pose_position"].high > 0 else (0.0, 0.0, 0.0),
-                rotation=_signed(rng, r["pose_rotation"], 3) if r["pose_rotation"].high > 0 else (0.0, 0.0, 0.0),
-                fov_delta=_signed(rng, r["pose_fov"], 1)[0] if r["pose_fov"].high > 0 else 0.0,
-                light_direction=direction,  # type: ignore[arg-type]
-                light_color=color,  # type: ignore[arg-type]
-            )
-        if not is_rgb:
-            return ep
+        ep = _Photometric()
         sigma = r["blur_sigma"].sample(rng)
         if sigma > 0.05:
             ep.blur = _Blur(sigma, shape)
@@ -294,12 +327,14 @@ class SensorModel:
         ep.brightness = r["brightness"].sample(rng)
         ep.contrast = r["contrast"].sample(rng)
         ep.gamma = r["gamma"].sample(rng)
-        if ep.photometric and ep.contrast == 1.0:
-            ep.lut = _lut(ep.brightness, 1.0, ep.gamma)
+        if ep.photometric:
+            ep.curve = (np.arange(256, dtype=np.float32) / 255.0) ** np.float32(ep.gamma)
+            if ep.contrast == 1.0:
+                ep.lut = _lut(ep.brightness, 1.0, ep.curve)
         std = r["noise_std"].sample(rng)
         if std > 0:
             ep.noise = _scaled_pool(self._frame + POOL_OFFSETS, round(std, 3))
-        for _ in range(int(r["occlusions"].sample(rng))):  # type: ignore[call-overload]
+        for _ in range(int(r["occlusions"].sample(rng))):
             side = max(1, int(round(r["occlusion_size"].sample(rng) * size)))
             y0, x0 = (int(v) for v in rng.integers(0, max(1, size - side + 1), size=2))
             ep.rects.append((y0, min(size, y0 + side), x0, min(size, x0 + side), rng.integers(0, 256, 3, np.uint8)))
@@ -310,21 +345,19 @@ class SensorModel:
             ep.dead = (flat // size, flat % size, values[:, None])
         return ep
 
-    def degrades(self, camera: int) -> bool:
-        """Whether ``apply`` changes this camera's frames this episode (else the pipeline copies them as they are)."""
-        ep = self._episodes[camera]
-        return bool(ep.blur or ep.motion or ep.photometric or ep.noise is not None or ep.rects or ep.dead is not None)
-
-    def apply(self, camera: int, src: np.ndarray, dst: np.ndarray) -> None:
+    def apply(self, camera: int, src: np.ndarray, dst: np.ndarray, image: int = 0) -> None:
         """Write ``src`` (uint8 (H, W, 3), left untouched) degraded into ``dst`` (same shape, may be a view)."""
-        ep = self._episodes[camera]
+        ep = self._photometric[camera][image]
         x = src
         if ep.blur is not None:
             x = ep.blur(x)
         if ep.motion is not None:
             x = ep.motion(x)
         if ep.photometric:
-            lut = ep.lut if ep.lut is not None else _lut(ep.brightness, ep.contrast, ep.gamma, float(x.mean()))
+            lut = ep.lut
+            if lut is None:  # contrast around this frame's mean (a quarter of the pixels estimate it)
+                assert ep.curve is not None
+                lut = _lut(ep.brightness, ep.contrast, ep.curve, float(x[::2, ::2].mean()))
             target = self._scratch if ep.noise is not None else dst
             np.take(lut, x, out=target)
             x = target

@@ -29,7 +29,7 @@ from lepton_sim.envs.pixel_observation import (
     sensor_for,
     to_order,
 )
-from lepton_sim.envs.sensor_realism import SensorModel
+from lepton_sim.envs.sensor_realism import SensorModel, is_nominal
 
 
 def has_batched_cameras(venv_class: Any) -> bool:
@@ -100,7 +100,7 @@ class VectorPixelObservation(VectorWrapper):
         params = env.unwrapped.params  # type: ignore[attr-defined]
         self.include_state = include_state
         self.autoreset_mode = autoreset_mode
-        self.layout = CameraLayout.of(params)
+        self.layout = CameraLayout.of(params, env.unwrapped)
         self.sensors: list[SensorModel | None] = [sensor_for(params, self.layout) for _ in range(self.num_envs)]
         self._degraded = self.sensors[0] is not None
         self._goal = is_goal_space(env.single_observation_space)
@@ -114,11 +114,11 @@ class VectorPixelObservation(VectorWrapper):
         self._kwargs = self.layout.capture_kwargs()  # depth / segmentation, only where asked for
 
     # ------------------------------------------------------------------------------------------- images
-    def _conditions(self, k: int) -> list[CameraConditions] | None:
+    def _conditions(self, k: int) -> list[CameraConditions | tuple[CameraConditions, ...]] | None:
         if not self._degraded:
             return None
         conditions = [s.conditions(k) for s in self.sensors if s is not None]
-        return None if all(c.nominal for c in conditions) else conditions
+        return None if all(is_nominal(c) for c in conditions) else conditions
 
     def _render(self, out: np.ndarray, worlds: Sequence[int] | None = None) -> None:
         images = []
