@@ -25,6 +25,11 @@ SINGLE = {
     "route": f"{NETS}/single-intersection/single-intersection.rou.xml",
 }
 GRID = {"net": f"{NETS}/2x2grid/2x2.net.xml", "route": f"{NETS}/2x2grid/2x2.rou.xml"}
+COLOGNE1 = {
+    "net": f"{NETS}/RESCO/cologne1/cologne1.net.xml",
+    "route": f"{NETS}/RESCO/cologne1/cologne1.rou.xml",
+    "begin": 25200,
+}
 GREEN, RED = STATE_COLOURS[4], STATE_COLOURS[1]
 
 
@@ -41,7 +46,7 @@ def strip_colours(env: TrafficSignalEnv, image: np.ndarray, size: int) -> dict[s
     plan = env.sim._camera.plan((0,), size, size)
     lanes = env.sim.layouts[0].lanes
     rows = image.reshape(-1, 3)[plan.strip_rows]
-    return {lane: {tuple(c) for c in rows[plan.strip_pair == k]} for k, lane in enumerate(lanes)}
+    return {lane: {tuple(c) for c in rows[plan.strip_lane == k]} for k, lane in enumerate(lanes)}
 
 
 def green_lanes(env: TrafficSignalEnv) -> set[str]:
@@ -71,19 +76,22 @@ def test_a_phase_change_recolours_the_stop_line_strips() -> None:
         assert (before != after).any(axis=-1).sum() >= len(env.sim.layouts[0].lanes)
 
 
-def centre_pixels(env: TrafficSignalEnv | TrafficNetworkEnv, size: int, slot: int = 0) -> list[tuple]:
-    """(pixel x, y, halted) of the middle of every vehicle on the camera's lanes, from SUMO's own reads."""
-    conn = env.sim.sumo
-    camera, network = env.sim._camera, env.sim.network
-    plan = camera.plan(tuple(range(len(network.ts_ids))), size, size)
+def centre_pixels(
+    env: TrafficSignalEnv | TrafficNetworkEnv, size: int, slot: int = 0, upstream_only: bool = False
+) -> list[tuple]:
+    """(pixel x, y, halted) of the middle of every vehicle on the lanes slot ``slot``'s camera draws (incoming and
+    upstream lanes), from SUMO's own reads."""
+    conn, camera = env.sim.sumo, env.sim.camera
+    plan = camera.plan(tuple(range(len(env.sim.ts_ids))), size, size)
+    view = camera.views[slot]
+    incoming = set(int(k) for k in view.lanes)
     out = []
-    for k, lane in enumerate(network.in_lanes):
-        if lane not in network.layouts[slot].lanes:
+    for k, visible_from in zip(view.shown, view.visible_from):
+        if upstream_only and int(k) in incoming:
             continue
-        length = conn.lane.getLength(lane)
-        for v in conn.lane.getLastStepVehicleIDs(lane):
+        for v in conn.lane.getLastStepVehicleIDs(camera.lane_ids[k]):
             middle_at = conn.vehicle.getLanePosition(v) - conn.vehicle.getLength(v) / 2
-            if middle_at < length - camera.camera_range:  # not (half) in view
+            if middle_at < max(visible_from, 0.0):  # not (half) in view
                 continue
             middle = camera.lanes.points(np.array([k]), np.array([middle_at]))[0]
             px = plan.matrix[slot] @ middle + plan.shift[slot]
@@ -110,6 +118,26 @@ def test_vehicles_appear_at_their_positions_with_queues_in_the_queue_colour() ->
         assert np.corrcoef(n, pixels)[0, 1] > 0.95  # more vehicles, more vehicle pixels
 
 
+def test_short_approaches_continue_upstream_up_to_the_camera_range() -> None:
+    """RESCO cologne1's incoming lanes are 41-351 m long: the camera follows the short ones upstream (up to the
+    previous signal), and vehicles there are drawn where SUMO has them."""
+    with closing(TrafficSignalEnv(**COLOGNE1, duration=800)) as env:
+        camera = env.sim.camera
+        view = camera.views[0]
+        assert len(view.shown) > len(view.lanes)  # upstream lanes were added
+        ahead = camera.lanes.length[view.shown] - view.visible_from  # drawn metres of each lane, from its end
+        assert (ahead <= camera.camera_range + 1e-9).all()
+        env.reset(seed=0)
+        seen = 0
+        for _ in range(75):
+            env.step(0)
+            image = env.camera_image("approaches", 168, 168).rgb
+            for x, y, halted in centre_pixels(env, 168, upstream_only=True):
+                assert tuple(image[y, x]) == tuple(HALTED if halted else MOVING)
+                seen += 1
+        assert seen > 10
+
+
 def test_more_vehicles_give_more_vehicle_pixels_where_the_lane_is() -> None:
     """The drawing alone, from hand-made reads: each vehicle added on a lane adds pixels next to its position."""
     with closing(TrafficSignalEnv(**SINGLE)) as env:  # not started: only the network's geometry is read
@@ -121,8 +149,8 @@ def test_more_vehicles_give_more_vehicle_pixels_where_the_lane_is() -> None:
         last = 0
         for n in range(1, 6):
             fronts = length - 1.0 - 10.0 * np.arange(n)  # 10 m apart, the first at the stop line
-            reads = VehicleReads(np.zeros(n, np.int64), fronts, np.arange(n) % 2 == 1, [state])
-            image = camera.frame((0,), 84, 84, reads, None)
+            reads = VehicleReads(np.zeros(n, np.int64), fronts, np.full(n, 5.0), np.arange(n) % 2 == 1, [state])
+            image = camera.frame((0,), 84, 84, reads)
             pixels = vehicle_pixels(image)
             assert pixels > last
             last = pixels
@@ -130,9 +158,8 @@ def test_more_vehicles_give_more_vehicle_pixels_where_the_lane_is() -> None:
             newest = camera.lanes.points(np.array([lane]), np.array([fronts[-1] - 2.5]))[0]
             x, y = np.floor(plan.matrix[0] @ newest + plan.shift[0] + 0.5).astype(int)
             assert tuple(image[y, x]) == tuple(HALTED if (n - 1) % 2 else MOVING)
-        empty = camera.frame(
-            (0,), 84, 84, VehicleReads(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), [state]), None
-        )
+        none = VehicleReads(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, bool), [state])
+        empty = camera.frame((0,), 84, 84, none)
         assert vehicle_pixels(empty) == 0 and colour_mask(empty, LANE).any() and colour_mask(empty, BACKGROUND).any()
 
 
@@ -215,10 +242,10 @@ def test_pettingzoo_camera_modes_pass_the_parallel_api_test() -> None:
 def test_camera_conditions_move_turn_and_zoom_the_camera() -> None:
     with closing(TrafficSignalEnv(**SINGLE)) as env:  # approaches from the north and west only: not symmetric
         camera = ApproachCamera(str(env.params.net_path), env.sim.network, 80.0)
-        reads = VehicleReads(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), ["r" * 16])
+        reads = VehicleReads(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, bool), ["r" * 16])
 
         def lanes(**conditions: object) -> np.ndarray:
-            return colour_mask(camera.frame((0,), 84, 84, reads, None, CameraConditions(**conditions)), LANE)
+            return colour_mask(camera.frame((0,), 84, 84, reads, CameraConditions(**conditions)), LANE)
 
         nominal = lanes()
         turned = lanes(rotation=(0.0, 0.0, 90.0))  # the camera turns left: the scene turns clockwise

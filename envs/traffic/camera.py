@@ -1,22 +1,25 @@
-"""The traffic envs' ``approaches`` camera: per signal, a top-down image of its incoming lanes, drawn in numpy.
+"""The traffic envs' ``approaches`` camera: per signal, a top-down image of its approaches, drawn in numpy.
 
 Layout: the true geometry around the junction, as a camera looking straight down would see it. The image is
 centred on the junction (the mean of its incoming lanes' stop-line points), network north (+y of SUMO's
 coordinates) up, and spans ``camera_range`` metres beyond the farthest stop line on every side (square, so
-``camera_range`` + junction radius from the centre to each edge). Drawn on a dark background:
+``camera_range`` + junction radius + 3 m from the centre to each edge). Drawn on a dark background:
 
-- each incoming lane of the signal, grey, over its last ``camera_range`` metres (other lanes are not drawn);
-- a stop-line strip per lane, drawn just past its stop line into the junction (so queued vehicles never hide
+- each approach, grey: the last ``camera_range`` metres before the stop line of every incoming lane of the
+  signal, continued upstream onto the lanes feeding it where the incoming lane is shorter (RESCO's maps split
+  roads into short edges), up to the previous signalised junction; other lanes are not drawn;
+- a stop-line strip per incoming lane, just past its stop line into the junction (so queued vehicles never hide
   it), coloured by the lane's signal state: bright green (``G``, priority green), dark green (``g``, green that
   must yield), yellow (``y``/``u``/``o``), red (``r``/``s``), grey when off; a lane with several links shows its
   most permissive one;
-- each vehicle on those lanes as a lane-aligned bar of its lane's mean vehicle length (the state observation's
-  read), light blue when moving and orange when halted (< 0.1 m/s: SUMO's halting threshold, the state's queue).
+- each vehicle on those lanes as a lane-aligned bar of its length, light blue when moving and orange when
+  halted (< 0.1 m/s: SUMO's halting threshold, the state observation's queue).
 
-Why this way: everything static (lanes, the pixel indices of the strips, the world-to-pixel transform) is
-rasterised once per (signal, image size, camera conditions), i.e. once per episode; a frame copies that
-background, writes the strips with one indexed assignment and stamps the vehicles (tens of microseconds per
-signal at 84x84). Vehicle positions come from one batched read per decision step (:func:`reads.read_vehicles`).
+Why this way: everything static (lanes, the pixel indices of the strips, each lane's shape in pixels) is
+rasterised once per (signals, image size, camera conditions), i.e. once per episode; a frame copies that
+background, places every vehicle of every signal with one ``np.interp`` and writes vehicles and strips with one
+indexed assignment each (~0.02 ms per signal at 84x84). Vehicle positions come from one batched read per
+decision step (:func:`reads.read_vehicles`).
 
 Camera conditions (``CameraConditions``) act as on a top-down camera: ``offset`` x/y shift the camera (metres,
 in the image's right/up directions), ``offset`` z raises it (a wider footprint), ``rotation`` yaw turns it
@@ -29,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -51,14 +54,13 @@ for _chars, _code in (("rRs", 1), ("yYuo", 2), ("g", 3), ("G", 4)):
 NOMINAL_FOV = 90.0  # degrees: what fov_delta is relative to
 STRIP_LENGTH = 3.0  # m of stop-line strip past the stop line (at least STRIP_PIXELS)
 STRIP_PIXELS = 1.5
-DEFAULT_VEHICLE_LENGTH = 5.0  # m, where a lane's mean vehicle length is not known
+DEFAULT_VEHICLE_LENGTH = 5.0  # m: how densely vehicle bars are sampled
 VEHICLE_WIDTH = 0.7  # of the lane width
 
 
 @dataclass(frozen=True)
 class LaneGeometry:
-    """Every incoming lane of a network (``Network.in_lanes`` order), with one concatenated polyline table so a
-    lane position maps to x/y for all vehicles in one ``np.interp`` call."""
+    """The camera's lanes (``ApproachCamera.lane_ids`` order), with one concatenated polyline table."""
 
     length: np.ndarray  # SUMO lane length (m): lane positions run over [0, length]
     width: np.ndarray  # lane width (m)
@@ -68,7 +70,7 @@ class LaneGeometry:
     x: np.ndarray
     y: np.ndarray
     end: np.ndarray  # (L, 2) stop-line point (end of the shape)
-    direction: np.ndarray  # (L, 2) unit direction of travel at the stop line
+    direction: np.ndarray  # (L, 2) unit direction of travel at the end
     first_point: np.ndarray  # (L + 1,) lane i's shape points are x/y/distance[first_point[i]:first_point[i + 1]]
 
     def points(self, lane: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ class LaneGeometry:
     def polyline(self, lane: int, start: float) -> np.ndarray:
         """The lane's shape from lane position ``start`` to its end, as (k, 2) points."""
         length = float(self.length[lane])
-        lo = self.offset[lane] + max(0.0, start) * self.stretch[lane]
+        lo = self.offset[lane] + min(max(0.0, start), length) * self.stretch[lane]
         hi = self.offset[lane] + length * self.stretch[lane]
         inner = self.distance[(self.distance > lo) & (self.distance < hi)]
         s = np.concatenate([[lo], inner, [hi]])
@@ -88,11 +90,13 @@ class LaneGeometry:
 
 @dataclass(frozen=True)
 class SignalView:
-    """What one signal's camera shows: its lanes (indices into ``Network.in_lanes``), centre and extent."""
+    """What one signal's camera shows: its incoming lanes and the lanes upstream of them, centre and extent."""
 
-    lanes: np.ndarray  # incoming lanes of the signal (global indices)
+    lanes: np.ndarray  # incoming lanes of the signal (indices in ApproachCamera.lane_ids; Network.in_lanes first)
     link_lane: np.ndarray  # for each controlled link: position of its incoming lane in ``lanes``
     link_index: np.ndarray  # that link's index in the signal's state string
+    shown: np.ndarray  # every lane drawn: the incoming lanes, then the upstream ones
+    visible_from: np.ndarray  # per shown lane: the lane position where its drawn part begins
     centre: np.ndarray  # (2,) network coordinates
     half_extent: float  # metres from the centre to each image edge (nominal camera)
 
@@ -102,19 +106,20 @@ class FramePlan:
     """The static part of one frame of several signals' cameras (a channel stack), at one size and conditions.
 
     Pixels are addressed as rows of the stack viewed as (H * W * N, 3): row ``(y * W + x) * N + slot``, so every
-    signal's strips and vehicles are written with one indexed assignment each. A *pair* is (incoming lane, slot):
-    a lane shown in slot ``slot``'s image."""
+    signal's strips and vehicles are written with one indexed assignment each. A *pair* is a lane shown in one
+    slot's image (a lane upstream of two signals is shown in both)."""
 
     background: np.ndarray  # (H, W, 3N) uint8: lanes on the background
     strip_rows: np.ndarray  # rows of the stop-line strip pixels
-    strip_pair: np.ndarray  # the pair (slot order) each strip pixel belongs to
-    lane_first: np.ndarray  # per Network.in_lanes entry: its first pair in lane order
-    lane_pairs: np.ndarray  # per Network.in_lanes entry: how many slots show it
-    single: bool  # no lane is shown in two slots (the usual case: a lane has one signal)
-    pair_slot: np.ndarray  # slot of each pair, lane order
+    strip_lane: np.ndarray  # the incoming lane (slot by slot, in view order) each strip pixel belongs to
+    lane_first: np.ndarray  # per camera lane: its first pair (pairs sorted by lane)
+    lane_pairs: np.ndarray  # per camera lane: how many slots show it
+    single: bool  # no lane is shown in two slots (the usual case)
+    pair_slot: np.ndarray  # per pair: its slot
+    pair_visible: np.ndarray  # per pair: the lane position where the drawn part begins
     # each pair's lane shape already in its slot's pixels (an affine map commutes with linear interpolation), in
     # one table: a vehicle's lane position -> its pixel position is one np.interp over all pairs
-    pair_offset: np.ndarray  # start of each pair (lane order) in the distance table
+    pair_offset: np.ndarray  # start of each pair in the distance table
     distance: np.ndarray
     pixel_x: np.ndarray
     pixel_y: np.ndarray
@@ -126,13 +131,13 @@ class FramePlan:
 
 
 @functools.lru_cache(maxsize=8)
-def _read_net(net_path: str):  # noqa: ANN202  (sumolib.net.Net)
+def _read_net(net_path: str) -> Any:  # sumolib.net.Net
     import sumolib
 
     return sumolib.net.readNet(net_path, withInternal=False)
 
 
-def lane_geometry(net, lane_ids: Sequence[str]) -> LaneGeometry:  # noqa: ANN001
+def lane_geometry(net: Any, lane_ids: Sequence[str]) -> LaneGeometry:
     offsets, distances, xs, ys, length, width, stretch, ends, dirs = [], [], [], [], [], [], [], [], []
     first = [0]
     start = 0.0
@@ -169,18 +174,46 @@ def lane_geometry(net, lane_ids: Sequence[str]) -> LaneGeometry:  # noqa: ANN001
     )
 
 
+def upstream_lanes(net: Any, incoming: Sequence[str], camera_range: float) -> dict[str, float]:
+    """Every lane within ``camera_range`` metres upstream of the stop lines of ``incoming``: lane id -> distance
+    from its end to the nearest stop line (0 for the incoming lanes). The search crosses unsignalised junctions
+    only: beyond a signal the traffic belongs to that signal's approach."""
+    best = {lane: 0.0 for lane in incoming}
+    frontier = list(incoming)
+    while frontier:
+        lane_id = frontier.pop()
+        lane = net.getLane(lane_id)
+        reach = best[lane_id] + lane.getLength()
+        if reach >= camera_range or "traffic_light" in lane.getEdge().getFromNode().getType():
+            continue
+        begin = np.asarray(lane.getShape()[0][:2], float)
+        for pred in lane.getIncoming():
+            if pred.getEdge().getFunction() == "internal":
+                continue
+            gap = float(np.linalg.norm(np.asarray(pred.getShape()[-1][:2], float) - begin))  # across the junction
+            d = reach + gap
+            if d < camera_range and d < best.get(pred.getID(), math.inf):
+                best[pred.getID()] = d
+                frontier.append(pred.getID())
+    return best
+
+
 class ApproachCamera:
-    """The ``approaches`` camera of every signal of one network (built once per env; frame plans cached)."""
+    """The ``approaches`` camera of every signal of one network (built once per env; frame plans cached).
+
+    ``lane_ids``: the lanes vehicles are read from, ``Network.in_lanes`` first, then the upstream lanes."""
 
     def __init__(self, net_path: str, network: Network, camera_range: float) -> None:
         net = _read_net(net_path)
         self.network = network
         self.camera_range = float(camera_range)
-        self.lanes = lane_geometry(net, network.in_lanes)
-        self.visible_from = self.lanes.length - self.camera_range  # lane position where the drawn part begins
-        position = {lane: i for i, lane in enumerate(network.in_lanes)}
+        reach = [upstream_lanes(net, layout.lanes, self.camera_range) for layout in network.layouts]
+        upstream = sorted({lane for r in reach for lane in r} - set(network.in_lanes))
+        self.lane_ids = [*network.in_lanes, *upstream]
+        self.lanes = lane_geometry(net, self.lane_ids)
+        position = {lane: i for i, lane in enumerate(self.lane_ids)}
         self.views: list[SignalView] = []
-        for layout in network.layouts:
+        for layout, distances in zip(network.layouts, reach):
             lanes = np.array([position[x] for x in layout.lanes], np.int64)
             local = {int(g): k for k, g in enumerate(lanes)}
             link_lane, link_index = [], []
@@ -189,6 +222,9 @@ class ApproachCamera:
                 if k is not None:
                     link_lane.append(k)
                     link_index.append(int(link_no))
+            others = sorted((x for x in distances if x not in set(layout.lanes)), key=position.__getitem__)
+            shown = np.concatenate([lanes, np.array([position[x] for x in others], np.int64)])
+            ahead = np.array([distances[x] for x in [*layout.lanes, *others]])
             ends = self.lanes.end[lanes]
             centre = ends.mean(axis=0) if len(ends) else np.zeros(2)
             radius = float(np.linalg.norm(ends - centre, axis=1).max()) if len(ends) else 0.0
@@ -197,6 +233,8 @@ class ApproachCamera:
                     lanes=lanes,
                     link_lane=np.array(link_lane, np.int64),
                     link_index=np.array(link_index, np.int64),
+                    shown=shown,
+                    visible_from=self.lanes.length[shown] - (self.camera_range - ahead),
                     centre=centre,
                     half_extent=self.camera_range + radius + STRIP_LENGTH,
                 )
@@ -211,25 +249,23 @@ class ApproachCamera:
         width: int,
         height: int,
         reads: VehicleReads,
-        vehicle_length: np.ndarray | None,
         conditions: CameraConditions | Sequence[CameraConditions] = NOMINAL,
     ) -> np.ndarray:
         """The images of ``signals`` (indices in SUMO's order) stacked along channels: a new (H, W, 3N) uint8 array.
 
-        ``vehicle_length``: mean vehicle length per ``Network.in_lanes`` entry (m), from the state's reads;
         ``conditions``: one for every signal's camera, or one per signal."""
         if isinstance(conditions, CameraConditions):
             conditions = (conditions,) * len(signals)
         plan = self.plan(tuple(signals), width, height, tuple(conditions))
         out = plan.background.copy()
         rows = out.reshape(-1, 3)
-        self._draw_vehicles(rows, plan, len(signals), width, height, reads, vehicle_length)
+        self._draw_vehicles(rows, plan, len(signals), width, height, reads)
         codes = np.concatenate([self._lane_codes(k, reads.states) for k in signals])
-        rows[plan.strip_rows] = STATE_COLOURS[codes[plan.strip_pair]]  # last: a vehicle never hides the signal
+        rows[plan.strip_rows] = STATE_COLOURS[codes[plan.strip_lane]]  # last: a vehicle never hides the signal
         return out
 
     def _lane_codes(self, signal: int, states: Sequence[str]) -> np.ndarray:
-        """Per lane of the signal's view: the most permissive state code of its links (cached per state string)."""
+        """Per incoming lane of the signal: the most permissive state code of its links (cached per state)."""
         view = self.views[signal]
         state = states[signal] if signal < len(states) else ""
         cache = self._codes[signal]
@@ -245,49 +281,43 @@ class ApproachCamera:
         return codes
 
     def _draw_vehicles(
-        self,
-        rows: np.ndarray,
-        plan: FramePlan,
-        slots: int,
-        width: int,
-        height: int,
-        reads: VehicleReads,
-        vehicle_length: np.ndarray | None,
+        self, rows: np.ndarray, plan: FramePlan, slots: int, width: int, height: int, reads: VehicleReads
     ) -> None:
-        lane, front = reads.lane, reads.position
-        keep = (plan.lane_pairs[lane] > 0) & (front >= self.visible_from[lane])
-        if not keep.any():
-            return
-        lane, front, halted = lane[keep], front[keep], reads.halted[keep]
-        length = np.full(len(lane), DEFAULT_VEHICLE_LENGTH)
-        if vehicle_length is not None:
-            known = vehicle_length[lane]
-            length = np.where(known > 0, known, length)
-        # lane positions along each visible vehicle, front to rear, clipped to the drawn part: (V, K)
-        along = front[:, None] - length[:, None] * plan.steps[None, :]
-        along = np.clip(along, np.maximum(self.visible_from[lane], 0.0)[:, None], self.lanes.length[lane][:, None])
+        lane, front, length, halted = reads.lane, reads.position, reads.length, reads.halted
+        shown = plan.lane_pairs[lane] > 0
+        lane, front, length, halted = lane[shown], front[shown], length[shown], halted[shown]
         if plan.single:
             pair = plan.lane_first[lane]
         else:  # one entry per (vehicle, slot showing its lane)
             counts = plan.lane_pairs[lane]
             vehicle = np.repeat(np.arange(len(lane)), counts)
             within = np.arange(len(vehicle)) - np.repeat(np.cumsum(counts) - counts, counts)
-            lane, along, halted = lane[vehicle], along[vehicle], halted[vehicle]
+            lane, front, length, halted = lane[vehicle], front[vehicle], length[vehicle], halted[vehicle]
             pair = plan.lane_first[lane] + within
+        visible_from = plan.pair_visible[pair]
+        keep = front >= visible_from
+        if not keep.any():
+            return
+        lane, front, length, halted = lane[keep], front[keep], length[keep], halted[keep]
+        pair, visible_from = pair[keep], visible_from[keep]
+        # lane positions along each visible vehicle, front to rear, clipped to the drawn part: (V, K)
+        along = front[:, None] - length[:, None] * plan.steps[None, :]
+        along = np.clip(along, np.maximum(visible_from, 0.0)[:, None], self.lanes.length[lane][:, None])
         at = along * self.lanes.stretch[lane][:, None] + plan.pair_offset[pair][:, None]
-        # floor(x + 0.5), not np.rint: rint rounds halves to even and would merge a 2-pixel bar into one column
-        x = np.floor(np.interp(at, plan.distance, plan.pixel_x) + 0.5).astype(np.int64)
-        y = np.floor(np.interp(at, plan.distance, plan.pixel_y) + 0.5).astype(np.int64)
+        # the square of side s nearest each point starts at floor(x + 0.5 - (s - 1) / 2) (np.floor, not np.rint:
+        # rint rounds halves to even)
+        corner = 0.5 - (plan.vehicle_side - 1) / 2
+        x = np.floor(np.interp(at, plan.distance, plan.pixel_x) + corner).astype(np.int64)
+        y = np.floor(np.interp(at, plan.distance, plan.pixel_y) + corner).astype(np.int64)
         target = (y * width + x) * slots + plan.pair_slot[pair][:, None]
-        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        flags = np.broadcast_to(halted[:, None], inside.shape)
+        flags = halted[:, None]
         if plan.vehicle_side > 1:  # widen the bar into squares: offsets broadcast over a trailing axis
             dx, dy = plan.square
             x, y = x[..., None] + dx, y[..., None] + dy
             target = target[..., None] + (dy * width + dx) * slots
-            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            flags = np.broadcast_to(halted[:, None, None], inside.shape)
-        rows[target[inside]] = VEHICLE_COLOURS[flags[inside].astype(np.int64)]
+            flags = flags[..., None]
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        rows[target[inside]] = VEHICLE_COLOURS[np.broadcast_to(flags, inside.shape)[inside].astype(np.int64)]
 
     # ------------------------------------------------------------------------------------------ static part
     def plan(
@@ -311,29 +341,32 @@ class ApproachCamera:
         geo = self.lanes
         background = np.empty((height, width, 3 * n), np.uint8)
         matrices, shifts, scales = np.zeros((n, 2, 2)), np.zeros((n, 2)), np.zeros(n)
-        strip_rows, strip_pair, pair_lane, pair_slot = [], [], [], []
+        strip_rows, strip_lane, pair_lane, pair_slot, pair_visible = [], [], [], [], []
+        lanes_before = 0
         for slot, signal in enumerate(signals):
             view = self.views[signal]
             matrix, shift, scale = _camera_transform(view, width, height, conditions[slot])
             matrices[slot], shifts[slot], scales[slot] = matrix, shift, scale
             image = background[:, :, 3 * slot : 3 * slot + 3]
             image[:] = BACKGROUND
+            for lane, start in zip(view.shown, view.visible_from):
+                shape = geo.polyline(int(lane), float(start)) @ matrix.T + shift
+                stamp_polyline(image, shape, max(1, int(np.rint(geo.width[lane] * scale))), LANE)
             labels = np.full((height, width), -1, np.int32)
-            lane_px = np.maximum(1, np.rint(geo.width[view.lanes] * scale)).astype(int)
             strip = max(STRIP_LENGTH, STRIP_PIXELS / scale)
             for k, lane in enumerate(view.lanes):
-                shape = geo.polyline(int(lane), float(self.visible_from[lane])) @ matrix.T + shift
-                stamp_polyline(image, shape, int(lane_px[k]), LANE)
                 stop = np.stack([geo.end[lane], geo.end[lane] + strip * geo.direction[lane]]) @ matrix.T + shift
-                stamp_polyline(labels, stop, int(lane_px[k]), k)
+                stamp_polyline(labels, stop, max(1, int(np.rint(geo.width[lane] * scale))), k)
             ys, xs = np.nonzero(labels >= 0)
             strip_rows.append((ys * width + xs) * n + slot)
-            strip_pair.append(labels[ys, xs] + len(pair_lane))
-            pair_lane.extend(int(x) for x in view.lanes)
-            pair_slot.extend([slot] * len(view.lanes))
+            strip_lane.append(labels[ys, xs] + lanes_before)
+            lanes_before += len(view.lanes)
+            pair_lane.extend(int(x) for x in view.shown)
+            pair_slot.extend([slot] * len(view.shown))
+            pair_visible.extend(float(v) for v in view.visible_from)
         lanes, slots = np.array(pair_lane, np.int64), np.array(pair_slot, np.int64)
         order = np.argsort(lanes, kind="stable")
-        lane_pairs = np.bincount(lanes, minlength=len(self.network.in_lanes))
+        lane_pairs = np.bincount(lanes, minlength=len(self.lane_ids))
         offsets, distance, pixels, start = [], [], [], 0.0
         for lane, slot in zip(lanes[order], slots[order]):
             a, b = geo.first_point[lane], geo.first_point[lane + 1]
@@ -344,18 +377,19 @@ class ApproachCamera:
             start += float(local[-1]) + 1.0
         widths = geo.width[lanes] if len(lanes) else np.array([3.2])
         side = max(1, int(np.rint(VEHICLE_WIDTH * float(np.median(widths)) * float(np.median(scales)))))
-        samples = max(2, int(math.ceil(DEFAULT_VEHICLE_LENGTH * float(scales.max()) / side)) + 1)
-        centred = np.arange(side) - (side - 1) // 2
-        dx, dy = np.meshgrid(centred, centred)
+        # samples at most half a pixel apart along a typical vehicle, an odd count (its middle is one)
+        samples = 2 * int(math.ceil(DEFAULT_VEHICLE_LENGTH * float(scales.max()))) + 1
+        dx, dy = np.meshgrid(np.arange(side), np.arange(side))
         table = np.concatenate(pixels) if pixels else np.zeros((1, 2))
         return FramePlan(
             background=background,
             strip_rows=np.concatenate(strip_rows),
-            strip_pair=np.concatenate(strip_pair),
+            strip_lane=np.concatenate(strip_lane),
             lane_first=np.cumsum(lane_pairs) - lane_pairs,
             lane_pairs=lane_pairs,
             single=bool(lane_pairs.max(initial=0) <= 1),
             pair_slot=slots[order],
+            pair_visible=np.array(pair_visible)[order] if pair_visible else np.zeros(0),
             pair_offset=np.array(offsets),
             distance=np.concatenate(distance) if distance else np.zeros(1),
             pixel_x=table[:, 0],

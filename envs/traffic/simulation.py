@@ -74,6 +74,7 @@ class TrafficSim:
         self._reads: StepReads | None = None
         self._vehicles: VehicleReads | None = None  # camera reads, for the step whose reads are _vehicles_at
         self._vehicles_at: StepReads | None = None
+        self._vehicle_lengths: dict[str, float] = {}  # vehicle id -> length (m), read once per episode
         self._camera: Any = None  # camera.ApproachCamera, built on the first image
         self._rewards = np.zeros(0)
         self._reward_fn: EpisodeRewards | None = None
@@ -175,6 +176,7 @@ class TrafficSim:
         self._stop_sumo()
         self.metrics, self.final_snapshot, self._reads = None, None, None
         self._vehicles = self._vehicles_at = None
+        self._vehicle_lengths = {}
         self.sumo_seed = int(sumo_seed)
         self.tripinfo_path.unlink(missing_ok=True)
         try:
@@ -225,7 +227,18 @@ class TrafficSim:
             self._read_vehicles()
 
     def _read_vehicles(self) -> None:
-        self._vehicles, self._vehicles_at = read_vehicles(self.sumo, self.network), self._reads
+        lanes = self.camera.lane_ids
+        self._vehicles = read_vehicles(self.sumo, lanes, self.network.ts_ids, self._vehicle_lengths)
+        self._vehicles_at = self._reads
+
+    @property
+    def camera(self) -> Any:
+        """The ``approaches`` camera (:class:`.camera.ApproachCamera`), built on first use (sumolib reads the net)."""
+        if self._camera is None:
+            from lepton_sim.envs.traffic.camera import ApproachCamera
+
+            self._camera = ApproachCamera(self._net, self.network, self.params.camera_range)
+        return self._camera
 
     @property
     def done(self) -> bool:
@@ -277,18 +290,13 @@ class TrafficSim:
         Vehicles are read once per decision step (in camera obs modes while stepping; otherwise on the first image
         of a step). After the window's end an env in state mode has no reads of the last step: its image then
         shows the signal states and vehicles of the last step that was read (none if no step was)."""
-        if self._camera is None:
-            from lepton_sim.envs.traffic.camera import ApproachCamera
-
-            self._camera = ApproachCamera(self._net, self.network, self.params.camera_range)
         if self._vehicles_at is not self._reads and self.sumo is not None and self._reads is not None:
             try:
                 self._read_vehicles()
             except Exception as err:  # noqa: BLE001
                 self._fail(err)
         vehicles = self._vehicles if self._vehicles is not None else EMPTY_VEHICLES
-        lengths = self._vehicles_at.veh_length if self._vehicles_at is not None else None
-        return self._camera.frame(signals, width, height, vehicles, lengths, conditions)
+        return self.camera.frame(signals, width, height, vehicles, conditions)
 
     def metric_info(self) -> dict[str, float]:
         return self.metrics.as_info() if self.metrics is not None else EpisodeMetrics.nan_info()
