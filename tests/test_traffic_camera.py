@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import closing
 
+import gymnasium
 import numpy as np
 import pytest
 
@@ -213,8 +214,6 @@ def test_network_env_stacks_every_signals_image_in_signal_order() -> None:
 def test_pettingzoo_agents_see_their_own_signals_image(obs_mode: str, order: str) -> None:
     from lepton_sim.envs.traffic.grid_env import parallel_env
 
-    if obs_mode not in TrafficParams.OBS_MODES:
-        pytest.skip(f"obs_mode {obs_mode!r} is not in the observation pipeline yet")
     with closing(parallel_env(**GRID, duration=100, obs_mode=obs_mode, channel_order=order, camera_size=64)) as env:
         obs, _ = env.reset(seed=4)
         for _ in range(5):
@@ -228,6 +227,25 @@ def test_pettingzoo_agents_see_their_own_signals_image(obs_mode: str, order: str
             assert image.shape == (64, 64, 3)
             assert np.array_equal(image, stack[:, :, 3 * k : 3 * k + 3])
             assert np.array_equal(image, env.camera_image("approaches", 64, 64, agent=agent).rgb)
+
+
+def test_pettingzoo_agents_see_the_joint_envs_images_degradations_included() -> None:
+    """Same seed and actions: agent k's image is slice k of lepton/TrafficNetwork-v0's pixel observation (through
+    the observation pipeline), with the same severity-3 sensor degradations and per-signal camera poses."""
+    from lepton_sim.envs.traffic.grid_env import parallel_env
+
+    kw = {**GRID, "duration": 100, "obs_mode": "pixels", "camera_size": 48, "sensor": {"severity": 3}}
+    actions = np.random.default_rng(1).integers(0, 2, (6, 4))
+    with closing(gymnasium.make("lepton/TrafficNetwork-v0", **kw)) as joint:
+        frames = [joint.reset(seed=5)[0]] + [joint.step(a)[0] for a in actions]
+    with closing(parallel_env(**kw)) as env:
+        obs, _ = env.reset(seed=5)
+        agents = [obs] + [env.step(dict(zip(env.possible_agents, map(int, a))))[0] for a in actions]
+        clean = env.camera_image("approaches", 48, 48).rgb
+    for frame, per_agent in zip(frames, agents):
+        for k, agent in enumerate(env.possible_agents):
+            assert np.array_equal(per_agent[agent], frame[:, :, 3 * k : 3 * k + 3])
+    assert not np.array_equal(frames[-1], clean)  # the sensor did degrade them
 
 
 def test_pettingzoo_camera_modes_pass_the_parallel_api_test() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -71,10 +71,12 @@ class TrafficEnvBase(gym.Env, EzPickle):
         *,
         depth: bool = False,
         segmentation: bool = False,
-        conditions: CameraConditions = NOMINAL,
+        conditions: CameraConditions | Sequence[CameraConditions] = NOMINAL,
     ) -> CameraImage:
         """Camera ``approaches`` (:mod:`.camera`): every signal's image, stacked along channels in signal order,
-        uint8 (height, width, 3 x signals); one signal for ``lepton/TrafficSignal-v0``, so (height, width, 3)."""
+        uint8 (height, width, 3 x signals); one signal for ``lepton/TrafficSignal-v0``, so (height, width, 3).
+        ``conditions``: one for every signal's camera, or one per signal (the pipeline's sensor model gives one per
+        RGB image)."""
         check_camera(name, depth, segmentation)
         return CameraImage(rgb=self.sim.approach_images(list(range(len(self.sim.ts_ids))), width, height, conditions))
 

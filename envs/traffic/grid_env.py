@@ -9,7 +9,7 @@ Ingolstadt maps); ``lepton_sim.agents.traffic.pettingzoo_vec`` pads them for par
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from gymnasium import spaces
@@ -35,7 +35,8 @@ class TrafficGridEnv(ParallelEnv):
     ``phase_pressure`` / ``phase_demand``. All agents are truncated together at the end of the window.
     Camera modes (``obs_mode: pixels`` / ``state+pixels``): each agent observes its own signal's ``approaches``
     image (uint8 (H, W, 3), channel order from ``channel_order``), or a Dict of ``state`` and ``pixels``
-    (:mod:`.agent_cameras`); ``sensor`` degradations are not applied here yet (refused).
+    (:mod:`.agent_cameras`), with the ``sensor`` degradations of the observation pipeline (agent k's image equals
+    slice k of the joint env's for the same seed and actions).
     Keyword arguments: :class:`lepton_sim.envs.traffic.params.TrafficParams`.
     """
 
@@ -75,6 +76,8 @@ class TrafficGridEnv(ParallelEnv):
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(seed)
         start_episode(self.sim, self._np_random, seed)
+        if self._cameras is not None:
+            self._cameras.begin_episode(seed)
         self.agents = list(self.possible_agents)
         return self._observations(), self._infos()
 
@@ -125,7 +128,7 @@ class TrafficGridEnv(ParallelEnv):
         agent: str | None = None,
         depth: bool = False,
         segmentation: bool = False,
-        conditions: CameraConditions = NOMINAL,
+        conditions: CameraConditions | Sequence[CameraConditions] = NOMINAL,
     ) -> CameraImage:
         """Camera ``approaches``: ``agent``'s signal image (H, W, 3), or with no agent every signal's, stacked along
         channels in ``possible_agents`` order (H, W, 3 x agents), as ``lepton/TrafficNetwork-v0`` gives it."""

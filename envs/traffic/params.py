@@ -191,8 +191,6 @@ class TrafficParams(CameraParams):
     :mod:`lepton_sim.envs.traffic.camera`.
     """
 
-    # TODO(camera pipeline): CameraParams.OBS_MODES (adds "state+pixels") once the pipeline has that stage
-    OBS_MODES: ClassVar[tuple[str, ...]] = ("state", "pixels")
     CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("approaches",)
     CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ()
 
