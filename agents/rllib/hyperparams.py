@@ -95,6 +95,8 @@ def training_arguments(algo: str) -> dict[str, Any]:
             if name in ("self", "kwargs") or p.kind is inspect.Parameter.VAR_KEYWORD:
                 continue
             out[name] = p.annotation
+    for name in RUNNER_KEYS:  # lepton-sim's keys win (``model`` is the old API stack's model config there)
+        out.pop(name, None)
     return out
 
 

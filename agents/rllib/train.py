@@ -238,20 +238,29 @@ def train_rllib(
             algo = algo_config.build_algo()
         except Exception as err:  # noqa: BLE001  (an env that cannot start in a runner, a bad setting)
             raise LeptonError(f"{run.path}: RLlib could not build the algorithm: {_cause(err, run_id)}") from None
+        error: BaseException | None = None
         try:
             trainer = _Trainer(run, config, scenario, algo, run_id)
             if checkpoint is not None:
                 algo.restore_from_path(str(checkpoint[1].resolve()))
             trainer.steps = done_steps
             trainer.last_saved = done_steps if checkpoint else None
+            trainer.record()  # while every runner is healthy: the modules' spaces come from them
             gpus = float(layout(hp)["gpus_per_learner"])
             run.record_device("cuda" if gpus > 0 else "cpu")
             _loop(trainer, config, faults, progress_bar)
-        finally:
-            try:
-                algo.stop()
-            except Exception:  # noqa: BLE001  (the run's own outcome matters, not a second failure)
-                pass
+        except BaseException as err:  # noqa: BLE001  (raised again below, once the algorithm is stopped)
+            error = err
+        _stop_quietly(algo)  # outside the except block: Ray's shutdown logging must not print our traceback
+        if error is not None:
+            raise error
+
+
+def _stop_quietly(algo: Any) -> None:
+    try:
+        algo.stop()
+    except Exception:  # noqa: BLE001  (the run's own outcome matters, not a second failure)
+        pass
 
 
 def _loop(trainer: _Trainer, config: TrainConfig, faults: dict[str, Any], progress_bar: bool) -> None:
@@ -273,9 +282,9 @@ def _loop(trainer: _Trainer, config: TrainConfig, faults: dict[str, Any], progre
                 raise
             except Exception as err:  # noqa: BLE001  (an env runner died and was not restarted)
                 _save_interrupted(trainer, why="an env runner failed")
+                saved = "; what was learnt is saved (see above)" if trainer.steps else ""
                 raise LeptonError(
-                    f"{run.path}: training stopped: an env runner failed: {_cause(err, trainer.run_id)}; "
-                    "what was learnt is saved (see above)"
+                    f"{run.path}: training stopped: an env runner failed: {_cause(err, trainer.run_id)}{saved}"
                 ) from None
             iteration += 1
             runners = result.get("env_runners", {}) or {}
@@ -345,6 +354,8 @@ def _progress(enabled: bool, total: int, done: int) -> Any:
 
 def _save_interrupted(trainer: _Trainer, why: str = "interrupted") -> None:
     run, steps = trainer.run, trainer.steps
+    if steps == 0 or steps == trainer.last_saved and run.final_model.is_dir():
+        return  # nothing learnt since the last save
     with uninterrupted():
         try:
             checkpoint = run.checkpoint(steps)
