@@ -160,10 +160,11 @@ class _MotionBlur:
 
     def __init__(self, length: int, angle: float, shape: tuple[int, int, int]) -> None:
         h, w, c = shape
-        half = (length - 1) / 2
-        steps = np.linspace(-half, half, length)
-        self.offsets = [(int(round(t * math.sin(angle))), int(round(t * math.cos(angle)))) for t in steps]
-        self.r = r = int(math.ceil(half))
+        # the line 0..length-1 along the direction (each step moves a pixel), centred on its rounded middle
+        sin, cos, mid = math.sin(angle), math.cos(angle), (length - 1) / 2
+        cy, cx = round(mid * sin), round(mid * cos)
+        self.offsets = [(round(t * sin) - cy, round(t * cos) - cx) for t in range(length)]
+        self.r = r = max(max(abs(dy), abs(dx)) for dy, dx in self.offsets)
         self.length = length
         self.pad = np.empty((h + 2 * r, w + 2 * r, c), np.uint16)
         self.acc = np.empty((h, w, c), np.uint16)
