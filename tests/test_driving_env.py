@@ -149,9 +149,9 @@ def test_vector_reset_int_seed_gives_seed_plus_index() -> None:
         np.testing.assert_array_equal(obs[i], single)
 
 
-def test_obs_mode_other_than_state_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="obs_mode 'pixels' is not supported; allowed: state"):
-        gym.make(ENV_ID, obs_mode="pixels")
+def test_unknown_obs_mode_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="obs_mode 'lidar' is not supported; allowed: state, pixels, state\\+pixels"):
+        gym.make(ENV_ID, obs_mode="lidar")
     with pytest.raises(ValueError, match="obs_mode 'rgb' was renamed to 'pixels'"):
         gym.make(ENV_ID, obs_mode="rgb")
 

@@ -8,6 +8,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
+from lepton_sim.envs.driving.camera import DrivingCamera, check_camera
 from lepton_sim.envs.driving.observation import observation_bounds
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.sim import DrivingSim
@@ -127,6 +129,7 @@ class DrivingEnv(gymnasium.Env):
         self.action_space = (
             spaces.Discrete(5) if self._discrete else spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         )
+        self._camera: DrivingCamera | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -143,6 +146,27 @@ class DrivingEnv(gymnasium.Env):
         info = {key: value[0].item() for key, value in self.sim.info_arrays().items()}
         info["time_to_goal"] = NanEqualFloat(info["time_to_goal"])
         return info
+
+    def camera_image(
+        self,
+        name: str,
+        width: int,
+        height: int,
+        *,
+        depth: bool = False,
+        segmentation: bool = False,
+        conditions: CameraConditions = NOMINAL,
+    ) -> CameraImage:
+        """Camera ``name`` (``topdown`` RGB or ``semantic`` 5-class grid) of the current state, ``height`` x
+        ``width`` pixels; the same pixels as world i of :meth:`DrivingVectorEnv.camera_images` in that state."""
+        check_camera(name, depth, segmentation)
+        if self._camera is None:
+            self._camera = DrivingCamera(self.params)
+        image = self._camera.render(self.sim, name, width, height, None if conditions.nominal else [conditions])
+        if image.rgb is not None:
+            return CameraImage(rgb=image.rgb[0])
+        assert image.semantic is not None
+        return CameraImage(semantic=image.semantic[0])
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

@@ -7,13 +7,13 @@ parameter ranges for testing.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from lepton_sim.envs.params import Bounds, EnvParams, IntRange, Range
+from lepton_sim.envs.camera_params import CameraParams
+from lepton_sim.envs.params import Bounds, IntRange, Range
 
-OBS_MODES = ("state",)
 ACTION_MODES = ("continuous", "discrete")
 MAX_LANES = 4
 MAX_CURVATURE = 0.05  # 1/m: the inner edge of a 4-lane road keeps a radius >= 6 m
@@ -38,13 +38,18 @@ RANGE_BOUNDS: dict[str, Bounds] = {
 }
 
 
-class DrivingParams(EnvParams):
-    """Keyword arguments of ``lepton/Driving-v0`` (and its vector env). Units: metres, seconds, radians."""
+class DrivingParams(CameraParams):
+    """Keyword arguments of ``lepton/Driving-v0`` (and its vector env). Units: metres, seconds, radians.
 
-    OBS_MODES: ClassVar[tuple[str, ...]] = OBS_MODES
+    Cameras (``obs_mode`` pixels / state+pixels, see ``camera``): ``topdown`` (RGB, ego-centred and heading
+    aligned) and ``semantic`` (the same view as 5 class channels: road, markings, obstacles, vehicles, route).
+    """
+
     RANGE_BOUNDS: ClassVar[dict[str, Bounds]] = RANGE_BOUNDS
+    CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("topdown", "semantic")
+    CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ()
+    CAMERA_SEMANTIC_CHANNELS: ClassVar[Mapping[str, int]] = {"semantic": 5}
 
-    obs_mode: str = Field("state", description="observation mode; only 'state' for now")
     action_mode: Literal["continuous", "discrete"] = Field(
         "continuous", description="'continuous': (acceleration, steering) in [-1, 1]; 'discrete': 5 meta-actions"
     )

@@ -17,6 +17,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from lepton_sim.envs.camera_image import CameraConditions, CameraImage
+from lepton_sim.envs.driving.camera import DrivingCamera, check_camera
 from lepton_sim.envs.driving.observation import observation_bounds
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.sim import DrivingSim
@@ -61,6 +63,7 @@ class DrivingVectorEnv(VectorEnv):
         self._seeds: list[int | None] = [None] * num_envs
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
+        self._camera: DrivingCamera | None = None
 
     # ---------------------------------------------------------------------------------------------- reset
     def reset(
@@ -141,6 +144,26 @@ class DrivingVectorEnv(VectorEnv):
             out[key] = value if full else np.where(mask, value, np.zeros_like(value))
             out[f"_{key}"] = mask.copy()
         return out
+
+    # ------------------------------------------------------------------------------------------- cameras
+    def camera_images(
+        self,
+        name: str,
+        width: int,
+        height: int,
+        *,
+        depth: bool = False,
+        segmentation: bool = False,
+        conditions: Sequence[CameraConditions] | None = None,
+    ) -> CameraImage:
+        """Camera ``name`` of every world in one batched pass: rgb (N, H, W, 3) or semantic (N, H, W, 5) uint8.
+
+        ``conditions``: one per world (None: all nominal). World i equals ``DrivingEnv.camera_image`` in its state.
+        """
+        check_camera(name, depth, segmentation)
+        if self._camera is None:
+            self._camera = DrivingCamera(self.params)
+        return self._camera.render(self.sim, name, width, height, conditions)
 
     # ------------------------------------------------------------------------------------- render & plots
     def render(self) -> tuple[np.ndarray, ...] | None:
