@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
-from lepton_sim.envs.sensor_realism import SensorModel, is_clean, is_nominal
+from lepton_sim.envs.sensor_realism import SensorModel, copy_channels, is_clean, is_nominal
 
 GOAL_KEYS = ("achieved_goal", "desired_goal")
 STATE_KEY, PIXELS_KEY = "state", "pixels"
@@ -174,15 +174,17 @@ def compose(
     """
     batched = out.ndim == 4
     rows = range(out.shape[0]) if batched and worlds is None else (worlds if batched else [None])
+    degraded = any(s is not None for s in sensors)
     for k, (c0, image) in enumerate(zip(layout.offsets(), images)):
         data, n = _image_data(layout, k, image), layout.channels[k]
-        for i in rows:
+        if batched and worlds is not None:
+            out[list(worlds), ..., c0 : c0 + n] = data[list(worlds)]
+        else:
+            copy_channels(out[..., c0 : c0 + n], data)  # every world at once
+        for i in rows if degraded and layout.rgb_images[k] else ():
             src, dst = (data, out) if i is None else (data[i], out[i])
             sensor = sensors[0 if i is None else i]
-            dst[..., c0 : c0 + n] = src
-            if sensor is None:
-                continue
-            for g in range(layout.rgb_images[k]):
+            for g in range(layout.rgb_images[k]) if sensor is not None else ():
                 if sensor.degrades(k, g):
                     sensor.apply(k, src[..., 3 * g : 3 * g + 3], dst[..., c0 + 3 * g : c0 + 3 * g + 3], g)
         c = c0 + n

@@ -60,6 +60,16 @@ PIXEL_FIELDS = ("blur_sigma", "motion_blur")  # severity values scaled by camera
 NEUTRAL: dict[str, float] = {"contrast": 1.0, "gamma": 1.0}  # other fields are neutral at 0
 
 
+def copy_channels(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for images whose channel axis is strided (an RGB view of an RGBA buffer, a slice of a
+    stacked image): one copy per channel, ~5x faster than numpy's pixel-by-pixel copy of 3-element rows."""
+    if (src.flags.c_contiguous and dst.flags.c_contiguous) or src.shape[-1] > 4:
+        np.copyto(dst, src)
+    else:
+        for c in range(src.shape[-1]):
+            dst[..., c] = src[..., c]
+
+
 def is_nominal(conditions: CameraConditions | Sequence[CameraConditions]) -> bool:
     """Whether a camera's conditions (one, or one per stacked image) change nothing."""
     if isinstance(conditions, CameraConditions):
@@ -266,6 +276,7 @@ class SensorModel:
         self._photometric: list[list[_Photometric]] = [[_Photometric() for _ in range(n)] for n in self.images]
         self._buf16 = np.empty((size, size, 3), np.int16)
         self._scratch = np.empty((size, size, 3), np.uint8)
+        self._source = np.empty((size, size, 3), np.uint8)
         self._frame = size * size * 3
 
     @property
@@ -350,6 +361,9 @@ class SensorModel:
         """Write ``src`` (uint8 (H, W, 3), left untouched) degraded into ``dst`` (same shape, may be a view)."""
         ep = self._photometric[camera][image]
         x = src
+        if not src.flags.c_contiguous:  # strided views make every stage below several times slower
+            copy_channels(self._source, src)
+            x = self._source
         if ep.blur is not None:
             x = ep.blur(x)
         if ep.motion is not None:
@@ -369,7 +383,7 @@ class SensorModel:
             np.clip(self._buf16, 0, 255, out=self._buf16)
             np.copyto(dst, self._buf16, casting="unsafe")
         elif x is not dst:
-            np.copyto(dst, x)
+            copy_channels(dst, x)
         for y0, y1, x0, x1, color in ep.rects:
             dst[y0:y1, x0:x1] = color
         if ep.dead is not None:
