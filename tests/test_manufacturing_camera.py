@@ -214,7 +214,7 @@ def test_unknown_camera_names_the_allowed_ones() -> None:
     assert ArmParams().cameras == ("overhead",)
 
 
-def test_wrist_camera_skips_the_floor_only_where_the_table_hides_it() -> None:
+def test_wrist_camera_skips_only_what_it_cannot_see() -> None:
     env = _base("lepton/ArmPickPlace-v0")
     try:
         env.reset(seed=0)
@@ -229,6 +229,12 @@ def test_wrist_camera_skips_the_floor_only_where_the_table_hides_it() -> None:
         assert not floor_hidden_by_table(env.camera("wrist", 64, 64, CameraConditions(fov_delta=100.0)))
         assert not floor_hidden_by_table(env.camera("wrist", 64, 64, CameraConditions(rotation=(0.0, 80.0, 0.0))))
         assert not floor_hidden_by_table(env.camera("front", 64, 64))  # sees the floor beyond the table
+        env.robot.reset(env.np_random)
+        skipped = env._unseen_links(env.camera("wrist", 64, 64))  # the arm above and behind the wrist camera
+        assert {link for body, link, _ in skipped if body == env.robot.body} >= {-1, 0, 1, 2}
+        fast = env.camera_image("wrist", 64, 64, depth=True, segmentation=True)
+        plain = env.camera("wrist", 64, 64).render(segmentation=True)
+        assert np.array_equal(fast.rgb, plain.rgba[..., :3]) and ROBOT in fast.segmentation  # the fingers
     finally:
         env.close()
 

@@ -14,7 +14,15 @@ import pybullet as p
 from gymnasium import spaces
 
 from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
-from lepton_sim.envs.manufacturing.background import BACKGROUND, Layer, floor_hidden_by_table, hidden, merge
+from lepton_sim.envs.manufacturing.background import (
+    BACKGROUND,
+    Layer,
+    Rgba,
+    floor_hidden_by_table,
+    hidden,
+    merge,
+    outside_frustum,
+)
 from lepton_sim.envs.manufacturing.camera import CAMERA_NAMES, FIXED_VIEWS, Camera, fixed_camera, wrist_camera
 from lepton_sim.envs.manufacturing.metrics import TaskMetrics
 from lepton_sim.envs.manufacturing.params import ArmParams
@@ -171,14 +179,24 @@ class ArmEnv(gym.Env):
         layer: Layer | None = None
         if name in FIXED_VIEWS:
             camera, layer = self._fixed_camera(name, width, height, conditions, background=True)
-            skipped = [(self.floor, FLOOR_COLOUR), (self.table, TABLE_COLOUR)]
+            skipped = [(self.floor, -1, FLOOR_COLOUR), (self.table, -1, TABLE_COLOUR)]
         else:
             camera = self.camera(name, width, height, conditions)
-            skipped = [(self.floor, FLOOR_COLOUR)] if floor_hidden_by_table(camera) else []
+            skipped = self._unseen_links(camera)
         with hidden(self.sim.cid, skipped):
             frame = camera.render(segmentation)
         lut = class_lookup(self._segmentation_bodies()) if segmentation else None
         return merge(camera, frame, layer, lut, depth)
+
+    def _unseen_links(self, camera: Camera) -> list[tuple[int, int, Rgba]]:
+        """What a moving camera need not draw: the floor where the table hides it, robot links it cannot see."""
+        skipped = [(self.floor, -1, FLOOR_COLOUR)] if floor_hidden_by_table(camera) else []
+        links = self.robot.hull_links
+        if links:
+            cid, body = self.sim.cid, self.robot.body
+            boxes = np.array([p.getAABB(body, link, physicsClientId=cid) for link, _ in links])
+            skipped += [(body, link, rgba) for (link, rgba), out in zip(links, outside_frustum(camera, boxes)) if out]
+        return skipped
 
     def close(self) -> None:
         self.sim.close()

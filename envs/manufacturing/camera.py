@@ -129,6 +129,11 @@ class Camera:
         return np.stack([row, col], axis=1), -eye_space[:, 2]
 
     @property
+    def clip_matrix(self) -> np.ndarray:
+        """World -> clip coordinates (4, 4): projection @ view."""
+        return np.asarray(self.projection).reshape(4, 4).T @ np.asarray(self.view).reshape(4, 4).T
+
+    @property
     def pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Camera position (3,) and its frame as columns (right, up, towards the viewer), both in world coordinates."""
         view = np.asarray(self.view).reshape(4, 4).T  # world -> camera

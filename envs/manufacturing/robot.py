@@ -133,6 +133,9 @@ class Robot:
             self.body = p.loadURDF(
                 urdf, BASE_POSITION, useFixedBase=True, flags=p.URDF_MERGE_FIXED_LINKS, physicsClientId=cid
             )
+        # (link, colour) of links whose visual is their collision hull: a camera may skip those its frustum
+        # misses, judged by their collision AABBs (exact for these, not for the full visual meshes)
+        self.hull_links: list[tuple[int, tuple[float, float, float, float]]] = []
         if light_visuals and model.light_visuals:
             self._paint_light_visuals()
         self.joints = list(model.arm_joints + model.finger_joints)
@@ -174,6 +177,7 @@ class Robot:
             finger = link in self.model.finger_joints
             colour = (0.15, 0.15, 0.15, 1.0) if finger or link in (-1, self.model.ee_link) else (0.92, 0.92, 0.92, 1.0)
             p.changeVisualShape(self.body, link, rgbaColor=colour, physicsClientId=cid)
+            self.hull_links.append((link, colour))
 
     # ----------------------------------------------------------------------------------------------- reset / act
     def reset(self, rng: np.random.Generator, joint_noise: float = 0.0) -> None:
