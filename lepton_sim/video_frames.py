@@ -157,13 +157,13 @@ def compose(scene: np.ndarray, views: Sequence[np.ndarray] = ()) -> np.ndarray:
 
 
 def format_value(value: Any, unit: str = "") -> str:
-    """An info value for the overlay: numbers to three or four significant digits, arrays element by element."""
+    """An info value for the overlay: numbers to three significant digits, arrays element by element."""
     if isinstance(value, (bool, np.bool_)):
         text = "yes" if value else "no"
     elif isinstance(value, (int, np.integer)):
         text = str(int(value))
     elif isinstance(value, (float, np.floating)):
-        text = "n/a" if math.isnan(value) else f"{float(value):.4g}"
+        text = "n/a" if math.isnan(value) else f"{float(value):.3g}"
     elif isinstance(value, np.ndarray) or isinstance(value, (list, tuple)):
         items = list(np.asarray(value).reshape(-1))
         text = " ".join(format_value(v) for v in items[:12]) + (" ..." if len(items) > 12 else "")

@@ -30,6 +30,7 @@ from lepton_sim.video_frames import (
     observation_views,
     overlay_lines,
     plain_layout,
+    views_panel,
 )
 from lepton_sim.video_timing import FPS_CAP, video_timing
 
@@ -183,6 +184,9 @@ class RecordingRandom(Policy):
     def reset(self, context: PolicyContext) -> None:
         self.space = context.action_space
         self.space.seed(0)
+        params = dict(context.params)
+        side = params.get("render_size")
+        self.scene_shape = (side, side) if side else (params.get("render_height"), params.get("render_width"))
 
     def act(self, observation: Any, state: Any = None, episode_start: Any = None, *, info: Any = None) -> Any:
         self.seen.append(observation)
@@ -235,6 +239,54 @@ def test_network_camera_shows_one_view_per_signal(tmp_path: Path, captured: Capt
             np.testing.assert_array_equal(
                 frame[top : top + cell, left : left + cell], enlarge(image[:, :, 3 * k : 3 * k + 3], cell)
             )
+
+
+DRIVING_CAMERAS = DRIVING.replace(
+    "render_size: 96", "render_size: 96, obs_mode: pixels, obs_camera: [topdown, semantic]"
+)
+PICK_CAMERAS = """\
+description: pick-place seen by two cameras with depth and segmentation, for video tests
+env: lepton/ArmPickPlace-v0
+params: {obs_mode: state+pixels, obs_camera: [overhead, wrist], camera_depth: true, camera_segmentation: true,
+         camera_size: 24, render_width: 160, render_height: 120}
+max_episode_steps: 4
+seed: 0
+metrics: [time_to_success]
+success: is_success
+"""
+
+
+@pytest.mark.parametrize(
+    "text, cameras, depth_and_segmentation, views",
+    [
+        (DRIVING_CAMERAS, [("topdown", 3, False), ("semantic", 5, True)], False, ["rgb", "semantic"]),
+        (
+            PICK_CAMERAS,
+            [("overhead", 3, False), ("wrist", 3, False)],
+            True,
+            ["rgb", "depth", "segmentation"] * 2,
+        ),
+    ],
+    ids=["driving-topdown-semantic", "manufacturing-two-cameras-depth-segmentation"],
+)
+def test_every_camera_channel_is_a_view_beside_the_scene(
+    tmp_path: Path,
+    captured: Captured,
+    text: str,
+    cameras: list[tuple[str, int, bool]],
+    depth_and_segmentation: bool,
+    views: list[str],
+) -> None:
+    policy = RecordingRandom()
+    lepton_sim.rollout(policy, scenario_file(tmp_path, "cameras", text), out=tmp_path / "cameras.mp4")
+    first = _image(policy.seen[1])
+    layout = camera_layout(cameras, depth_and_segmentation, depth_and_segmentation, first.shape[2])
+    assert [v.kind for v in layout] == views  # the camera contract's layout, not a plain split
+    height, width = policy.scene_shape
+    for frame, observation in zip(captured.frames, policy.seen[1:]):
+        panel = views_panel(observation_views(_image(observation), layout), height)
+        assert panel is not None and frame.shape[1] >= width + panel.shape[1]
+        np.testing.assert_array_equal(frame[:height, width : width + panel.shape[1]], panel)
 
 
 def test_state_policy_video_is_the_scene_with_an_overlay_in_its_corner(
