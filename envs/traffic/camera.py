@@ -222,7 +222,8 @@ class ApproachCamera:
                 if k is not None:
                     link_lane.append(k)
                     link_index.append(int(link_no))
-            others = sorted((x for x in distances if x not in set(layout.lanes)), key=position.__getitem__)
+            incoming = set(layout.lanes)
+            others = sorted((x for x in distances if x not in incoming), key=position.__getitem__)
             shown = np.concatenate([lanes, np.array([position[x] for x in others], np.int64)])
             ahead = np.array([distances[x] for x in [*layout.lanes, *others]])
             ends = self.lanes.end[lanes]
