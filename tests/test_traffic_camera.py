@@ -194,6 +194,23 @@ def test_same_seed_same_images_and_the_camera_leaves_the_episode_unchanged() -> 
     assert all(np.array_equal(a, b) for a, b in zip(images_p[:-1], images_s[:-1]))
 
 
+@pytest.mark.parametrize("obs_mode", ["state", "pixels", "state+pixels"])
+def test_vehicles_are_read_once_per_decision_step_and_never_in_state_mode(
+    obs_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lepton_sim.envs.traffic import simulation
+
+    calls = []
+    real = simulation.read_vehicles
+    monkeypatch.setattr(simulation, "read_vehicles", lambda *a: calls.append(1) or real(*a))
+    with closing(gymnasium.make("lepton/TrafficNetwork-v0", **GRID, duration=100, obs_mode=obs_mode)) as env:
+        env.reset(seed=0)
+        for _ in range(10):  # to the window's end: SUMO closes there, after the last read
+            obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+    assert len(calls) == (0 if obs_mode == "state" else 11)  # the reset and each decision, not each SUMO step
+
+
 def test_network_env_stacks_every_signals_image_in_signal_order() -> None:
     with closing(TrafficNetworkEnv(**GRID, duration=200)) as env:
         env.reset(seed=2)
