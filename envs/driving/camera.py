@@ -50,6 +50,7 @@ GOAL_DEPTH = 1.0  # m, the goal line across the road
 DASH_ON, DASH_PERIOD = 4.0, 12.0  # m: lane lines between lanes are dashed
 CHORD_TOL = 0.1  # m: road polylines stay this close to the curved road (0.13 px at 84 x 84)
 MIN_BOX = 0.5  # pixels: boxes are drawn at least this half size
+LOOKUP_CHUNK = 65536  # groups of 4 pixels per pass of the colour look-up (its buffers stay in the L2/L3 cache)
 PARKED = (160, 80, 210)  # parked cars (the video's blue-grey is too close to the route's blue at 84 x 84)
 
 # class bits of a pixel (one byte): vehicles last, see the module docstring
@@ -80,30 +81,36 @@ _PRIORITY = (
 COLORS = {"grass": GRASS, **{name: dict(_PRIORITY)[bit] for name, bit in CLASS_BITS.items()}}  # RGB per class
 
 
-def _tables() -> tuple[np.ndarray, np.ndarray]:
-    """Look-up tables from a pixel's class bits to its RGBA word (uint32) and its 8 semantic bytes (uint64)."""
-    rgb = np.zeros((256, 4), np.uint8)
-    semantic = np.zeros((256, 8), np.uint8)
-    for bits in range(256):
-        rgb[bits, :3] = next((color for bit, color in _PRIORITY if bits & bit), GRASS)
-        for k, mask in enumerate(_SEMANTIC_BITS):
-            semantic[bits, k] = 255 if bits & mask else 0
-    return rgb.view(np.uint32).ravel(), semantic.view(np.uint64).ravel()
+def _pixel_bytes() -> dict[str, np.ndarray]:
+    """Each camera's bytes for every value of a pixel's class bits: topdown (256, 3) RGB, semantic (256, 5)."""
+    values = np.arange(256)
+    rgb = np.array([next((color for bit, color in _PRIORITY if v & bit), GRASS) for v in values], np.uint8)
+    semantic = np.stack([np.where(values & mask, 255, 0) for mask in _SEMANTIC_BITS], axis=1).astype(np.uint8)
+    return {"topdown": rgb, "semantic": semantic}
 
 
-RGB_TABLE, SEMANTIC_TABLE = _tables()
-_PAIR_TABLES: dict[str, np.ndarray] = {}
+PIXEL_BYTES = _pixel_bytes()
+_WORD_TABLES: dict[str, tuple[np.ndarray, list[int]]] = {}
 
 
-def _pair_table(name: str) -> np.ndarray:
-    """Two neighbouring pixels at once (index: their bits as one little-endian uint16): half the look-ups."""
-    if name not in _PAIR_TABLES:
-        lo, hi = np.arange(65536) & 255, np.arange(65536) >> 8
-        if name == "topdown":
-            _PAIR_TABLES[name] = RGB_TABLE[lo].astype(np.uint64) | (RGB_TABLE[hi].astype(np.uint64) << np.uint64(32))
-        else:
-            _PAIR_TABLES[name] = np.stack([SEMANTIC_TABLE[lo], SEMANTIC_TABLE[hi]], axis=1)
-    return _PAIR_TABLES[name]
+def _word_table(name: str) -> tuple[np.ndarray, list[int]]:
+    """Look-up tables that write 4 pixels of C bytes as C uint32 words, so the image comes out contiguous.
+
+    Word j of a group of 4 pixels holds bytes 4j..4j+3, which belong to pixels ``first[j]`` and ``first[j] + 1``:
+    table j (65536 entries) maps those two pixels' bits (as one little-endian uint16) to the word.
+    """
+    if name not in _WORD_TABLES:
+        pixel = PIXEL_BYTES[name]
+        c = pixel.shape[1]
+        pair = np.arange(65536)
+        first = [min(4 * j // c, 2) for j in range(c)]
+        words = np.empty((c, 65536, 4), np.uint8)
+        for j in range(c):
+            for k in range(4):
+                q, channel = divmod(4 * j + k, c)
+                words[j, :, k] = pixel[pair & 255 if q == first[j] else pair >> 8, channel]
+        _WORD_TABLES[name] = (words.view(np.uint32)[..., 0], first)
+    return _WORD_TABLES[name]
 
 
 def check_camera(name: str, depth: bool = False, segmentation: bool = False) -> None:
@@ -153,7 +160,7 @@ class DrivingCamera:
         self.step = float(min(max(math.floor(math.sqrt(8.0 * CHORD_TOL / max(self.kappa, 1e-9))), 1.0), 12.0))
         self.lane_lines = np.arange(1, int(params.lanes.high), dtype=np.float64)  # lines between lanes
         self._delta: np.ndarray | None = None
-        self._index: np.ndarray | None = None
+        self._pixels: np.ndarray | None = None
         self._strip_layout: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def render(
@@ -164,26 +171,47 @@ class DrivingCamera:
         height: int,
         conditions: Sequence[CameraConditions] | None = None,
     ) -> CameraImage:
-        """All worlds' images of camera ``name``: rgb (N, H, W, 3) or semantic (N, H, W, 5), uint8 (views of
-        fresh (N, H, W, 4) / (N, H, W, 8) arrays)."""
+        """All worlds' images of camera ``name``: rgb (N, H, W, 3) or semantic (N, H, W, 5), fresh uint8 arrays."""
         check_camera(name)
         n, w, h = sim.num_worlds, int(width), int(height)
         if w < 1 or h < 1:
             raise ValueError(f"camera image size must be positive, got {w} x {h}")
-        bits = self.raster(sim, w, h, _condition_arrays(conditions, n))
-        pairs = w % 2 == 0
-        if pairs:  # two pixels per look-up
-            bits = bits.view(np.uint16)
-        shape = (n, h, bits.shape[-1])
-        if self._index is None or self._index.shape != shape:
-            self._index = np.empty(shape, np.intp)
-        np.copyto(self._index, bits.transpose(1, 0, 2))
-        if name == "topdown":
-            table = _pair_table(name) if pairs else RGB_TABLE
-            return CameraImage(rgb=np.take(table, self._index, axis=0).view(np.uint8).reshape(n, h, w, 4)[..., :3])
-        table = _pair_table(name) if pairs else SEMANTIC_TABLE
-        grid = np.take(table, self._index, axis=0).view(np.uint8).reshape(n, h, w, 8)
-        return CameraImage(semantic=grid[..., : len(SEMANTIC_CLASSES)])
+        image = self._lookup(self.raster(sim, w, h, _condition_arrays(conditions, n)), name)
+        return CameraImage(rgb=image) if name == "topdown" else CameraImage(semantic=image)
+
+    def _lookup(self, bits: np.ndarray, name: str) -> np.ndarray:
+        """Class bits (H, N, W) -> the camera's bytes (N, H, W, C), a fresh contiguous array.
+
+        Four pixels at a time (see :func:`_word_table`): C gathers of one word per 4 pixels and no per-byte copy,
+        in chunks that stay in the CPU's cache.
+        """
+        h, n, w = bits.shape
+        m = n * h * w
+        g = -(-m // 4)
+        if self._pixels is None or self._pixels.size != 4 * g:
+            self._pixels = np.zeros(4 * g, np.uint8)
+        np.copyto(self._pixels[:m].reshape(n, h, w), bits.transpose(1, 0, 2))
+        quads = self._pixels.view(np.uint32)  # pixels 0-3 of each group, little-endian
+        tables, first = _word_table(name)
+        c = len(first)
+        out = np.empty((g, c), np.uint32)
+        size = min(g, LOOKUP_CHUNK)
+        pair, word, shifted = np.empty(size, np.intp), np.empty(size, np.uint32), np.empty(size, np.uint32)
+        for a in range(0, g, size):
+            b = min(a + size, g)
+            q, p, wd = quads[a:b], pair[: b - a], word[: b - a]
+            for f in range(3):  # the pixel pairs (0, 1), (1, 2), (2, 3) of each group, as uint16 indices
+                if f == 0:
+                    np.bitwise_and(q, 0xFFFF, out=p)
+                elif f == 1:
+                    np.bitwise_and(np.right_shift(q, 8, out=shifted[: b - a]), 0xFFFF, out=p)
+                else:
+                    np.right_shift(q, 16, out=p)
+                for j in range(c):
+                    if first[j] == f:
+                        np.take(tables[j], p, out=wd, mode="wrap")  # "wrap": no buffering (indices are valid)
+                        out[a:b, j] = wd
+        return out.view(np.uint8).reshape(-1)[: m * c].reshape(n, h, w, c)
 
     # ------------------------------------------------------------------------------------------ geometry
     def _window(self, chord: np.ndarray) -> np.ndarray:

@@ -130,17 +130,27 @@ class DrivingEnv(gymnasium.Env):
             spaces.Discrete(5) if self._discrete else spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         )
         self._camera: DrivingCamera | None = None
+        # obs_mode 'pixels': the pixel wrapper replaces the state observation, so it is not computed (a constant
+        # placeholder inside the state space stands in for it); rewards and infos are unchanged
+        self._state_obs = self.params.obs_mode != "pixels"
+        self._placeholder = np.clip(np.zeros_like(low), low, high)
+        self._placeholder.flags.writeable = False
+        self._placed = True  # other vehicles' boxes follow their road state (observe() places them)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.sim.reset_worlds([0], [self.np_random])
-        return self.sim.observe()[0], self._info()
+        return self._observe(), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         reward, terminated = self.sim.step(np.asarray(action)[None], self._discrete)
-        return self.sim.observe()[0], float(reward[0]), bool(terminated[0]), False, self._info()
+        return self._observe(), float(reward[0]), bool(terminated[0]), False, self._info()
+
+    def _observe(self) -> np.ndarray:
+        self._placed = self._state_obs
+        return self.sim.observe()[0] if self._state_obs else self._placeholder
 
     def _info(self) -> dict[str, Any]:
         info = {key: value[0].item() for key, value in self.sim.info_arrays().items()}
@@ -162,6 +172,9 @@ class DrivingEnv(gymnasium.Env):
         check_camera(name, depth, segmentation)
         if self._camera is None:
             self._camera = DrivingCamera(self.params)
+        if not self._placed:
+            self.sim._place_vehicles()
+            self._placed = True
         image = self._camera.render(self.sim, name, width, height, None if conditions.nominal else [conditions])
         if image.rgb is not None:
             return CameraImage(rgb=image.rgb[0])

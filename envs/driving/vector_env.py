@@ -64,6 +64,11 @@ class DrivingVectorEnv(VectorEnv):
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._camera: DrivingCamera | None = None
+        # obs_mode 'pixels': the state observation is not computed (see DrivingEnv); a constant placeholder
+        self._state_obs = self.params.obs_mode != "pixels"
+        self._placeholder = np.clip(np.zeros((num_envs, len(low)), np.float32), low, high)
+        self._placeholder.flags.writeable = False
+        self._placed = True
 
     # ---------------------------------------------------------------------------------------------- reset
     def reset(
@@ -86,9 +91,13 @@ class DrivingVectorEnv(VectorEnv):
                 raise ValueError(f"options['reset_mask'] must have shape ({n},), got {mask.shape}")
         worlds = np.flatnonzero(mask)
         self._reset_worlds(worlds, [seeds[i] for i in worlds])
-        obs = self.sim.observe()
+        obs = self._observe()
         info = self._infos(self.sim.info_arrays(), mask)
         return obs, info
+
+    def _observe(self) -> np.ndarray:
+        self._placed = self._state_obs
+        return self.sim.observe() if self._state_obs else self._placeholder
 
     def _reset_worlds(self, worlds: np.ndarray, seeds: Sequence[int | None]) -> None:
         for i, seed in zip(worlds, seeds):
@@ -116,10 +125,10 @@ class DrivingVectorEnv(VectorEnv):
             reward[pending] = 0.0
             terminated[pending] = truncated[pending] = done[pending] = False
             info_values = self.sim.info_arrays()
-            obs = self.sim.observe()
+            obs = self._observe()
         elif self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             ended = np.flatnonzero(done)
-            final_obs_batch = self.sim.observe()
+            final_obs_batch = self._observe()
             final_obs = np.full(self.num_envs, None, dtype=object)
             for i in ended:
                 final_obs[i] = final_obs_batch[i]
@@ -129,9 +138,9 @@ class DrivingVectorEnv(VectorEnv):
             infos["_final_info"] = done.copy()
             self._reset_worlds(ended, [None] * len(ended))
             info_values = self.sim.info_arrays()
-            obs = self.sim.observe()
+            obs = self._observe()
         else:
-            obs = self.sim.observe()
+            obs = self._observe()
         self._needs_reset = done if self.autoreset_mode != AutoresetMode.SAME_STEP else np.zeros_like(done)
         infos.update(self._infos(info_values, np.ones(self.num_envs, dtype=bool)))
         return obs, reward, terminated, truncated, infos
@@ -163,6 +172,9 @@ class DrivingVectorEnv(VectorEnv):
         check_camera(name, depth, segmentation)
         if self._camera is None:
             self._camera = DrivingCamera(self.params)
+        if not self._placed:
+            self.sim._place_vehicles()
+            self._placed = True
         return self._camera.render(self.sim, name, width, height, conditions)
 
     # ------------------------------------------------------------------------------------- render & plots
