@@ -250,11 +250,11 @@ def test_cameras_never_change_the_episode_and_caches_stay_bounded() -> None:
                 if render:
                     conditions = CameraConditions(offset=(0.001 * step, 0.0, 0.0), light_color=(1.0, 0.9, 0.8))
                     env.camera_image("overhead", 32, 32, depth=True, segmentation=True, conditions=conditions)
-                    env.camera_image("wrist", 32, 32, segmentation=True)
+                    env.camera_image("wrist", 32, 32, segmentation=True, conditions=CameraConditions(fov_delta=step))
                     env.camera_image("front", 32, 32)
                 obs, reward, *_ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
                 out.append((obs, reward))
-            assert len(env._cameras) <= MAX_CAMERAS
+            assert len(env._cameras) <= MAX_CAMERAS and len(env._wrist_projections) <= MAX_CAMERAS
         finally:
             env.close()
         return out

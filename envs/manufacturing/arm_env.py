@@ -32,7 +32,7 @@ from lepton_sim.envs.manufacturing.segmentation import FLOOR, ROBOT, TABLE, clas
 from lepton_sim.envs.manufacturing.sim import CONTROL_DT, BulletSim
 from lepton_sim.envs.rendering import check_render_mode
 
-MAX_CAMERAS = 32  # cached fixed cameras per env (names x sizes x recent conditions)
+MAX_CAMERAS = 12  # cached fixed cameras per env: names x sizes x recent conditions (sensor realism: one per episode)
 
 
 class ArmEnv(gym.Env):
@@ -139,7 +139,10 @@ class ArmEnv(gym.Env):
             camera = wrist_camera(
                 self.sim.cid, self.robot.ee_position, self.robot.ee_orientation, width, height, conditions, projection
             )
-            self._wrist_projections.setdefault(key, camera.projection)
+            if key not in self._wrist_projections:
+                if len(self._wrist_projections) >= MAX_CAMERAS:
+                    self._wrist_projections.pop(next(iter(self._wrist_projections)))
+                self._wrist_projections[key] = camera.projection
             return camera
         if name not in FIXED_VIEWS:
             raise ValueError(f"unknown camera {name!r}; allowed: {', '.join(CAMERA_NAMES)}")

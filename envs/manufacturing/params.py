@@ -33,11 +33,12 @@ class ArmParams(CameraParams):
 
     CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("overhead", "front", "wrist")
     CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ("depth", "segmentation")
-    # the metres each camera's uint8 depth channel spans: what it sees of the cell (camera.py poses)
+    # the metres each camera's uint8 depth channel spans: the cell as it sees it (arm top to floor; wrist: the
+    # fingers to the floor below the table), so 0..255 resolves parts on the table (~4-8 mm per step)
     CAMERA_DEPTH_RANGE: ClassVar[Mapping[str, tuple[float, float]]] = {
-        "overhead": (0.6, 1.7),
-        "front": (0.4, 2.8),
-        "wrist": (0.01, 0.8),
+        "overhead": (0.6, 1.9),
+        "front": (0.8, 2.4),
+        "wrist": (0.05, 0.75),
     }
     LIGHT_DIRECTION: ClassVar[tuple[float, float, float] | None] = LIGHT_DIRECTION  # type: ignore[assignment]
 
