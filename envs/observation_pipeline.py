@@ -82,7 +82,7 @@ def native_vector_form(env_id: str, obs_mode: str) -> bool:
 def make_env(**kwargs: Any) -> gymnasium.Env:
     """Gymnasium entry point: the base env of ``kwargs[ENV_ID_KWARG]`` with its ``obs_mode`` applied."""
     spec = LEPTON_ENVS[kwargs.pop(ENV_ID_KWARG)]
-    env = load_env_creator(spec.entry_point)(**kwargs)  # validates every kwarg, obs_mode included
+    env: Any = load_env_creator(spec.entry_point)(**kwargs)  # validates every kwarg, obs_mode included
     return STAGES[env.params.obs_mode].single(env)
 
 
@@ -101,6 +101,6 @@ def make_vector_env(num_envs: int = 1, **kwargs: Any) -> VectorEnv:
     autoreset = AutoresetMode(kwargs.get("autoreset_mode", AutoresetMode.NEXT_STEP))
     if stage is not None and stage.same_step_inside and autoreset == AutoresetMode.SAME_STEP:
         kwargs["autoreset_mode"] = AutoresetMode.DISABLED
-    venv = load_env_creator(spec.vector_entry_point)(num_envs=num_envs, **kwargs)  # validates obs_mode
+    venv: Any = load_env_creator(spec.vector_entry_point)(num_envs=num_envs, **kwargs)  # validates obs_mode
     assert stage is not None and stage.vector is not None  # a mode without a stage fails validation above
     return stage.vector(venv, autoreset)

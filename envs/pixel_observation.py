@@ -173,7 +173,9 @@ def compose(
     ``worlds`` listed are written (all by default). A single capture has no batch axis and one sensor.
     """
     batched = out.ndim == 4
-    rows = range(out.shape[0]) if batched and worlds is None else (worlds if batched else [None])
+    rows: Sequence[int | None] = [None]  # a single capture: no batch axis
+    if batched:
+        rows = list(range(out.shape[0]) if worlds is None else worlds)
     degraded = any(s is not None for s in sensors)
     for k, (c0, image) in enumerate(zip(layout.offsets(), images)):
         data, n = _image_data(layout, k, image), layout.channels[k]
@@ -184,7 +186,9 @@ def compose(
         for i in rows if degraded and layout.rgb_images[k] else ():
             src, dst = (data, out) if i is None else (data[i], out[i])
             sensor = sensors[0 if i is None else i]
-            for g in range(layout.rgb_images[k]) if sensor is not None else ():
+            if sensor is None:
+                continue
+            for g in range(layout.rgb_images[k]):
                 if sensor.degrades(k, g):
                     sensor.apply(k, src[..., 3 * g : 3 * g + 3], dst[..., c0 + 3 * g : c0 + 3 * g + 3], g)
         c = c0 + n

@@ -156,14 +156,14 @@ class VectorPixelObservation(VectorWrapper):
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:  # read first: SyncVectorEnv pops it from the options
             mask = np.array(options["reset_mask"], dtype=bool)
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]
         seeds = _seeds(seed, self.num_envs)
         worlds = [int(i) for i in np.flatnonzero(mask)]
         self._begin(worlds, [seeds[i] for i in worlds])
         self._needs_reset[worlds] = False
         return self._observe(obs, self._images(None if mask.all() else worlds)), info
 
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:  # the inner env resets these worlds in this step
             pending = [int(i) for i in np.flatnonzero(self._needs_reset)]
             self._begin(pending, [None] * len(pending))
