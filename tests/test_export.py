@@ -152,9 +152,9 @@ def test_a_camera_policy_transposes_images_inside_the_graph(runs: dict[str, Path
     run = runs[CAMERA]
     folder = export_policy(run, "onnx", tmp_path / "export")
     spec = json.loads((folder / "spec.json").read_text())
-    image = next(i for i in spec["graph"]["inputs"] if i["key"] == "observation")
+    image = next(i for i in spec["graph"]["inputs"] if i["key"] == "pixels")
     assert image["dtype"] == "uint8" and image["shape"] == [None, 36, 36, 3]  # what the env gives, channels last
-    assert any(step.startswith("image transpose (keys: observation)") for step in spec["graph"]["includes"])
+    assert any(step.startswith("image transpose (keys: pixels)") for step in spec["graph"]["includes"])
     original = load_policy(str(run), scenario_of(run))
     obs = sample_observations(original.observation_space, 8)
     assert_same_actions(run_graph(folder, obs), original.act(obs)[0])

@@ -21,7 +21,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 import lepton_sim
 from lepton_sim.agents.sb3.frame_stack import StackState, push, stacked_space
-from lepton_sim.agents.sb3.pixels import image_policy, observation_overrides, training_device, uses_cnn
+from lepton_sim.agents.sb3.pixels import (
+    OBSERVATION_PARAMS,
+    image_policy,
+    observation_overrides,
+    training_device,
+    uses_cnn,
+)
 from lepton_sim.agents.sb3.policy import SB3Policy
 from lepton_sim.augmentation import RandomShift, random_shift, shift_images
 from lepton_sim.errors import LeptonError
@@ -78,6 +84,25 @@ def stacked_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             n_envs=2,
             out=tmp_path_factory.mktemp("pixels") / "stacked",
             overrides={**PIXELS, **TINY_PPO, "frame_stack": 2, "augment": "random_shift"},
+            eval_freq=0,
+            progress_bar=False,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def driving_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PPO on driving's top-down camera (native vector env, cameras batched) with the YAML's normalize: true."""
+    threads = torch.get_num_threads()
+    try:
+        return lepton_sim.train(
+            short("driving/lane-keep", 20),
+            algo="ppo",
+            steps=64,
+            n_envs=2,
+            out=tmp_path_factory.mktemp("pixels") / "driving",
+            overrides={**PIXELS, **TINY_PPO, "frame_stack": 1},
             eval_freq=0,
             progress_bar=False,
         )
@@ -193,8 +218,8 @@ def test_a_pixel_run_trains_reloads_without_unpickling_and_evaluates(
         m.setattr(pickle, "loads", refuse)
         policy = load_policy(str(reach_run), load_scenario("manufacturing/reach"))
     assert isinstance(policy, SB3Policy) and isinstance(policy.model, torch.nn.Module)
-    assert policy.observation_space["observation"].shape == (SIZE, SIZE, 3)  # type: ignore[index]
-    assert policy.env_overrides == {"obs_mode": "pixels", "obs_camera": "overhead", "camera_size": SIZE}
+    assert policy.observation_space["pixels"].shape == (SIZE, SIZE, 3)  # type: ignore[index]
+    assert {"obs_mode": "pixels", "camera_size": SIZE}.items() <= policy.env_overrides.items()
     # a state-mode scenario renders the camera the policy was trained on
     report = lepton_sim.evaluate(str(reach_run), scenario=short("manufacturing/reach", 20), episodes=2, progress=False)
     row = report.rows[0]
@@ -203,10 +228,30 @@ def test_a_pixel_run_trains_reloads_without_unpickling_and_evaluates(
 
 def test_observation_overrides_name_the_camera_never_the_sensor() -> None:
     scenario = load_scenario("manufacturing/reach", obs_mode="pixels", camera_size=SIZE, obs_camera="front")
-    overrides = observation_overrides(scenario.model_dump())
-    assert overrides == {"obs_mode": "pixels", "obs_camera": "front", "camera_size": SIZE}
-    assert "sensor" not in overrides
+    overrides = observation_overrides(scenario.with_params({"sensor": {"severity": 3}}).model_dump())
+    assert overrides == {
+        "obs_mode": "pixels",
+        "obs_camera": "front",
+        "camera_size": SIZE,
+        "channel_order": "last",
+        "camera_depth": False,
+        "camera_segmentation": False,
+    }
+    assert set(overrides) == set(OBSERVATION_PARAMS) and "sensor" not in overrides
     assert observation_overrides(load_scenario("manufacturing/reach").model_dump()) == {}
+
+
+def test_normalize_scales_rewards_and_never_camera_images(driving_run: Path) -> None:
+    from lepton_sim.agents.sb3.model_files import ObsNormalizer
+
+    config = config_of(driving_run)
+    assert config["hyperparams"]["normalize"] is True and config["hyperparams"]["policy"] == "CnnPolicy"
+    stats = ObsNormalizer.load(driving_run / "model_vecnormalize.npz")
+    assert stats.norm_reward and not stats.norm_obs
+    policy = load_policy(str(driving_run), load_scenario("driving/lane-keep"))
+    assert isinstance(policy, SB3Policy) and policy.env_overrides["obs_mode"] == "pixels"
+    report = lepton_sim.evaluate(str(driving_run), scenario=short("driving/lane-keep", 20), episodes=2, progress=False)
+    assert len(report.rows[0].episodes) == 2
 
 
 def test_frame_stack_trains_and_evaluates_with_the_stacked_shapes(stacked_run: Path) -> None:

@@ -357,10 +357,11 @@ def test_a_config_that_does_not_describe_the_model_is_refused(tmp_path: Path) ->
         lepton_sim.evaluate(str(run), scenario=LANE_KEEP, episodes=1, progress=False)
 
 
-def test_a_camera_model_loads_safely_and_is_refused_on_state_observations(tmp_path: Path) -> None:
+def test_a_camera_model_loads_safely_and_renders_its_camera_on_state_scenarios(tmp_path: Path) -> None:
     """SB3 trains CNNs on channels-first images (VecTransposeImage); the loaded policy declares the env's own
-    channels-last space, so it evaluates on the camera scenario, and a Dict whose image became a state vector is
-    refused key by key instead of crashing in numpy."""
+    channels-last space, so it evaluates on the camera scenario, and its observation parameters as env_overrides,
+    so a state-mode scenario renders the camera it was trained on (same episodes); a scenario whose observations
+    still differ is refused key by key instead of crashing in numpy."""
     run = train(
         REACH,
         algo="ppo",
@@ -377,14 +378,18 @@ def test_a_camera_model_loads_safely_and_is_refused_on_state_observations(tmp_pa
     )
     camera = lepton_sim.load_scenario(REACH, obs_mode="pixels", camera_size=36)
     policy = load_policy(str(run), camera)
-    assert policy.observation_space["observation"].shape == (36, 36, 3)
+    assert policy.observation_space["pixels"].shape == (36, 36, 3)
     safe = lepton_sim.evaluate(str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False)
     trusted = lepton_sim.evaluate(
         str(run), scenario=_scenario_file(camera, tmp_path), episodes=2, progress=False, trust_pickle=True
     )
     assert [e.episode_return for e in safe.rows[0].episodes] == [e.episode_return for e in trusted.rows[0].episodes]
+    on_state = lepton_sim.evaluate(str(run), scenario=REACH, episodes=2, progress=False).rows[0]
+    assert on_state.env_overrides["obs_mode"] == "pixels" and on_state.env_overrides["camera_size"] == 36
+    assert [e.episode_return for e in on_state.episodes] == [e.episode_return for e in safe.rows[0].episodes]
+    policy.env_overrides = {}  # without them the state observations do not fit, and say so
     with pytest.raises(lepton_sim.LeptonError, match="trained on observations Dict.*36, 36, 3"):
-        lepton_sim.evaluate(str(run), scenario=REACH, episodes=1, progress=False)
+        lepton_sim.evaluate(policy, scenario=REACH, episodes=1, progress=False)
 
 
 def _scenario_file(scenario: Any, tmp_path: Path) -> Path:

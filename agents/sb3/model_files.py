@@ -84,8 +84,13 @@ class ObsNormalizer:
         def stats(rms: Any) -> RunningStats:
             return RunningStats(np.array(rms.mean, np.float64), np.array(rms.var, np.float64), float(rms.count))
 
-        rms = vec_normalize.obs_rms
-        obs = {key: stats(rms[key]) for key in vec_normalize.norm_obs_keys} if isinstance(rms, dict) else stats(rms)
+        rms = getattr(vec_normalize, "obs_rms", None)  # absent with norm_obs=False (camera images: rewards only)
+        if rms is None:
+            obs: RunningStats | dict[str, RunningStats] = RunningStats(np.zeros(0), np.ones(0), 0.0)
+        elif isinstance(rms, dict):
+            obs = {key: stats(rms[key]) for key in vec_normalize.norm_obs_keys}
+        else:
+            obs = stats(rms)
         return cls(
             obs=obs,
             ret=stats(vec_normalize.ret_rms),
