@@ -121,3 +121,13 @@ def test_distributed_evaluation_equals_single_process_traffic(shared_run: Path, 
 def test_distributed_evaluation_equals_single_process_driving(ray_instance, tmp_path: Path) -> None:
     argv = ["evaluate", "scripted", "--scenario", "driving/lane-keep", "--episodes", "5", "--num-envs", "2"]
     _same_report(tmp_path, argv)
+
+
+def test_joint_agent_trains_through_flattening(ray_instance, grid: str, tmp_path: Path) -> None:
+    """``joint``: one agent sets every signal (MultiDiscrete), its stacked 2-D observation flattened for RLlib."""
+    run = _train(grid, "joint", tmp_path / "joint")
+    record = json.loads((RunFolder(run, "").final_model / "lepton.json").read_text())
+    assert record["multi_agent"] is None and record["flatten_observations"] is True
+    assert record["modules"]["default_policy"]["action_space"]["type"] == "MultiDiscrete"
+    report = lepton_sim.evaluate(str(run), scenario=grid, episodes=1, progress=False)
+    assert report.rows[0].episodes[0].length == 30

@@ -4,8 +4,8 @@ Every setting that RLlib's defaults get wrong for lepton-sim is set here explici
 
 - envs: :func:`lepton_sim.agents.rllib.envs.create_env` registered under one name, ``vector_entry_point``
   vectorisation (NEXT_STEP autoreset), per-sub-env seeds derived from the runner's seed;
-- Dict (goal-conditioned) observations: RLlib's default catalog has no encoder for them, so an env-to-module
-  ``FlattenObservations`` connector flattens them (the replay buffer and learner see flat vectors too);
+- Dict (goal-conditioned) and 2-D observations: RLlib's default catalog has no encoder for them, so an
+  env-to-module ``FlattenObservations`` connector flattens them (the replay buffer and learner see flat vectors);
 - fault tolerance: a failed env runner restarts after ``restart_delay_s`` (RLlib: 60 s), at most
   ``max_restarts`` times (RLlib: 1000); sub-envs are never recreated in place (RLlib's
   ``restart_failed_sub_environments`` livelocks on an env that crashes deterministically);
@@ -35,6 +35,12 @@ def register_env() -> None:
     from lepton_sim.agents.rllib.envs import create_env
 
     _register(ENV_NAME, create_env)
+
+
+def needs_flattening(space: spaces.Space) -> bool:
+    """RLlib's default catalog has encoders for 1-D Boxes (MLP) and 3-D Boxes (CNN) only: Dict (goal-conditioned)
+    and 2-D observations (the joint traffic env's stacked rows) go through ``FlattenObservations``."""
+    return isinstance(space, spaces.Dict) or (isinstance(space, spaces.Box) and len(space.shape) == 2)
 
 
 def _flatten_connector(env: Any, spaces_: Any, device: Any) -> Any:
@@ -88,7 +94,7 @@ def build_algo_config(
     )
     if mode is None:
         runner_kwargs["gym_env_vectorize_mode"] = "vector_entry_point"
-    if mode is None and isinstance(observation_space, spaces.Dict):
+    if mode is None and needs_flattening(observation_space):
         runner_kwargs["env_to_module_connector"] = _flatten_connector
     algo_config = algo_config.env_runners(**runner_kwargs)
     algo_config = algo_config.learners(

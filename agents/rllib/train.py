@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lepton_sim.agents.rllib.algo_config import build_algo_config, register_env
+from lepton_sim.agents.rllib.algo_config import build_algo_config, needs_flattening, register_env
 from lepton_sim.agents.rllib.cluster import ray_session
 from lepton_sim.agents.rllib.envs import FAIL_AFTER_KEY, read_env_error
 from lepton_sim.agents.rllib.hyperparams import fault_settings, layout
@@ -130,7 +130,7 @@ class _Trainer:
             env_id=self.scenario.env,
             observation_space=self.observation_space,
             action_space=self.action_space,
-            flatten_observations=mode is None and type(self.observation_space).__name__ == "Dict",
+            flatten_observations=mode is None and needs_flattening(self.observation_space),
             normalize_actions=bool(cfg.normalize_actions),
             clip_actions=bool(cfg.clip_actions),
             multi_agent=mode,
