@@ -78,6 +78,7 @@ class Case:
     rates: list[float] = field(default_factory=list)
     render_ms: list[float] = field(default_factory=list)  # in the base env's camera calls, per env step
     degrade_ms: list[float] = field(default_factory=list)  # in sensor degradations, per env step
+    wrapper_ms: list[float] = field(default_factory=list)  # outside the base env's step/reset, per env step
 
     @property
     def median(self) -> float:
@@ -212,7 +213,11 @@ class CameraClock:
     def __init__(self) -> None:
         self.render = 0.0
         self.degrade = 0.0
+        self.base = 0.0  # in the base env's own step/reset: the rest of a step is the wrappers' (the pipeline's)
         self.watched = False  # the env has lepton-sim's camera calls (peers do not)
+
+    def zero(self) -> None:
+        self.render = self.degrade = self.base = 0.0
 
     def _timed(self, function: Callable[..., Any], slot: str) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -231,6 +236,9 @@ class CameraClock:
         self.watched = bool(patched)
         for attr in patched:
             setattr(base, attr, self._timed(getattr(base, attr), "render"))
+        for attr in ("step", "reset"):
+            setattr(base, attr, self._timed(getattr(base, attr), "base"))
+        patched += ["step", "reset"]
         model = _sensor_model()
         apply = model.apply if model is not None else None
         if model is not None:
@@ -252,10 +260,12 @@ def _sensor_model() -> Any:
     return SensorModel
 
 
-def time_single(env: Any, seconds: float, seed: int) -> tuple[int, float]:
+def time_single(env: Any, seconds: float, seed: int, clock: CameraClock | None = None) -> tuple[int, float]:
     """Random actions for ``seconds``, resets on episode end counted in the time -> (env steps, seconds)."""
     actions = _sampler(env.action_space, seed)
     env.reset(seed=seed)
+    if clock is not None:
+        clock.zero()  # the first reset is outside the timing
     steps = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -267,10 +277,12 @@ def time_single(env: Any, seconds: float, seed: int) -> tuple[int, float]:
     return steps, time.perf_counter() - start
 
 
-def time_vector(venv: Any, seconds: float, seed: int) -> tuple[int, float]:
+def time_vector(venv: Any, seconds: float, seed: int, clock: CameraClock | None = None) -> tuple[int, float]:
     """Random actions for ``seconds`` (Gymnasium autoreset) -> (env steps over all worlds, seconds)."""
     actions = _sampler(venv.action_space, seed, 32)
     venv.reset(seed=seed)
+    if clock is not None:
+        clock.zero()
     steps = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -296,15 +308,16 @@ def run_once(case: Case, seconds: float, seed: int) -> None:
     clock = CameraClock()
     try:
         with clock.watching(env):
-            steps, elapsed = (time_vector if case.vector else time_single)(env, seconds, seed)
+            steps, elapsed = (time_vector if case.vector else time_single)(env, seconds, seed, clock)
     finally:
         if case.fresh_per_round:
             env.close()
         else:
             case.env = env
     case.rates.append(steps / elapsed)
-    if clock.watched:
+    if clock.watched and case.pixels:
         case.render_ms.append(1000.0 * clock.render / steps)
+    case.wrapper_ms.append(1000.0 * (elapsed - clock.base) / steps)
     case.degrade_ms.append(1000.0 * clock.degrade / steps)
 
 
@@ -362,8 +375,17 @@ def _rate(cases: dict[str, Case], name: str) -> float:
 
 
 def _added_ms(cases: dict[str, Case], slow: str, fast: str) -> float:
-    """Milliseconds one step of ``slow`` takes beyond one step of ``fast``."""
+    """Milliseconds one step of ``slow`` takes beyond one step of ``fast``, end to end (noisy where the
+    simulation's own step time varies: SUMO)."""
     return 1000.0 * (1.0 / _rate(cases, slow) - 1.0 / _rate(cases, fast))
+
+
+def _pipeline_ms(cases: dict[str, Case], slow: str, fast: str) -> float:
+    """Milliseconds per step the wrappers of ``slow`` spend beyond those of ``fast`` (time outside the base env's
+    step/reset, measured in the same runs): what the camera stage adds, without the simulation's variance."""
+    if slow not in cases or fast not in cases:
+        return float("nan")
+    return statistics.median(cases[slow].wrapper_ms) - statistics.median(cases[fast].wrapper_ms)
 
 
 def driving(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
@@ -419,7 +441,7 @@ def driving(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
             bars.append(
                 Bar(
                     f"{short} {kind}: severity {SEVERITY} adds, per frame",
-                    _added_ms(timed, degraded, pixels),  # vector rates are per world step: per frame too
+                    _pipeline_ms(timed, degraded, pixels),  # vector rates are per world step: per frame too
                     NO_TARGET,
                     "ms",
                     cases=(degraded,),
@@ -457,7 +479,7 @@ def manufacturing(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
         Bar("reach one camera / panda-gym render()", _rate(timed, one) / peer, 8, "x", cases=(one,)),
         Bar(
             f"reach: severity {SEVERITY} adds, per frame",
-            _added_ms(timed, f"{reach} (pixels, overhead, severity {SEVERITY})", one),
+            _pipeline_ms(timed, f"{reach} (pixels, overhead, severity {SEVERITY})", one),
             NO_TARGET,
             "ms",
         ),
@@ -472,26 +494,27 @@ def traffic(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
             make = lepton(scenario, **overrides)
             cases.append(Case(f"{scenario} ({label})", make, pixels=bool(overrides), fresh_per_round=True))
     timed = {c.name: c for c in measure(cases, args.seconds, args.rounds)}
-    bars = [
-        Bar(
-            f"{scenario.split('/')[1]}: camera ms per decision step",
-            _added_ms(timed, f"{scenario} (pixels)", f"{scenario} (state)"),
-            1.0,
-            "ms",
-            higher_is_better=False,
-            cases=(f"{scenario} (pixels)",),
-        )
-        for scenario in ("traffic/single-intersection", "traffic/2x2-grid")
-    ]
-    bars += [
-        Bar(
-            f"{scenario.split('/')[1]}: severity {SEVERITY} adds, per decision step",
-            _added_ms(timed, f"{scenario} (pixels, severity {SEVERITY})", f"{scenario} (pixels)"),
-            NO_TARGET,
-            "ms",
-        )
-        for scenario in ("traffic/single-intersection", "traffic/2x2-grid")
-    ]
+    bars = []
+    for scenario in ("traffic/single-intersection", "traffic/2x2-grid"):
+        short, state, pixels = scenario.split("/")[1], f"{scenario} (state)", f"{scenario} (pixels)"
+        degraded = f"{scenario} (pixels, severity {SEVERITY})"
+        bars += [
+            Bar(
+                f"{short}: camera ms per decision step",
+                _pipeline_ms(timed, pixels, state),
+                1.0,
+                "ms",
+                higher_is_better=False,
+                cases=(pixels,),
+            ),
+            Bar(f"{short}: camera ms per decision step, end to end", _added_ms(timed, pixels, state), NO_TARGET, "ms"),
+            Bar(
+                f"{short}: severity {SEVERITY} adds, per decision step",
+                _pipeline_ms(timed, degraded, pixels),
+                NO_TARGET,
+                "ms",
+            ),
+        ]
     return list(timed.values()), bars
 
 
@@ -642,12 +665,19 @@ def main() -> None:
 
     load_after = os.getloadavg()
     print(f"\nmedian of {args.rounds} rounds; load average at the end {load_after[0]:.2f} {load_after[1]:.2f}")
-    print("\n| case | steps/s (median) | rounds | camera ms/step | degradations ms/step |\n|---|---|---|---|---|")
+    print(
+        "\n| case | steps/s (median) | rounds | wrappers ms/step | camera ms/step | degradations ms/step |"
+        "\n|---|---|---|---|---|---|"
+    )
     for case in all_cases:
         rounds = " ".join(f"{r:,.0f}" for r in case.rates)
-        camera = f"{statistics.median(case.render_ms):.3f}" if case.pixels and case.render_ms else "-"
+        wrappers = f"{statistics.median(case.wrapper_ms):.3f}" if case.wrapper_ms else "-"
+        camera = f"{statistics.median(case.render_ms):.3f}" if case.render_ms else "-"
         degrade = statistics.median(case.degrade_ms) if case.degrade_ms else 0.0
-        print(f"| {case.name} | {case.median:,.1f} | {rounds} | {camera} | {f'{degrade:.3f}' if degrade else '-'} |")
+        print(
+            f"| {case.name} | {case.median:,.1f} | {rounds} | {wrappers} | {camera} |"
+            f" {f'{degrade:.3f}' if degrade else '-'} |"
+        )
     for failure in FAILURES:
         print(f"FAILED to build: {failure}")
     print("\n| bar | measured | target | verdict |\n|---|---|---|---|")
@@ -665,7 +695,14 @@ def main() -> None:
                     "seconds": args.seconds,
                     "rounds": args.rounds,
                     "steps_per_s": {
-                        c.name: {"median": c.median, "rounds": c.rates, "camera_ms": c.render_ms} for c in all_cases
+                        c.name: {
+                            "median": c.median,
+                            "rounds": c.rates,
+                            "wrappers_ms": c.wrapper_ms,
+                            "camera_ms": c.render_ms,
+                            "degradations_ms": c.degrade_ms,
+                        }
+                        for c in all_cases
                     },
                     "failures": FAILURES,
                     "bars": {
