@@ -26,13 +26,13 @@ clockwise in the image) and ``fov_delta`` widens the field of view of a camera a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from lepton_sim.envs.camera_image import CameraConditions, CameraImage
 from lepton_sim.envs.driving.dynamics import CAR_WIDTH
-from lepton_sim.envs.driving.params import DrivingParams
+from lepton_sim.envs.driving.params import MAX_LANES, DrivingParams
 from lepton_sim.envs.driving.render import CONE, EGO, GOAL, GRASS, MARKING, ROAD, ROUTE, VEHICLE
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ GOAL_DEPTH = 1.0  # m, the goal line across the road
 DASH_ON, DASH_PERIOD = 4.0, 12.0  # m: lane lines between lanes are dashed
 CHORD_TOL = 0.1  # m: road polylines stay this close to the curved road (0.13 px at 84 x 84)
 MIN_BOX = 0.5  # pixels: boxes are drawn at least this half size
+TIGHT_WINDOW_WORLDS = 8  # batches this large first narrow the road window to what reaches the image
 LOOKUP_CHUNK = 65536  # groups of 4 pixels per pass of the colour look-up (its buffers stay in the L2/L3 cache)
 PARKED = (160, 80, 210)  # parked cars (the video's blue-grey is too close to the route's blue at 84 x 84)
 
@@ -144,9 +145,6 @@ _STRIP_CENTRE = np.array([0, 0, 0, 0, 1, 1])  # road polylines follow the window
 # caps close the regions between polylines j and j + 1 at the window's start (+value) and end (-value)
 _CAP_FROM = np.array([0, 1, 2, 4])
 _CAP_VALUES = np.array([ROAD_BIT | MARKING_BIT, ROAD_BIT, ROAD_BIT | MARKING_BIT, ROUTE_BIT])
-_ALONG = np.array([1.0, 1.0, -1.0, -1.0])  # box corners in the box's frame, counter-clockwise in the world
-_ACROSS = np.array([-1.0, 1.0, 1.0, -1.0])
-_NEXT = np.array([1, 2, 3, 0])
 _ZERO = np.zeros(1)  # lateral offset of centreline points
 
 
@@ -161,6 +159,8 @@ class DrivingCamera:
         self.lane_lines = np.arange(1, int(params.lanes.high), dtype=np.float64)  # lines between lanes
         self._delta: np.ndarray | None = None
         self._pixels: np.ndarray | None = None
+        self._top_row: np.ndarray | None = None
+        self._consts: dict[tuple, Any] = {}
         self._strip_layout: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def render(
@@ -233,7 +233,7 @@ class DrivingCamera:
         # each world's camera: metres per pixel, centre, and the world -> pixel map u = ax x + ay y + a0 (columns,
         # to the right), v = ay x - ax y + b0 (rows, down the image)
         if cond is None:
-            mpp = np.full(n, FOOTPRINT / h)
+            mpp = self._const(("mpp", n, h), lambda: np.full(n, FOOTPRINT / h))
             fx, fy = ec, es
             cx, cy = ex + AHEAD * ec, ey + AHEAD * es
             centre_offset: float | np.ndarray = AHEAD
@@ -255,33 +255,25 @@ class DrivingCamera:
         half, s, step, rows = sim.half_road, sim.s, self.step, sim.rows[:, None]
 
         # road in view: centreline vertices every `step` m over [s - reach, s + reach] (all the road that can be
-        # in view), then only from just before the first near the image to just after the last one
-        reach = self._window(0.5 * math.hypot(w, h) * mpp + centre_offset + 2.0 * half + 2.0)
+        # in view; in large batches only the part that reaches the image)
+        if cond is None:  # the same for every world with as many lanes
+            reach = self._const(("reach", w, h), lambda: self._reach_by_lanes(w, h)).take(sim.lanes.astype(np.intp))
+        else:
+            reach = self._window(0.5 * math.hypot(w, h) * mpp + centre_offset + 2.0 * half + 2.0)
         s_lo = step * np.floor((s - reach) * (1.0 / step))
         steps = np.ceil((s + reach - s_lo) * (1.0 / step))
         k = np.arange(int(steps.max()) + 1, dtype=np.float64)
         grid = s_lo[:, None] + step * np.minimum(k, steps[:, None])  # (N, K); repeated ends where shorter
-        x, y, _, _, _ = sim.road.to_world(grid, _ZERO, rows)
-        margin = ((half + (MARKING_WIDTH + 0.5 * step)) * inv + 2.0)[:, None]
-        du = np.abs(x * ax + y * ay + a0 - 0.5 * w)
-        dv = np.abs(x * ay - y * ax + b0 - 0.5 * h)
-        near = (du < margin + 0.5 * w) & (dv < margin + 0.5 * h)
-        seen = near.any(axis=1)
-        first = np.maximum(near.argmax(axis=1) - 1, 0) * seen
-        last = np.minimum(len(k) - near[:, ::-1].argmax(axis=1), steps.astype(np.intp)) * seen
-        span = last - first
-        ke = int(span.max()) + 1
-        tight = np.take(
-            grid, first[:, None] + np.minimum(np.arange(ke), span[:, None]) + (np.arange(n) * len(k))[:, None]
-        )
+        if n >= TIGHT_WINDOW_WORLDS:
+            grid = self._tight_window(sim, grid, steps, w, h, ax, ay, a0, b0, inv)
+        tight, ke = grid, grid.shape[1]  # (N, Ke) vertices along the road
         lo, hi = tight[:, 0], tight[:, -1]
         # the route strip's vertices (clipped to the remaining route), the goal line and the lane-line dashes
         route = np.minimum(np.maximum(tight, s[:, None]), sim.s_goal[:, None])
-        lines = self.lane_lines
         t0 = DASH_PERIOD * np.floor(lo * (1.0 / DASH_PERIOD)) + 0.5 * DASH_ON
         nq = int(np.ceil(float((hi - t0).max()) * (1.0 / DASH_PERIOD))) + 1
-        dash_s = t0[:, None] + (DASH_PERIOD * np.arange(nq))[:, None].repeat(len(lines), axis=1).ravel()  # (N, Q L)
-        dash_j = np.tile(lines, nq)
+        along, dash_j = self._const(("dashes", nq), lambda: self._dash_layout(nq))
+        dash_s = t0[:, None] + along  # (N, Q L): dash centres, Q along the road for each of the L lines
         zeros = np.zeros((n, 2 * ke + 1))
         x, y, c, sn, _ = sim.road.to_world(
             np.concatenate([tight, route, sim.s_goal[:, None], dash_s], axis=1),
@@ -296,6 +288,52 @@ class DrivingCamera:
             sim, w, h, view, cols, u[:, m:], v[:, m:], c[:, m:], sn[:, m:], dash_used, ex, ey, ec, es
         )
         return self._fill([np.concatenate([a, b]) for a, b in zip(strips, boxes)], n, w, h)
+
+    def _const(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """A value that depends only on ``key`` (batch size, image size, window size), made once."""
+        found = self._consts.get(key)
+        if found is None:
+            found = self._consts[key] = make()
+        return found
+
+    def _reach_by_lanes(self, w: int, h: int) -> np.ndarray:
+        """:meth:`_window` of the nominal camera for roads of 0..MAX_LANES lanes."""
+        half = 0.5 * self.params.lane_width * np.arange(MAX_LANES + 1)
+        return self._window(0.5 * math.hypot(w, h) * (FOOTPRINT / h) + AHEAD + 2.0 * half + 2.0)
+
+    def _dash_layout(self, nq: int) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets along the road and lane-line numbers of nq dashes on each lane line."""
+        lines = self.lane_lines
+        return (DASH_PERIOD * np.arange(nq)).repeat(len(lines)), np.tile(lines, nq)
+
+    def _tight_window(
+        self,
+        sim: "DrivingSim",
+        grid: np.ndarray,
+        steps: np.ndarray,
+        w: int,
+        h: int,
+        ax: np.ndarray,
+        ay: np.ndarray,
+        a0: np.ndarray,
+        b0: np.ndarray,
+        inv: np.ndarray,
+    ) -> np.ndarray:
+        """The window's vertices from just before the first near the image to just after the last one (the road
+        beyond them does not reach the image). Any window holding these gives the same pixels: the polygons
+        differ only outside the image, so many worlds draw fewer segments and one world skips this pass."""
+        n, k = grid.shape
+        x, y, _, _, _ = sim.road.to_world(grid, _ZERO, sim.rows[:, None])
+        margin = ((sim.half_road + (MARKING_WIDTH + 0.5 * self.step)) * inv + 2.0)[:, None]
+        du = np.abs(x * ax + y * ay + a0 - 0.5 * w)
+        dv = np.abs(x * ay - y * ax + b0 - 0.5 * h)
+        near = (du < margin + 0.5 * w) & (dv < margin + 0.5 * h)
+        seen = near.any(axis=1)
+        first = np.maximum(near.argmax(axis=1) - 1, 0) * seen
+        last = np.minimum(k - near[:, ::-1].argmax(axis=1), steps.astype(np.intp)) * seen
+        span = last - first
+        idx = first[:, None] + np.minimum(np.arange(int(span.max()) + 1), span[:, None])
+        return grid.take(idx + (np.arange(n) * k)[:, None])
 
     def _strip_segments(
         self,
@@ -367,25 +405,35 @@ class DrivingCamera:
         half = sim.half_road[:, None]
         marking = np.maximum(mpp, MARKING_WIDTH)
         obj = sim.num_objects
+        ego_hl, ego_hw, ego_bits, goal_hl, goal_bits = self._const(
+            ("boxes", n),
+            lambda: (
+                np.full((n, 1), sim.ego_half_length),
+                np.full((n, 1), 0.5 * CAR_WIDTH),
+                np.full((n, 1), EGO_BIT),
+                np.full((n, 1), 0.5 * GOAL_DEPTH),
+                np.full((n, 1), GOAL_BIT),
+            ),
+        )
+        dash_hl = self._const(("dash_hl", n, nd), lambda: np.full((n, nd), 0.5 * DASH_ON))
         if obj:
             kind = np.where(sim.obj_hl < 1.0, CONE_BIT, PARKED_BIT)
             kind[:, : sim.num_vehicles] = VEHICLE_BIT
             ox, oy = np.concatenate([ex[:, None], sim.obj_x], axis=1), np.concatenate([ey[:, None], sim.obj_y], axis=1)
             oc = np.concatenate([ec[:, None], sim.obj_cos], axis=1)
             os_ = np.concatenate([es[:, None], sim.obj_sin], axis=1)
-            ohl = np.concatenate([np.full((n, 1), sim.ego_half_length), sim.obj_hl], axis=1)
-            ohw = np.concatenate([np.full((n, 1), 0.5 * CAR_WIDTH), sim.obj_hw], axis=1)
-            obits = np.concatenate([np.full((n, 1), EGO_BIT), kind], axis=1)
+            ohl = np.concatenate([ego_hl, sim.obj_hl], axis=1)
+            ohw = np.concatenate([ego_hw, sim.obj_hw], axis=1)
+            obits = np.concatenate([ego_bits, kind], axis=1)
         else:
             ox, oy, oc, os_ = ex[:, None], ey[:, None], ec[:, None], es[:, None]
-            ohl, ohw = np.full((n, 1), sim.ego_half_length), np.full((n, 1), 0.5 * CAR_WIDTH)
-            obits = np.full((n, 1), EGO_BIT)
+            ohl, ohw, obits = ego_hl, ego_hw, ego_bits
         bu = np.concatenate([u, ox * ax + oy * ay + a0], axis=1)
         bv = np.concatenate([v, ox * ay - oy * ax + b0], axis=1)
         bc, bs = np.concatenate([c, oc], axis=1), np.concatenate([sn, os_], axis=1)
-        bhl = np.concatenate([np.full((n, 1), 0.5 * GOAL_DEPTH), np.full((n, nd), 0.5 * DASH_ON), ohl], axis=1)
-        bhw = np.concatenate([half, np.repeat(0.5 * marking, nd, axis=1), ohw], axis=1)
-        bbits = np.concatenate([np.full((n, 1), GOAL_BIT), MARKING_BIT * dash_used, obits], axis=1)
+        bhl = np.concatenate([goal_hl, dash_hl, ohl], axis=1)
+        bhw = np.concatenate([half, (0.5 * marking).repeat(nd, axis=1), ohw], axis=1)
+        bbits = np.concatenate([goal_bits, MARKING_BIT * dash_used, obits], axis=1)
         # keep the boxes that can touch the image
         r = (bhl + bhw) / mpp + 1.0
         keep = (np.abs(bu - 0.5 * w) < r + 0.5 * w) & (np.abs(bv - 0.5 * h) < r + 0.5 * h) & (bbits != 0)
@@ -396,15 +444,18 @@ class DrivingCamera:
         hw = np.maximum(bhw[world, j], MIN_BOX * gm)
         lu, lv = (bc * gax + bs * gay) * hl, (bc * gay - bs * gax) * hl  # half the box's length, in pixels
         wu, wv = (bc * gay - bs * gax) * hw, (bc * -gax - bs * gay) * hw  # half its width
-        cu = bu[:, None] + lu[:, None] * _ALONG + wu[:, None] * _ACROSS
-        cv = bv[:, None] + lv[:, None] * _ALONG + wv[:, None] * _ACROSS
+        # corners front-right, front-left, rear-left, rear-right: counter-clockwise in the world
+        fu, fv, ru, rv = bu + lu, bv + lv, bu - lu, bv - lv
+        cu = (fu - wu, fu + wu, ru + wu, ru - wu)
+        cv = (fv - wv, fv + wv, rv + wv, rv - wv)
+        weight = -bbits[world, j]  # the box lies on each edge's left
         return (
-            cu.ravel(),
-            cv.ravel(),
-            cu[:, _NEXT].ravel(),
-            cv[:, _NEXT].ravel(),
-            np.repeat(-bbits[world, j], 4),  # counter-clockwise: the box lies on each edge's left
-            np.repeat(world, 4),
+            np.concatenate(cu),
+            np.concatenate(cv),
+            np.concatenate(cu[1:] + cu[:1]),
+            np.concatenate(cv[1:] + cv[:1]),
+            np.concatenate((weight,) * 4),
+            np.concatenate((world,) * 4),
         )
 
     # ---------------------------------------------------------------------------------------------- fill
@@ -420,16 +471,26 @@ class DrivingCamera:
         np.minimum(np.maximum(c_hi, 0.0, out=c_hi), w, out=c_hi)
         count = ((c_hi - c_lo) * (np.minimum(v0, v1) < h)).astype(np.intp)  # below the image: changes nothing
         du = u1 - u0
+        value = np.where(du > 0.0, weight, -weight).astype(np.uint8)  # modulo 256
+        start = world * w + c_lo.astype(np.intp)  # flat index of the first column crossed in a (N, W) row
+        delta = self._buffer(n, w, h)
+        # segments wholly above the image add their value to the top row of the columns they cross: as a range,
+        # +value at the first column and -value past the last one, summed along the row
+        (above,) = np.nonzero((np.maximum(v0, v1) < 0.0) & (count > 0))
+        if above.size:
+            top = self._top(n, w)
+            ends = np.concatenate([start[above] + world[above], start[above] + world[above] + count[above]])
+            np.add.at(top.reshape(-1), ends, np.concatenate([value[above], -value[above]]))
+            np.add.accumulate(top, axis=1, out=top)
+            delta[0] += top[:, :w]
+            count[above] = 0
         slope = (v1 - v0) / (du + (du == 0.0))  # rows per column (segments with du == 0 cross no column)
         row0 = v0 + (c_lo + 0.5 - u0) * slope + 0.5  # at the first column crossed, + 0.5: floor() rounds
-        start = world * w + c_lo.astype(np.intp)  # flat index of that column in a (N, W) row
-        value = np.where(du > 0.0, weight, -weight).astype(np.uint8)  # modulo 256
         # one entry per crossing (segments crossing no column drop out)
         offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
         row = np.floor(np.repeat(row0, count) + offset * np.repeat(slope, count))
         np.minimum(np.maximum(row, 0.0, out=row), h, out=row)  # row h collects what falls below the image
         pos = row.astype(np.intp) * (n * w) + np.repeat(start, count) + offset
-        delta = self._buffer(n, w, h)
         np.add.at(delta.reshape(-1), pos, np.repeat(value, count))
         if n * w <= 1024:
             np.add.accumulate(delta[:h], axis=0, out=delta[:h])
@@ -437,6 +498,13 @@ class DrivingCamera:
             for r in range(1, h):
                 np.add(delta[r - 1], delta[r], out=delta[r])
         return delta[:h]
+
+    def _top(self, n: int, w: int) -> np.ndarray:
+        if self._top_row is None or self._top_row.shape != (n, w + 1):
+            self._top_row = np.zeros((n, w + 1), np.uint8)
+        else:
+            self._top_row.fill(0)
+        return self._top_row
 
     def _buffer(self, n: int, w: int, h: int) -> np.ndarray:
         if self._delta is None or self._delta.shape != (h + 1, n, w):
