@@ -12,8 +12,10 @@ import pytest
 
 import lepton_sim.envs.manufacturing  # noqa: F401
 from lepton_sim.envs.camera_image import NOMINAL, CameraConditions
+from lepton_sim.envs.manufacturing import arm_env
 from lepton_sim.envs.manufacturing.arm_env import MAX_CAMERAS
-from lepton_sim.envs.manufacturing.background import floor_hidden_by_table
+from lepton_sim.envs.manufacturing.background import Layer, floor_hidden_by_table, tied
+from lepton_sim.envs.manufacturing.camera import RawFrame
 from lepton_sim.envs.manufacturing.params import LIGHT_DIRECTION, ArmParams
 from lepton_sim.envs.manufacturing.segmentation import (
     BELT,
@@ -275,3 +277,26 @@ def test_pixels_stack_several_cameras_with_depth_and_segmentation(env_id: str) -
         latest = obs2["pixels"] if isinstance(obs2, dict) else obs2
         segmentation = env.unwrapped.camera_image("overhead", 32, 32, segmentation=True).segmentation
         assert np.array_equal(latest[..., 4], segmentation.astype(np.uint8))
+
+
+def test_a_tie_with_the_background_renders_the_frame_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a moving body and the floor or table have equal depth only the plain render knows which one it kept."""
+    layer = Layer(np.full((2, 2), 7, np.uint32), np.array([[0.5, 1.0], [0.7, 1.0]], np.float32), np.zeros((2, 2)))
+    white = np.full((2, 2, 4), 255, np.uint8)
+    assert not tied(RawFrame(white, np.array([[0.4, 1.0], [0.8, 1.0]], np.float32), None), layer)  # nearer/farther
+    assert tied(RawFrame(white, np.array([[0.5, 1.0], [0.8, 1.0]], np.float32), None), layer)  # level
+    drawn = white.copy()
+    drawn[0, 1] = (10, 20, 30, 255)  # a body at the far plane, where the floor's far end is too
+    assert tied(RawFrame(drawn, np.array([[0.4, 1.0], [0.8, 1.0]], np.float32), None), layer)
+    env = _base("lepton/ConveyorPick-v0")
+    try:
+        env.reset(seed=0)
+        for _ in range(10):
+            env.step(HOLD)
+        monkeypatch.setattr(arm_env, "tied", lambda frame, layer: True)
+        fast = env.camera_image("front", 48, 48, depth=True, segmentation=True)
+        plain = env.camera("front", 48, 48).render(segmentation=True)
+    finally:
+        env.close()
+    assert np.array_equal(fast.rgb, plain.rgba[..., :3])
+    assert np.array_equal(fast.segmentation, classes_of(plain.bodies, class_lookup(env._segmentation_bodies())))

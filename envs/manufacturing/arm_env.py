@@ -22,6 +22,7 @@ from lepton_sim.envs.manufacturing.background import (
     hidden,
     merge,
     outside_frustum,
+    tied,
 )
 from lepton_sim.envs.manufacturing.camera import CAMERA_NAMES, FIXED_VIEWS, Camera, fixed_camera, wrist_camera
 from lepton_sim.envs.manufacturing.metrics import TaskMetrics
@@ -188,6 +189,8 @@ class ArmEnv(gym.Env):
             skipped = self._unseen_links(camera)
         with hidden(self.sim.cid, skipped):
             frame = camera.render(segmentation)
+        if layer is not None and tied(frame, layer):  # rare: a body level with the table top; render it all
+            frame, layer = camera.render(segmentation), None
         lut = class_lookup(self._segmentation_bodies()) if segmentation else None
         return merge(camera, frame, layer, lut, depth)
 

@@ -5,13 +5,16 @@ half of an 84x84 overhead frame (1.8 of 3.1 ms). For the fixed cameras they are 
 size and light in a private world that holds only identical copies of them (one per process, shared by every
 env); each frame renders the env's world with them hidden (alpha 0: TinyRenderer skips the object) and merges
 the two by depth. A moving camera (the wrist) renders everything except the floor when the frustum sees nothing
-but the table top (it would be shaded and entirely overdrawn: TinyRenderer shades before its depth test) and
-the robot links its frustum misses (their collision boxes outside one clip plane; ~0.4 ms of vertex work).
+but the table top (the floor would be drawn and then entirely overdrawn: ~1 ms) and the robot links its frustum
+misses (their collision boxes beyond one clip plane; ~0.4 ms of vertex work).
 
-Exact, not an approximation: without shadows a fragment's colour depends only on its own triangle, the camera
-and the light, and TinyRenderer keeps the nearest fragment (the later-drawn one on a tie). The floor and the
-table are the first bodies of every cell, so every other body wins ties with them in both paths. The merged
-rgb, depth and segmentation equal the plain render's pixel for pixel (tests/test_manufacturing_camera.py).
+Exact: without shadows a fragment's colour depends only on its own triangle, the camera and the light, and
+TinyRenderer keeps the nearest fragment (stored as float32; a later fragment wins a tie). The floor and table are
+the first bodies of every cell and stay first in both paths, so wherever the moving bodies' depth and the
+background's differ, the nearer one is what the plain render shows. Where they are equal (a body meeting the
+table top, e.g. the belt's sides where it dips into it: a pixel in a few hundred frames) either could have won,
+so such a frame is rendered whole (:func:`tied`). The images equal the plain render's pixel for pixel (rgb,
+depth, segmentation; tests/test_manufacturing_camera.py compares them on every task, camera and condition).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from lepton_sim.envs.manufacturing.segmentation import FLOOR, TABLE, class_looku
 from lepton_sim.envs.manufacturing.sim import BulletSim
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)))  # which of (low, high) per axis, for 8 corners
+CLEAR = np.array([255, 255, 255, 255], dtype=np.uint8).view(np.uint32)[0]  # TinyRenderer's empty pixel
 MAX_LAYERS = 64  # cached backgrounds (camera x size x conditions); sensor realism makes a new one per episode
 TABLE_MARGIN = 0.002  # m: frustum corners must hit the table top this far inside its edges to skip the floor
 
@@ -131,6 +135,19 @@ def floor_hidden_by_table(camera: Camera) -> bool:
     return bool(inside.all() and depth.min() > camera.near and depth.max() < camera.far)
 
 
+def tied(frame: RawFrame, layer: Layer) -> bool:
+    """Whether a moving body and the background are at the same depth somewhere (then only the plain render knows
+    which one TinyRenderer kept: it compares its double-precision fragment depth with the stored float32).
+
+    Depth 1.0 is also where nothing was drawn, and where the floor's far end lies within float32 of the far plane:
+    there the background stays (``merge``), unless a moving body was drawn there too (not white)."""
+    level = frame.zbuffer == layer.zbuffer
+    if not level.any():
+        return False
+    drawn = (layer.zbuffer < 1.0) | (_as_uint32(frame.rgba) != CLEAR)
+    return bool(np.any(level & drawn))
+
+
 def merge(camera: Camera, frame: RawFrame, layer: Layer | None, lut: np.ndarray | None, depth: bool) -> CameraImage:
     """The camera image from a frame of the moving bodies and the background layer (None: the frame is all).
 
@@ -140,7 +157,7 @@ def merge(camera: Camera, frame: RawFrame, layer: Layer | None, lut: np.ndarray 
     if layer is None:
         rgba, zbuffer = frame.rgba, frame.zbuffer
     else:
-        front = frame.zbuffer <= layer.zbuffer  # a tie goes to the later-drawn body, never the floor or table
+        front = frame.zbuffer < layer.zbuffer  # equal: nothing moving was drawn there (see tied)
         rgba = np.where(front, _as_uint32(frame.rgba), layer.rgba32)[..., None].view(np.uint8)
         zbuffer = np.where(front, frame.zbuffer, layer.zbuffer) if depth else frame.zbuffer
         if segmentation is not None:
