@@ -6,8 +6,9 @@ pixels`` at ``--camera-size``, the image policy and the ``pixels:`` hyperparamet
 agents/hyperparams/sb3/ppo.yaml), trains PPO with ``lepton_sim.train`` under a wall-clock budget, then evaluates
 every checkpoint on the suite's held-out test entries of the task (unseen seeds and parameter ranges; a pixel
 policy renders the camera it was trained on there, through its env_overrides) and reports steps and wall time
-(training only) to the first checkpoint at >= 90% (confirmed on ``--episodes`` per entry), training throughput and
-the best and last held-out success. Writes results.csv, summary.md (the table for benchmarks/RESULTS.md) and
+(training only) to the first checkpoint at >= 90% (confirmed on ``--episodes`` per entry), training throughput,
+the best and last held-out success, and the last checkpoint on the suite's unseen-corruption rows (state policies
+ignore ``sensor``: there they repeat their clean numbers). Writes results.csv, summary.md (the table for benchmarks/RESULTS.md) and
 learning_curves.png/.svg into ``--out``.
 
     python benchmarks/pixel_learning.py [--minutes 60] [--state-minutes 15] [--tasks lane-keep reach]
@@ -70,14 +71,21 @@ class Outcome:
     train_wall: float = 0.0
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (steps, wall s, held-out success)
     first: tuple[int, float, float] | None = None  # the first checkpoint confirmed at >= BAR
+    sensor_unseen: float | None = None  # the last checkpoint on the unseen-corruption rows
 
     @property
     def rate(self) -> float:
         return self.steps / self.train_wall if self.train_wall else float("nan")
 
 
-def held_out(task: Task, episodes: int) -> list[SuiteItem]:
-    items = [i for i in suite_items(load_suite(task.suite), "test") if i.scenario.name == task.scenario]
+def held_out(task: Task, episodes: int, sensor: bool = False) -> list[SuiteItem]:
+    """The suite's test entries of the task: clean ones (unseen seeds and parameter ranges: the bar), or with
+    ``sensor`` the ``*-sensor-unseen`` ones (corruptions never in training; reported beside the bar)."""
+    items = [
+        i
+        for i in suite_items(load_suite(task.suite), "test")
+        if i.scenario.name == task.scenario and ("sensor" in i.scenario.params) == sensor
+    ]
     return [i.model_copy(update={"episodes": episodes}) for i in items]
 
 
@@ -137,6 +145,10 @@ def train_one(name: str, task: Task, agent: str, seed: int, args: argparse.Names
             if confirmed >= BAR:
                 outcome.first = (steps, wall, confirmed)
         print(f"  {steps:>10,} steps  {wall / 60:6.1f} min  held-out {rate:6.1%}{note}", flush=True)
+    sensor_items = held_out(task, args.episodes, sensor=True)
+    if checkpoints and sensor_items:
+        outcome.sensor_unseen = success_on(str(checkpoints[-1][1]), sensor_items)
+        print(f"  last checkpoint on {', '.join(i.label for i in sensor_items)}: {outcome.sensor_unseen:.1%}")
     return outcome
 
 
@@ -157,18 +169,20 @@ def write_outputs(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         f"entries ({args.curve_episodes} episodes per entry per checkpoint, {args.episodes} to confirm the bar)",
         "",
         "| task | agent | seed | env steps/s (with updates) | steps trained | first >= 90% held-out "
-        "| best held-out | last held-out |",
-        "|---|---|---|---|---|---|---|---|",
+        "| best held-out | last held-out | last, unseen sensor corruptions |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         if o.skipped:
-            lines.append(f"| {o.task} | {o.agent} | {o.seed} | skipped: {o.skipped} | | | | |")
+            lines.append(f"| {o.task} | {o.agent} | {o.seed} | skipped: {o.skipped} | | | | | |")
             continue
         first = f"**{o.first[0]:,} steps, {o.first[1] / 60:.1f} min** ({o.first[2]:.0%})" if o.first else "not reached"
         best = max((r for *_, r in o.curve), default=float("nan"))
         last = o.curve[-1][2] if o.curve else float("nan")
+        sensor = "-" if o.sensor_unseen is None else f"{o.sensor_unseen:.0%}"
         lines.append(
-            f"| {o.task} | {o.agent} | {o.seed} | {o.rate:,.0f} | {o.steps:,} | {first} | {best:.0%} | {last:.0%} |"
+            f"| {o.task} | {o.agent} | {o.seed} | {o.rate:,.0f} | {o.steps:,} | {first} | {best:.0%} | {last:.0%} "
+            f"| {sensor} |"
         )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines))
