@@ -20,5 +20,6 @@ register_baseline(
     "scripted",
     "manufacturing",
     _make_scripted,
-    "scripted IK controllers: reach, pick-and-place, conveyor pick and sort (class read from state)",
+    "scripted IK controllers: reach, pick-and-place, conveyor pick and sort (class read from state; visual "
+    "inspection and waste sorting read the oracle class: oracle_class=true)",
 )

@@ -161,7 +161,12 @@ def make_scripted(env_id: str, observation_space: gymnasium.Space, action_space:
         return PickPlaceController()
     if env_id in ("lepton/ConveyorPick-v0", "lepton/ConveyorSort-v0"):
         return ConveyorController(sorting=env_id == "lepton/ConveyorSort-v0")
+    if env_id in ("lepton/VisualInspection-v0", "lepton/WasteSorting-v0"):
+        from lepton_sim.agents.manufacturing.inspection import OracleSorter
+
+        return OracleSorter()  # the class from the oracle state: the upper bound for perception
     raise ValueError(
         f"no scripted controller for {env_id}; manufacturing controllers: lepton/ArmReach-v0, "
-        "lepton/ArmPickPlace-v0, lepton/ConveyorPick-v0, lepton/ConveyorSort-v0"
+        "lepton/ArmPickPlace-v0, lepton/ConveyorPick-v0, lepton/ConveyorSort-v0, lepton/VisualInspection-v0, "
+        "lepton/WasteSorting-v0"
     )

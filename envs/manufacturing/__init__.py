@@ -1,4 +1,5 @@
-"""Smart-manufacturing arm tasks on PyBullet: reach, pick-and-place, conveyor picking and conveyor sorting.
+"""Smart-manufacturing arm tasks on PyBullet: reach, pick-and-place, conveyor picking, conveyor sorting, and the
+visual-inspection tasks (defect inspection, waste sorting) whose classes only cameras show.
 
 Importing this package registers the env ids; PyBullet is imported only when an env is made.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from lepton_sim.envs.manufacturing.inspection_params import VisualInspectionParams, WasteSortingParams
 from lepton_sim.envs.manufacturing.params import ConveyorPickParams, ConveyorSortParams, PickPlaceParams, ReachParams
 from lepton_sim.envs.registration import LeptonEnvSpec, register
 
@@ -73,7 +75,36 @@ for _spec in (
         binary_metrics=frozenset({"is_success"}),
         overlay_keys=_CONVEYOR_OVERLAY,
     ),
+    LeptonEnvSpec(
+        id="lepton/VisualInspection-v0",
+        domain="manufacturing",
+        entry_point=f"{_PKG}.inspection:VisualInspectionEnv",
+        params_model=VisualInspectionParams,
+        max_episode_steps=600,
+        metric_bounds=_BOUNDS,
+        metric_units=_CONVEYOR_UNITS,
+        binary_metrics=frozenset({"is_success"}),
+        overlay_keys=_CONVEYOR_OVERLAY,
+    ),
+    LeptonEnvSpec(
+        id="lepton/WasteSorting-v0",
+        domain="manufacturing",
+        entry_point=f"{_PKG}.inspection:WasteSortingEnv",
+        params_model=WasteSortingParams,
+        max_episode_steps=600,
+        metric_bounds=_BOUNDS,
+        metric_units=_CONVEYOR_UNITS,
+        binary_metrics=frozenset({"is_success"}),
+        overlay_keys=_CONVEYOR_OVERLAY,
+    ),
 ):
     register(_spec)
 
-ENV_IDS = ("lepton/ArmReach-v0", "lepton/ArmPickPlace-v0", "lepton/ConveyorPick-v0", "lepton/ConveyorSort-v0")
+ENV_IDS = (
+    "lepton/ArmReach-v0",
+    "lepton/ArmPickPlace-v0",
+    "lepton/ConveyorPick-v0",
+    "lepton/ConveyorSort-v0",
+    "lepton/VisualInspection-v0",
+    "lepton/WasteSorting-v0",
+)

@@ -127,13 +127,18 @@ class ConveyorEnv(ArmEnv):
             ):
                 break  # the spawn point is blocked (e.g. a stopped belt): keep the order, retry next step
             start = (BELT_X + part.offset, SPAWN_Y, BELT_TOP + part.size / 2 + 0.0005)
-            part.body = self.factory.create(
-                part.size, part.mass, part.friction, part.part_class, marked=part.part_class > 0, position=start
-            )
+            part.body = self._create_body(part, start)
             p.resetBaseVelocity(part.body, (0.0, self.belt_speed, 0.0), (0, 0, 0), physicsClientId=cid)
             part.status = ACTIVE
             part.position = np.array(start)
             part.velocity = np.array([0.0, self.belt_speed, 0.0])
+
+    def _create_body(self, part: Part, start: tuple[float, float, float]) -> int:
+        """The part's rigid body at ``start``: a cube coloured by class (defects marked); tasks that show class
+        otherwise (visual inspection) draw their own."""
+        return self.factory.create(
+            part.size, part.mass, part.friction, part.part_class, marked=part.part_class > 0, position=start
+        )
 
     # -------------------------------------------------------------------------------------------- step
     def _before_physics(self) -> None:
