@@ -229,6 +229,34 @@ def train_rllib(
     run_id = f"{run.path.name}-{uuid.uuid4().hex[:8]}"
     fail_after = int(os.environ[FAIL_AFTER_ENV]) if os.environ.get(FAIL_AFTER_ENV) else None
     observation_space, _ = _env_spaces(scenario)
+    import torch
+
+    threads = torch.get_num_threads()
+    if not layout(hp)["learners"] and not layout(hp)["gpus_per_learner"]:
+        # the local learner's small MLPs: one thread is faster than several competing with the env runners
+        # (Ray gives each runner one), as for SB3; the caller's process gets its own count back
+        torch.set_num_threads(1)
+    try:
+        _train_on_ray(
+            run, config, scenario, checkpoint, done_steps, run_id, fail_after, observation_space, faults, progress_bar
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_on_ray(
+    run: RunFolder,
+    config: TrainConfig,
+    scenario: Scenario,
+    checkpoint: tuple[int, Path] | None,
+    done_steps: int,
+    run_id: str,
+    fail_after: int | None,
+    observation_space: Any,
+    faults: dict[str, Any],
+    progress_bar: bool = True,
+) -> None:
+    hp = config.hyperparams
     with ray_session():
         register_env()
         algo_config = build_algo_config(
