@@ -442,6 +442,19 @@ def driving(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
             cases=(f"{dt} vector {n} (pixels)",),
         ),
         Bar(
+            "dense-traffic state, single / highway-fast state (the simulations alone)",
+            _ratio(timed, f"{dt} single (state)", "highway-fast-v0 (state)"),
+            NO_TARGET,
+            "x",
+        ),
+        Bar(
+            f"dense-traffic state, vector {n} / highway-fast state",
+            _ratio(timed, f"{dt} vector {n} (state)", "highway-fast-v0 (state)"),
+            NO_TARGET,
+            "x",
+        ),
+        Bar("obstacle-avoid state, single", _rate(timed, f"{oa} single (state)"), NO_TARGET, "steps/s"),
+        Bar(
             "obstacle-avoid pixels, single",
             _rate(timed, f"{oa} single (pixels)"),
             2000,
@@ -599,9 +612,10 @@ def degradations(args: argparse.Namespace) -> tuple[list[Case], list[Bar]]:
 
     frames = stored_frames(32)
     settings: dict[str, Any] = {f"severity {s}": SensorParams(severity=s) for s in range(1, 6)}
-    settings.update(
-        {f"severity {SEVERITY}, {c} only": SensorParams(severity=SEVERITY, corruptions=[c]) for c in CORRUPTIONS}
-    )
+    for level in (SEVERITY, 5):  # where the time goes: one corruption at a time, at the default and worst level
+        settings.update(
+            {f"severity {level}, {c} only": SensorParams(severity=level, corruptions=[c]) for c in CORRUPTIONS}
+        )
     per_frame: dict[str, list[float]] = {name: [] for name in settings}
     per_episode: dict[str, list[float]] = {name: [] for name in settings}
     seconds = max(0.2, args.seconds / 3)  # ms-scale work: a third of the env rounds is plenty
