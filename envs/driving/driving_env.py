@@ -107,8 +107,11 @@ class DrivingEnv(gymnasium.Env):
     ``gymnasium.make("lepton/Driving-v0", render_mode=None, **params)``; the parameters and their defaults are
     the fields of :class:`~lepton_sim.envs.driving.params.DrivingParams` (e.g. ``lanes=[2, 3]``,
     ``obstacles=[3, 5]``, ``vehicles=20``, ``sim_steps_per_action=10``, ``action_mode="discrete"``).
-    ``obs_mode`` is ``"state"`` (camera modes come later). ``render_mode="rgb_array"`` gives a top-down
-    ``render_size`` x ``render_size`` image centred on the ego. ``gymnasium.make_vec("lepton/Driving-v0", n)``
+    ``obs_mode``: ``"state"`` (the table above), ``"pixels"`` or ``"state+pixels"`` (the observation pipeline
+    wraps this env; cameras ``topdown`` (RGB) and ``semantic`` (5 class channels), ego-centred and heading-aligned,
+    see :meth:`camera_image` and ``envs/driving/camera.py``). In ``"pixels"`` this env returns a constant placeholder
+    in the state space instead of computing the state observation, which the wrapper replaces by the image.
+    ``render_mode="rgb_array"`` gives a top-down ``render_size`` x ``render_size`` image centred on the ego. ``gymnasium.make_vec("lepton/Driving-v0", n)``
     gives the native batched :class:`~lepton_sim.envs.driving.vector_env.DrivingVectorEnv`.
 
     ## Version History
