@@ -1,10 +1,14 @@
-"""Image augmentation for training on pixels: DrQ's random shift, batched, in numpy.
+"""Image augmentation for training on pixels: DrQ's random shift and a photometric (colour) jitter, batched,
+in numpy.
 
 Why random shift: of the augmentations tried for pixel RL (crop, translate, colour jitter, cutout) it is the one
 that matters most (DrQ, RAD, PVR), and it costs a pad and a slice per image. Each image of a batch is padded by
 ``pad`` pixels on every side with its border pixels repeated (replicate padding, as DrQ), then cropped back to its
 size at a random offset, so its content moves by up to ``pad`` pixels in each direction. A stacked observation
 (frames along the channel axis) moves as one image: all its frames by the same offset.
+
+The photometric jitter (:func:`photometric_jitter`) is applied after the shift where both are used (SimSiam's
+views, perception training), on colour channels only.
 
 Numpy only, so the core, the training wrappers of any back end and the perception work can share it.
 """
@@ -69,3 +73,40 @@ class RandomShift:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return random_shift(images, self.rng, self.pad, self.channels_first)
+
+
+# ------------------------------------------------------------------------------------------- photometric
+DEFAULT_BRIGHTNESS = 0.2  # fraction of full scale, +-
+DEFAULT_CONTRAST = 0.3  # factor 1 +- this, around each image's mean
+DEFAULT_COLOUR = 0.1  # per-channel gain 1 +- this
+
+
+def photometric_jitter(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    brightness: float = DEFAULT_BRIGHTNESS,
+    contrast: float = DEFAULT_CONTRAST,
+    colour: float = DEFAULT_COLOUR,
+    channels: list[int] | None = None,
+) -> np.ndarray:
+    """Colour jitter (RAD, SimSiam's views), per image of a uint8 batch ``(N, H, W, C)``: contrast around the
+    image's mean, an additive brightness and a gain per channel, each drawn uniformly from ``rng``.
+
+    ``channels``: the colour channels to jitter (default all); the others (semantic grids, depth,
+    segmentation ids) are copied unchanged, as they are not light. Returns a new uint8 array."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"photometric_jitter expects uint8 images (N, H, W, C), got {images.dtype} {images.shape}")
+    n, c = images.shape[0], images.shape[3]
+    idx = np.arange(c) if channels is None else np.asarray(channels, dtype=np.int64)
+    out = images.copy()
+    if n == 0 or idx.size == 0:
+        return out
+    x = images[..., idx].astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    k = rng.uniform(1.0 - contrast, 1.0 + contrast, size=(n, 1, 1, 1)).astype(np.float32)
+    b = rng.uniform(-brightness, brightness, size=(n, 1, 1, 1)).astype(np.float32) * 255.0
+    gain = rng.uniform(1.0 - colour, 1.0 + colour, size=(n, 1, 1, idx.size)).astype(np.float32)
+    x = ((x - mean) * k + mean + b) * gain
+    out[..., idx] = np.clip(x + 0.5, 0.0, 255.0).astype(np.uint8)
+    return out

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from lepton_sim import __version__
 from lepton_sim.errors import LeptonError
+from lepton_sim.perception.commands import add_perception_commands
 from lepton_sim.scenario import MAX_EPISODES, MAX_SEED
 from lepton_sim.training_config import DEVICE_PATTERN
 
@@ -889,6 +890,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", type=device_name, default="cpu", help=f"{DEVICES}, for a run folder's model")
     p.set_defaults(func=_cmd_serve)
+
+    p = command("perception", "perception models: collect labelled camera frames, pretrain, train, evaluate")
+    add_perception_commands(p, _HelpFormatter)
 
     p = command("scenarios", "list scenarios and suites, or show one resolved")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="what to do")
