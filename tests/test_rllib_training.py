@@ -286,3 +286,34 @@ def test_plot_overlays_sb3_and_rllib_runs(ppo_run: Path, tmp_path: Path) -> None
     out = tmp_path / "curves.png"
     assert main(["plot", str(sb3), str(ppo_run), "--out", str(out)]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_camera_images_train_through_the_cnn_encoder(ray_instance, tmp_path: Path) -> None:
+    """obs_mode pixels: uint8 84x84 images reach RLlib's default CNN as floats in [0, 1]; the loaded policy
+    scales them the same way (its actions equal the pipeline's)."""
+    run = lepton_sim.train(
+        SCENARIO,
+        algo="ppo",
+        backend="rllib",
+        steps=32,
+        out=tmp_path / "pixels",
+        overrides={
+            "params.obs_mode": "pixels",
+            "train_batch_size_per_learner": 32,
+            "minibatch_size": 32,
+            "num_epochs": 1,
+        },
+        eval_freq=0,
+        progress_bar=False,
+    )
+    record = json.loads((RunFolder(run, "").final_model / "lepton.json").read_text())
+    assert record["scale_images"] is True and record["observation_space"]["dtype"] == "uint8"
+    module = record["modules"]["default_policy"]
+    assert module["observation_space"]["shape"] == [84, 84, 3] and module["observation_space"]["dtype"] == "float32"
+    observations, actions = _pipeline_actions(run, steps=4)  # seen by RLlib: already scaled by the env wrapper
+    assert observations[0].dtype == np.float32 and observations[0].max() <= 1.0
+    observations = [np.rint(obs * 255).astype(np.uint8) for obs in observations]  # what the env's camera gave
+    scenario = tmp_path / "pixels.yaml"
+    config = RunFolder(run).read_config()
+    scenario.write_text(yaml.safe_dump({k: v for k, v in config.scenario.items() if k != "name"}))
+    _check_same_actions(run, str(scenario), observations, actions)

@@ -5,11 +5,14 @@ a registration made in the driver) with ``env_config`` = :func:`env_config` of t
 
 - single-agent: always through ``gym_env_vectorize_mode="vector_entry_point"``, so the call carries
   ``num_envs`` and returns a Gymnasium ``VectorEnv`` with NEXT_STEP autoreset (what RLlib's env runner expects):
-  the native numpy-batched env where the spec has one (driving), else a ``SyncVectorEnv`` of single envs;
+  the native numpy-batched env where the spec has one for the obs mode (driving), else a ``SyncVectorEnv``;
 - multi-agent (``multi_agent`` shared | independent): the scenario's PettingZoo parallel env through RLlib's
   ``ParallelPettingZooEnv``; for ``shared`` every agent's observation is zero-padded to the widest and its action
   is ``Discrete(max n)`` mapped into the agent's own range (lepton_sim.envs.padding, as SB3's shared training and
   :class:`lepton_sim.multi_agent.SharedPolicy` do).
+
+Camera images (``obs_mode: pixels``, uint8 HWC) reach RLlib's CNN encoder as float32 in [0, 1]
+(:class:`ScaledImages`); the loaded policy scales them the same way.
 
 Seeds: RLlib resets a runner's env once with ``seed + worker_index`` and Gymnasium's vector envs would give
 sub-env i ``seed + i``, so runner 1 / sub-env 1 would replay runner 2 / sub-env 0. :class:`DerivedSeeds` turns
@@ -30,7 +33,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrap
 
 from lepton_sim.envs.padding import agent_actions, pad_rows, padded_action_space, padded_observation_space
 from lepton_sim.errors import LeptonError
-from lepton_sim.make import make, make_vec
+from lepton_sim.make import make, make_vec, vectorization_mode
 from lepton_sim.scenario import Scenario, scenario_from_dict
 
 ERROR_NAMESPACE = "lepton_sim_env_errors"  # Ray internal KV namespace: run id -> the last env error (one line)
@@ -69,7 +72,7 @@ def create_env(config: Mapping[str, Any]) -> Any:
             par_env = _FailingParallel(par_env, int(fail_after))
         return _Reporting(ParallelPettingZooEnv(par_env), run_id)
     num_envs = int(config.get("num_envs", 1))
-    if scenario.spec.vector_entry_point is not None:
+    if vectorization_mode(scenario, num_envs) == "vector_entry_point":  # natively batched in this obs mode
         venv: VectorEnv = make_vec(
             scenario, num_envs, mode="vector_entry_point", autoreset_mode=AutoresetMode.NEXT_STEP
         )
@@ -81,6 +84,8 @@ def create_env(config: Mapping[str, Any]) -> Any:
             )
         venv = SyncVectorEnv([lambda: make(scenario) for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP)
     venv = DerivedSeeds(venv)
+    if is_uint8_image(venv.single_observation_space):
+        venv = ScaledImages(venv)
     if fail_after is not None:
         venv = _FailingVector(venv, int(fail_after))
     return _ReportingVector(venv, run_id)
@@ -98,6 +103,34 @@ class DerivedSeeds(VectorWrapper):
         if isinstance(seed, (int, np.integer)):
             seed = derived_seeds(int(seed), self.num_envs)
         return self.env.reset(seed=seed, options=options)
+
+
+def is_uint8_image(space: spaces.Space) -> bool:
+    """A camera image (``obs_mode: pixels``): a uint8 Box of height x width x channels."""
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+class ScaledImages(VectorWrapper):
+    """uint8 camera images as float32 in [0, 1] (RLlib's CNN encoder takes float input and does not scale;
+    the loaded policy scales the same way, lepton_sim.agents.rllib.policy)."""
+
+    def __init__(self, env: VectorEnv) -> None:
+        super().__init__(env)
+        shape = env.single_observation_space.shape
+        self.single_observation_space = spaces.Box(0.0, 1.0, shape, np.float32)
+        self.observation_space = spaces.Box(0.0, 1.0, (env.num_envs, *shape), np.float32)
+
+    def reset(self, **kwargs: Any) -> Any:
+        obs, info = self.env.reset(**kwargs)
+        return scale_images(obs), info
+
+    def step(self, actions: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        return scale_images(obs), reward, terminated, truncated, info
+
+
+def scale_images(obs: Any) -> np.ndarray:
+    return np.asarray(obs, np.float32) / np.float32(255.0)
 
 
 # ------------------------------------------------------------------------------------------------ multi-agent

@@ -4,7 +4,8 @@ What RLlib's env-runner pipeline does around the module, done here the same way 
 RLlib's own pipeline takes for the same observations; tests/test_rllib_training.py checks it):
 
 1. env-to-module: Dict (goal-conditioned) observations flattened as ``FlattenObservations`` flattens them
-   (``gymnasium.spaces.flatten``: Dict keys in the space's order), as float32;
+   (``gymnasium.spaces.flatten``: Dict keys in the space's order), as float32; uint8 camera images scaled to
+   [0, 1] as the training env did (lepton_sim.agents.rllib.envs.ScaledImages);
 2. ``forward_inference`` -> ``action_dist_inputs`` -> the module's inference distribution, made deterministic
    (argmax for Discrete/MultiDiscrete, the mean for PPO's Gaussian, ``tanh(mean)`` for SAC's squashed one);
 3. module-to-env: with ``normalize_actions`` (RLlib's default) Box actions are unsquashed from [-1, 1] to the
@@ -25,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 from gymnasium import spaces
 
+from lepton_sim.agents.rllib.envs import scale_images
 from lepton_sim.agents.rllib.record import (
     CATALOG_CLASSES,
     MODULE_CLASSES,
@@ -146,6 +148,7 @@ class RLlibPolicy(Policy):
             self.observation_space, self.action_space = record.observation_space, record.action_space
         self._module_action_space = module.action_space
         self._flatten = record.flatten_observations and not per_agent
+        self._scale = record.scale_images and not per_agent
 
     def act(
         self,
@@ -157,7 +160,12 @@ class RLlibPolicy(Policy):
     ) -> tuple[np.ndarray, Any]:
         space = self.observation_space
         assert space is not None
-        obs = flatten_batch(space, observation) if self._flatten else np.asarray(observation, np.float32)
+        if self._flatten:
+            obs = flatten_batch(space, observation)
+        elif self._scale:
+            obs = scale_images(observation)
+        else:
+            obs = np.asarray(observation, np.float32)
         raw = self.actor(obs)
         return postprocess(raw, self.action_space, self.record.normalize_actions, self.record.clip_actions), state
 

@@ -6,7 +6,7 @@ connector, how Box actions are unsquashed, which module acts for which agent. So
 writes (``model/``, ``best_model/``, ``checkpoints/ckpt_<steps>_steps/``) also holds::
 
     lepton.json          format, Ray version, algorithm, scenario, the env's observation and action spaces (JSON),
-                         observation flattening, normalize_actions / clip_actions, the agents in env order, the
+                         observation flattening and image scaling, normalize_actions / clip_actions, the agents in env order, the
                          agent-to-module map, and per module: RLlib class and catalog, its spaces, model_config
     lepton_weights/      one .npz per module: the module's state dict as plain arrays (no pickle)
 
@@ -70,6 +70,7 @@ class CheckpointRecord:
     agent_to_module: dict[str, str] = field(default_factory=dict)
     timesteps: int = 0
     ray_version: str = ""
+    scale_images: bool = False  # uint8 camera images divided by 255 before the module
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +83,7 @@ class CheckpointRecord:
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
             "flatten_observations": self.flatten_observations,
+            "scale_images": self.scale_images,
             "normalize_actions": self.normalize_actions,
             "clip_actions": self.clip_actions,
             "multi_agent": self.multi_agent,
@@ -132,6 +134,7 @@ class CheckpointRecord:
                 agent_to_module=dict(data.get("agent_to_module") or {}),
                 timesteps=int(data.get("timesteps", 0)),
                 ray_version=str(data.get("ray_version", "")),
+                scale_images=bool(data.get("scale_images", False)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise LeptonError(f"{where}: malformed record ({type(err).__name__}: {err})") from None

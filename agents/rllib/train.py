@@ -31,7 +31,7 @@ from typing import Any
 
 from lepton_sim.agents.rllib.algo_config import build_algo_config, needs_flattening, register_env
 from lepton_sim.agents.rllib.cluster import ray_session
-from lepton_sim.agents.rllib.envs import FAIL_AFTER_KEY, read_env_error
+from lepton_sim.agents.rllib.envs import FAIL_AFTER_KEY, is_uint8_image, read_env_error
 from lepton_sim.agents.rllib.hyperparams import fault_settings, layout
 from lepton_sim.agents.rllib.policy import ModuleActor, build_module, policy_from_actors
 from lepton_sim.agents.rllib.record import CheckpointRecord, ModuleRecord, class_path, has_record, write_record
@@ -131,6 +131,7 @@ class _Trainer:
             observation_space=self.observation_space,
             action_space=self.action_space,
             flatten_observations=mode is None and needs_flattening(self.observation_space),
+            scale_images=mode is None and is_uint8_image(self.observation_space),
             normalize_actions=bool(cfg.normalize_actions),
             clip_actions=bool(cfg.clip_actions),
             multi_agent=mode,
@@ -344,7 +345,7 @@ def _loop(trainer: _Trainer, config: TrainConfig, faults: dict[str, Any], progre
                         f"{run.path}: training stopped: {empty} iterations in a row sampled no env steps (every "
                         "env runner failed or timed out; restarts: "
                         f"{ft.get('num_remote_worker_restarts', 0)} of at most {faults['max_restarts']})"
-                        + (f"; the env raised {cause}" if cause else "")
+                        + (f"; the env raised {cause}" if cause else "; the env runners' own error is above")
                     )
                 continue
             empty = 0
