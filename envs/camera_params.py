@@ -15,6 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from lepton_sim.envs.params import EnvParams, IntRange, Range
 
 CAMERA_OBS_MODES = ("state", "pixels", "state+pixels")
+# a perception model's estimate of the state from the camera image (envs/perceived_observation.py); domains opt in
+PERCEPTION_OBS_MODES = (*CAMERA_OBS_MODES, "perceived")
 SEVERITY_LEVELS = 5
 # the degradations ``severity`` can switch on (ImageNet-C calls them corruptions) and the fields each one sets
 CORRUPTIONS: dict[str, tuple[str, ...]] = {
@@ -125,6 +127,11 @@ class CameraParams(EnvParams):
     camera_depth: bool = Field(False, description="add a depth channel (uint8, near..far) where the renderer has depth")
     camera_segmentation: bool = Field(False, description="add a segmentation channel (uint8 class ids) where available")
     sensor: SensorParams = Field(default_factory=SensorParams, description="sensor realism (per-episode degradations)")
+    perception: str | None = Field(
+        None,
+        description="obs_mode perceived: a trained perception model (perception train's folder or model.pt) that "
+        "estimates the state from the camera image, or 'ground-truth' (the true state, through the same pipeline)",
+    )
 
     @field_validator("obs_camera")
     @classmethod
@@ -138,6 +145,18 @@ class CameraParams(EnvParams):
         if len(set(names)) != len(names):
             raise ValueError(f"obs_camera lists a camera twice: {names}")
         return value
+
+    @model_validator(mode="after")
+    def _perception_with_perceived(self) -> "CameraParams":
+        if self.obs_mode == "perceived" and not self.perception:
+            raise ValueError(
+                "perception: obs_mode perceived needs a perception model (a folder or file) or ground-truth"
+            )
+        if self.perception and self.obs_mode != "perceived":
+            raise ValueError(
+                f"perception: only obs_mode perceived runs a perception model (obs_mode is {self.obs_mode!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _channels_available(self) -> "CameraParams":

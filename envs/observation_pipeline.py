@@ -22,6 +22,7 @@ import gymnasium
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from lepton_sim.envs.perceived_observation import perceived_observation, vector_perceived_observation
 from lepton_sim.envs.pixel_observation import pixel_observation, state_pixel_observation
 from lepton_sim.envs.registration import ENV_ID_KWARG, LEPTON_ENVS
 from lepton_sim.envs.vector_pixel_observation import has_batched_cameras, vector_pixel_observation
@@ -64,6 +65,13 @@ STAGES: dict[str, ObsStage] = {
     "state+pixels": ObsStage(
         single=state_pixel_observation,
         vector=vector_pixel_observation(include_state=True),
+        same_step_inside=True,
+        needs_batched_cameras=True,
+    ),
+    # a perception model's state estimate from state+pixels' image (perceived_observation)
+    "perceived": ObsStage(
+        single=perceived_observation,
+        vector=vector_perceived_observation,
         same_step_inside=True,
         needs_batched_cameras=True,
     ),

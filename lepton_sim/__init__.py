@@ -14,6 +14,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from lepton_sim import envs as _envs  # noqa: F401,E402  (registers every env id with Gymnasium)
+from lepton_sim import perceived as _perceived  # noqa: F401,E402  (obs_mode 'perceived' loads models through it)
 from lepton_sim.errors import LeptonError, ScenarioError  # noqa: E402
 from lepton_sim.make import make, make_vec  # noqa: E402
 from lepton_sim.scenario import Scenario, Suite, load_scenario, load_suite  # noqa: E402

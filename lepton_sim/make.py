@@ -12,6 +12,7 @@ import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from lepton_sim.envs.observation_pipeline import native_vector_form
+from lepton_sim.envs.perceived_observation import PERCEIVED, VectorPerceivedObservation
 from lepton_sim.errors import LeptonError, ScenarioError
 from lepton_sim.scenario import Scenario, load_scenario
 
@@ -76,9 +77,32 @@ def make_vec(
                 autoreset_mode=autoreset_mode,
                 **sc.params,
             )
+    if sc.params.get("obs_mode") == PERCEIVED:
+        return _perceived_vec(sc, num_envs, render_mode, mode, autoreset_mode)
     env_fns = [partial(make, sc, render_mode) for _ in range(num_envs)]
     if mode == "async":
         return AsyncVectorEnv(env_fns, context="spawn", autoreset_mode=autoreset_mode)
     if mode == "sync":
         return SyncVectorEnv(env_fns, autoreset_mode=autoreset_mode)
     raise ValueError(f"unknown vectorization mode {mode!r}; allowed: sync, async, vector_entry_point")
+
+
+def _perceived_vec(
+    scenario: Scenario, num_envs: int, render_mode: str | None, mode: str, autoreset_mode: AutoresetMode
+) -> VectorEnv:
+    """``perceived`` on a sync or async vector env: the worlds render ``state+pixels`` and the perception model
+    runs here, once per step on every world's image (not once per world on one image each)."""
+    if mode not in ("sync", "async"):
+        raise ValueError(f"unknown vectorization mode {mode!r}; allowed: sync, async, vector_entry_point")
+    pixels = scenario.with_params({"obs_mode": "state+pixels", "perception": None})
+    env_fns = [partial(make, pixels, render_mode) for _ in range(num_envs)]
+    if mode == "async":
+        venv: VectorEnv = AsyncVectorEnv(env_fns, context="spawn", autoreset_mode=autoreset_mode)
+    else:
+        venv = SyncVectorEnv(env_fns, autoreset_mode=autoreset_mode)
+    try:
+        with building(scenario):
+            return VectorPerceivedObservation(venv, scenario.spec.params_model(**scenario.params))
+    except BaseException:
+        venv.close()
+        raise

@@ -42,8 +42,13 @@ CASES = [(env_id, mode) for env_id, spec in LEPTON_ENVS.items() for mode in spec
 PREFERRED = {"lepton/TrafficSignal-v0": "traffic/single-intersection", "lepton/TrafficNetwork-v0": "traffic/2x2-grid"}
 STEPS = {"driving": 10, "manufacturing": 5, "traffic": 3}
 FAST = {"driving": {}, "manufacturing": {}, "traffic": {"duration": 100}}
-MODE_KWARGS = {"state": {}, "pixels": {"camera_size": 32}, "state+pixels": {"camera_size": 32}}
-CAMERA_CASES = [(env_id, mode) for env_id, mode in CASES if mode != "state"]
+MODE_KWARGS = {
+    "state": {},
+    "pixels": {"camera_size": 32},
+    "state+pixels": {"camera_size": 32},
+    "perceived": {"camera_size": 32, "perception": "ground-truth"},  # the state, through the camera pipeline
+}
+CAMERA_CASES = [(env_id, mode) for env_id, mode in CASES if mode not in ("state", "perceived")]
 DEGRADED = {"sensor": {"severity": 3}}  # every corruption, pose jitter and light at once
 
 
@@ -160,7 +165,7 @@ def test_same_seed_same_episode(case: tuple[str, str]) -> None:
 def test_vector_env_equals_single_envs(case: tuple[str, str]) -> None:
     env_id, mode = case
     kwargs = _kwargs(env_id, mode)
-    how = vectorization_mode(lepton_sim.load_scenario(_scenario_of(env_id), obs_mode=mode), 2)
+    how = vectorization_mode(lepton_sim.load_scenario(_scenario_of(env_id), **MODE_KWARGS[mode], obs_mode=mode), 2)
     vector_kwargs = {"vector_kwargs": {"context": "spawn"}} if how == "async" else {}
     venv = gymnasium.make_vec(env_id, num_envs=2, vectorization_mode=how, **vector_kwargs, **kwargs)
     try:

@@ -50,12 +50,12 @@ class SB3Backend(Backend):
                 "(e.g. --set n_steps=128)"
             )
         if config.hyperparams.get("augment") is not None:
-            from lepton_sim.agents.sb3.pixels import CAMERA_MODES_STATE, camera_mode
+            from lepton_sim.agents.sb3.pixels import STATE_VECTOR_MODES, camera_mode
 
-            if camera_mode(scenario) == CAMERA_MODES_STATE:
+            if camera_mode(scenario) in STATE_VECTOR_MODES:
                 raise LeptonError(
                     f"augment: {config.hyperparams['augment']} shifts camera images, but {scenario.name} observes "
-                    "obs_mode state; set params.obs_mode=pixels (or state+pixels), or drop augment"
+                    f"obs_mode {camera_mode(scenario)}; set params.obs_mode=pixels (or state+pixels), or drop augment"
                 )
         if config.device.startswith("cuda"):  # SB3 would fall back to the CPU without a word
             import torch

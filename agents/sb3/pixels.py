@@ -25,8 +25,20 @@ from lepton_sim.scenario import Scenario
 
 PIXELS_KEY = "pixels"  # the per-scenario block of image hyperparameters in agents/hyperparams/sb3/<algo>.yaml
 CAMERA_MODES_STATE = "state"
-# what a trained pixel policy declares as env_overrides (never ``sensor``: suite rows choose the degradations)
-OBSERVATION_PARAMS = ("obs_mode", "obs_camera", "camera_size", "channel_order", "camera_depth", "camera_segmentation")
+# modes whose observation is the state vector (``perceived``: a perception model's estimate of it), trained with
+# the state hyperparameters
+STATE_VECTOR_MODES = (CAMERA_MODES_STATE, "perceived")
+# what a trained pixel policy declares as env_overrides (never ``sensor``: suite rows choose the degradations);
+# ``perception``: the model a policy trained on perceived state was trained with
+OBSERVATION_PARAMS = (
+    "obs_mode",
+    "obs_camera",
+    "camera_size",
+    "channel_order",
+    "camera_depth",
+    "camera_segmentation",
+    "perception",
+)
 
 
 def is_image(space: gymnasium.Space) -> bool:
@@ -105,7 +117,7 @@ def observation_hyperparameters(
         raise LeptonError(f"hyperparameter {PIXELS_KEY}: a {PIXELS_KEY} block cannot hold another one")
     merged = merge_hyperparams(hp, block)
     check_hyperparams(algo, merged)  # a typo in the block fails in state mode too
-    if camera_mode(scenario) == CAMERA_MODES_STATE:
+    if camera_mode(scenario) in STATE_VECTOR_MODES:
         return hp
     space = space if space is not None else observation_space_of(scenario)
     chosen = image_policy(space)

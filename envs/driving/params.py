@@ -11,7 +11,7 @@ from typing import ClassVar, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from lepton_sim.envs.camera_params import CameraParams
+from lepton_sim.envs.camera_params import PERCEPTION_OBS_MODES, CameraParams
 from lepton_sim.envs.params import Bounds, IntRange, Range
 
 ACTION_MODES = ("continuous", "discrete")
@@ -49,6 +49,7 @@ class DrivingParams(CameraParams):
     CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("topdown", "semantic")
     CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ()
     CAMERA_SEMANTIC_CHANNELS: ClassVar[Mapping[str, int]] = {"semantic": 5}
+    OBS_MODES: ClassVar[tuple[str, ...]] = PERCEPTION_OBS_MODES
 
     action_mode: Literal["continuous", "discrete"] = Field(
         "continuous", description="'continuous': (acceleration, steering) in [-1, 1]; 'discrete': 5 meta-actions"

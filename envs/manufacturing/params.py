@@ -12,7 +12,7 @@ from typing import ClassVar, Literal, Mapping
 
 from pydantic import Field, field_validator, model_validator
 
-from lepton_sim.envs.camera_params import CameraParams
+from lepton_sim.envs.camera_params import PERCEPTION_OBS_MODES, CameraParams
 from lepton_sim.envs.params import Bounds, IntRange, Range
 
 ROBOTS = ("panda", "kuka")
@@ -41,6 +41,7 @@ class ArmParams(CameraParams):
         "wrist": (0.05, 0.75),
     }
     LIGHT_DIRECTION: ClassVar[tuple[float, float, float] | None] = LIGHT_DIRECTION  # type: ignore[assignment]
+    OBS_MODES: ClassVar[tuple[str, ...]] = PERCEPTION_OBS_MODES
 
     robot: str = Field("panda", description="robot model: 'panda' (Franka Panda) or 'kuka' (Kuka iiwa, no gripper)")
     control_type: Literal["ee", "joints"] = Field(
