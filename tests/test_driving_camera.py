@@ -358,3 +358,28 @@ def test_pixels_mode_vector_env_equals_single_envs() -> None:
     for i in range(n):
         single = lepton_sim.make("driving/obstacle-avoid", obs_mode="pixels")
         np.testing.assert_array_equal(obs[i], single.reset(seed=40 + i)[0])
+
+
+def test_pixels_mode_images_and_videos_follow_the_vehicles() -> None:
+    """obs_mode 'pixels' skips the state observation, which also places the other vehicles: the camera and the
+    video renderer place them themselves, so both see them where state mode does."""
+    kwargs = dict(lanes=3, vehicles=6, vehicle_speed=[12, 16], ego_speed=[8, 8], render_mode="rgb_array")
+    state, pixels = DrivingEnv(**kwargs), DrivingEnv(obs_mode="pixels", **kwargs)
+    state.reset(seed=3)
+    pixels.reset(seed=3)
+    for _ in range(8):
+        action = np.array([0.1, 0.0], np.float32)
+        state.step(action)
+        pixels.step(action)
+        np.testing.assert_array_equal(topdown(pixels), topdown(state))
+        np.testing.assert_array_equal(pixels.render(), state.render())
+    venv, single = DrivingVectorEnv(2, obs_mode="pixels", **kwargs), DrivingEnv(**kwargs)
+    venv.reset(seed=3)
+    single.reset(seed=3)
+    for _ in range(3):
+        venv.step(np.array([[0.1, 0.0]] * 2, np.float32))
+        single.step(np.array([0.1, 0.0], np.float32))
+    frames, images = venv.render(), venv.camera_images("topdown", 84, 84).rgb
+    assert frames is not None and images is not None
+    np.testing.assert_array_equal(frames[0], single.render())
+    np.testing.assert_array_equal(images[0], topdown(single))

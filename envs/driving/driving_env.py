@@ -175,9 +175,7 @@ class DrivingEnv(gymnasium.Env):
         check_camera(name, depth, segmentation)
         if self._camera is None:
             self._camera = DrivingCamera(self.params)
-        if not self._placed:
-            self.sim._place_vehicles()
-            self._placed = True
+        self._place_vehicles()
         image = self._camera.render(self.sim, name, width, height, None if conditions.nominal else [conditions])
         if image.rgb is not None:
             return CameraImage(rgb=image.rgb[0])
@@ -190,7 +188,14 @@ class DrivingEnv(gymnasium.Env):
             return None
         from lepton_sim.envs.driving.render import render_world
 
+        self._place_vehicles()
         return render_world(self.sim, 0)
+
+    def _place_vehicles(self) -> None:
+        """Other vehicles' boxes for pictures, where no state observation placed them this step."""
+        if not self._placed:
+            self.sim._place_vehicles()
+            self._placed = True
 
     def plot_trajectory(self, ax: Any, infos: Sequence[dict[str, Any]]) -> None:
         """Draw the episode's road (lanes, obstacles, route, goal) and the ego's path from ``infos`` onto ``ax``."""

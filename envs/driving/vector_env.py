@@ -172,9 +172,7 @@ class DrivingVectorEnv(VectorEnv):
         check_camera(name, depth, segmentation)
         if self._camera is None:
             self._camera = DrivingCamera(self.params)
-        if not self._placed:
-            self.sim._place_vehicles()
-            self._placed = True
+        self._place_vehicles()
         return self._camera.render(self.sim, name, width, height, conditions)
 
     # ------------------------------------------------------------------------------------- render & plots
@@ -184,7 +182,14 @@ class DrivingVectorEnv(VectorEnv):
             return None
         from lepton_sim.envs.driving.render import render_world
 
+        self._place_vehicles()
         return tuple(render_world(self.sim, i) for i in range(self.num_envs))
+
+    def _place_vehicles(self) -> None:
+        """Other vehicles' boxes for pictures, where no state observation placed them this step."""
+        if not self._placed:
+            self.sim._place_vehicles()
+            self._placed = True
 
     def plot_trajectory(self, ax: Any, infos: Sequence[dict[str, Any]]) -> None:
         """Draw the episode's road and the ego's path from one sub-env's ``infos`` onto ``ax``."""
