@@ -8,6 +8,8 @@
   (rl-zoo3's keys; TD3 explores only through it);
 - ``multi_agent``: ``joint`` | ``shared`` for envs with several agents;
 - ``policy_kwargs.activation_fn``: a name (``tanh``, ``relu``, ``elu``, ``leaky_relu``);
+- ``policy_kwargs.features_extractor_class: perception`` with ``features_extractor_kwargs: {checkpoint: PATH,
+  freeze: true|false}``: a pretrained perception encoder over camera images (agents/sb3/perception_extractor.py);
 - ``frame_stack``: stack the last k observations (SB3's VecFrameStack, as rl-zoo3; 1 = none), re-applied by the
   loaded policy at evaluation;
 - ``augment``: ``random_shift`` (DrQ: pad 4, random crop; lepton_sim.augmentation) on the training env's images;
@@ -205,6 +207,10 @@ def _policy_kwargs(hp: dict[str, Any]) -> dict[str, Any]:
         if name not in ACTIVATIONS:
             raise LeptonError(f"policy_kwargs.activation_fn: unknown {name!r}; allowed: {', '.join(ACTIVATIONS)}")
         policy_kwargs["activation_fn"] = getattr(torch.nn, ACTIVATIONS[name])
+    if policy_kwargs.get("features_extractor_class") == "perception":  # a pretrained perception encoder
+        from lepton_sim.agents.sb3.perception_extractor import resolve
+
+        policy_kwargs = resolve(policy_kwargs)
     return policy_kwargs
 
 

@@ -28,17 +28,9 @@ CAMERA_MODES_STATE = "state"
 # modes whose observation is the state vector (``perceived``: a perception model's estimate of it), trained with
 # the state hyperparameters
 STATE_VECTOR_MODES = (CAMERA_MODES_STATE, "perceived")
-# what a trained pixel policy declares as env_overrides (never ``sensor``: suite rows choose the degradations);
-# ``perception``: the model a policy trained on perceived state was trained with
-OBSERVATION_PARAMS = (
-    "obs_mode",
-    "obs_camera",
-    "camera_size",
-    "channel_order",
-    "camera_depth",
-    "camera_segmentation",
-    "perception",
-)
+# what a trained pixel policy declares as env_overrides (never ``sensor``: suite rows choose the degradations)
+OBSERVATION_PARAMS = ("obs_mode", "obs_camera", "camera_size", "channel_order", "camera_depth", "camera_segmentation")
+PERCEPTION_PARAM = "perception"  # a policy trained on perceived state also declares the model it perceived with
 
 
 def is_image(space: gymnasium.Space) -> bool:
@@ -145,4 +137,7 @@ def observation_overrides(scenario_data: Mapping[str, Any]) -> dict[str, Any]:
     if str(getattr(params, "obs_mode", CAMERA_MODES_STATE)) == CAMERA_MODES_STATE:
         return {}
     values = params.model_dump(mode="json")
-    return {key: values[key] for key in OBSERVATION_PARAMS if key in type(params).model_fields}
+    overrides = {key: values[key] for key in OBSERVATION_PARAMS if key in type(params).model_fields}
+    if values.get(PERCEPTION_PARAM):
+        overrides[PERCEPTION_PARAM] = values[PERCEPTION_PARAM]
+    return overrides
