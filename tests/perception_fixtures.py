@@ -14,7 +14,7 @@ from lepton_sim.perception.labels import LabelSpec, StateLayout
 COLOURS = np.array([[230, 40, 40], [40, 200, 40], [40, 80, 230]], np.uint8)
 SCHEMA = [
     LabelSpec("state", "regression", (4,), description="square x, y (pixels) and the two flags"),
-    LabelSpec("colour", "class", (), ("red", "green", "blue")),
+    LabelSpec("colour", "class", (), ("red", "green", "blue"), mask="square_present"),
     LabelSpec("square_present", "binary", (1,)),
     LabelSpec("position", "regression", (2,), unit="px", mask="square_present"),
     LabelSpec("quadrants", "binary", (4,)),
@@ -49,9 +49,11 @@ def make_synthetic_dataset(root: Path, frames: int = 240, size: int = 32, seed: 
     writer = DatasetWriter(root, SCHEMA, (size, size, 3), shard_frames=50)
     assigner = SplitAssigner()
     episodes = []
+    per_split = {s: 0 for s in SPLITS}
     for k in range(frames // episode):
         split = assigner.next()
-        degradation, severity = ("clean", 0) if k % 2 == 0 else ("noise@2", 2)
+        degradation, severity = ("clean", 0) if per_split[split] % 2 == 0 else ("noise@2", 2)  # cycled per split
+        per_split[split] += 1
         for step in range(episode):
             img, labels = synthetic_frame(rng, size)
             if severity:

@@ -14,8 +14,8 @@ import pytest
 import lepton_sim
 from lepton_sim.errors import LeptonError
 from lepton_sim.loading import load_policy
-from lepton_sim.perception import collect as collect_module
-from lepton_sim.perception.collect import collect, parse_degradation
+from lepton_sim.perception import collection as collect_module
+from lepton_sim.perception.collection import collect, parse_degradation
 from lepton_sim.perception.dataset import SPLITS, DatasetError, DatasetWriter, SplitAssigner, load_dataset
 from lepton_sim.perception.labels import SECTOR_RANGE, labeller_for, sector_of
 from lepton_sim.perception.show import show

@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "collect": "lepton_sim.perception.collect",
+    "collect": "lepton_sim.perception.collection",
     "load_dataset": "lepton_sim.perception.dataset",
-    "pretrain": "lepton_sim.perception.pretrain",
-    "train": "lepton_sim.perception.train",
-    "evaluate": "lepton_sim.perception.evaluate",
+    "pretrain": "lepton_sim.perception.pretraining",
+    "train": "lepton_sim.perception.training",
+    "evaluate": "lepton_sim.perception.evaluation",
     "load_model": "lepton_sim.perception.checkpoint",
 }
 

@@ -91,7 +91,7 @@ def _common(p: argparse.ArgumentParser, threads: bool = True) -> None:
 
 # ------------------------------------------------------------------------------------------------- commands
 def _cmd_collect(args: argparse.Namespace) -> None:
-    from lepton_sim.perception.collect import collect
+    from lepton_sim.perception.collection import collect
     from lepton_sim.perception.dataset import load_dataset
 
     root = collect(
@@ -125,7 +125,7 @@ def _cmd_show(args: argparse.Namespace) -> None:
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     import json
 
-    from lepton_sim.perception.pretrain import PRETRAIN_JSON, pretrain
+    from lepton_sim.perception.pretraining import PRETRAIN_JSON, pretrain
 
     out = pretrain(
         args.data,
@@ -142,7 +142,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     )
     record = json.loads((Path(out) / PRETRAIN_JSON).read_text())
     print(
-        f"encoder: {Path(out) / 'encoder.pt'}  ({record['method'] if 'method' in record else args.method}, "
+        f"encoder: {Path(out) / 'encoder.pt'}  ({record['pretraining']['method']}, "
         f"{record['parameters']} parameters, final loss {record['final_loss']:.4f}, "
         f"{record['images_per_second']:.0f} images/s)"
     )
@@ -151,7 +151,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     import json
 
-    from lepton_sim.perception.train import TRAIN_JSON, train
+    from lepton_sim.perception.training import TRAIN_JSON, train
 
     heads = [h for item in args.head for h in item.split(",") if h] or None
     out = train(
@@ -183,7 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from lepton_sim.perception.evaluate import evaluate, summary
+    from lepton_sim.perception.evaluation import evaluate, summary
 
     report = evaluate(
         args.model,

@@ -55,10 +55,10 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -
 def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """MAE and RMSE over every value, and per element, of ``(N, ...)`` arrays."""
     n = len(y_true)
-    err = (np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64)).reshape(n, -1)
     if n == 0:
         nan = float("nan")
         return {"frames": 0, "mae": nan, "rmse": nan, "mae_per_element": [], "rmse_per_element": []}
+    err = (np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64)).reshape(n, -1)
     return {
         "frames": int(n),
         "mae": float(np.abs(err).mean()),

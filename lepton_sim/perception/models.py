@@ -19,10 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from lepton_sim.errors import LeptonError
 from lepton_sim.perception.labels import LabelSpec
 
 ARCHS: tuple[str, ...] = ("small", "nature")
 FEATURES = {"small": 256, "nature": 512}
+MIN_SIDE = {"small": 16, "nature": 36}  # NatureCNN's 8/4, 4/2, 3/1 convolutions need 36 pixels
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,12 @@ class EncoderConfig:
     @classmethod
     def make(cls, arch: str, image_shape: tuple[int, int, int]) -> "EncoderConfig":
         if arch not in ARCHS:
-            raise ValueError(f"unknown encoder {arch!r}; allowed: {', '.join(ARCHS)}")
+            raise LeptonError(f"unknown encoder {arch!r}; allowed: {', '.join(ARCHS)}")
         h, w, c = image_shape
+        if min(h, w) < MIN_SIDE[arch]:
+            raise LeptonError(
+                f"the {arch} encoder needs images of at least {MIN_SIDE[arch]} pixels a side, got {h}x{w}"
+            )
         return cls(arch, int(h), int(w), int(c), FEATURES[arch])
 
     @property

@@ -92,7 +92,9 @@ def contact_sheet(dataset: Dataset, path: Path, count: int = 48, tile: int = 96)
     for n, (split, data, i) in enumerate(picks):
         x = gap + (n % cols) * (tile + gap)
         y = 16 + gap + (n // cols) * (tile + caption + gap)
-        view = Image.fromarray(np.ascontiguousarray(_viewable(data.frames[i], rgb))).resize((tile, tile), Image.NEAREST)
+        view = Image.fromarray(np.ascontiguousarray(_viewable(data.frames[i], rgb))).resize(
+            (tile, tile), Image.Resampling.NEAREST
+        )
         sheet.paste(view, (x, y))
         draw.text((x, y + tile + 1), f"{split} s{int(data.seed[i])} t{int(data.step[i])}", fill=(230, 230, 230))
         draw.text((x, y + tile + 12), str(data.degradation[i]), fill=(180, 180, 180))

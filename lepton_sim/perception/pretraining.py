@@ -36,7 +36,7 @@ from lepton_sim.perception.checkpoint import ENCODER_FILE, ENCODER_PREFIX, save_
 from lepton_sim.perception.dataset import SPLITS, load_dataset
 from lepton_sim.perception.models import ARCHS, EncoderConfig, build_encoder, count_parameters, to_input
 from lepton_sim.perception.runtime import augment, batches, resolve_device, seed_everything, torch_threads
-from lepton_sim.perception.train import history_csv
+from lepton_sim.perception.training import history_csv
 
 METHODS: tuple[str, ...] = ("simsiam", "autoencoder")
 PRETRAIN_JSON = "pretrain.json"
