@@ -2,7 +2,11 @@
 
 Every figure is an env's own ``step`` (random actions, resets included) on one core, peers in the same process,
 cases timed in turns for ``--rounds`` rounds of ``--seconds`` each; each case's figure is the median of its rounds
-and the bars use ratios where a peer exists (absolute figures drift on the shared machine).
+and ratio bars are medians of per-round ratios (absolute figures drift on the shared machine). Rates are per
+CPU-second of this process by default (``--clock cpu``: one dedicated core's work; on an oversubscribed machine
+wall time also counts other jobs' turns), wall-clock rates are printed beside them. Inside the same runs the
+script times the base env's camera calls and the time outside the base env's step/reset (the observation
+wrappers), so "the camera adds X ms" does not rest on the difference of two noisy rates.
 
 - driving, equal work: ``driving/dense-traffic`` (20 IDM/MOBIL vehicles, 1 s per step) against highway-env's
   ``highway-fast-v0`` with its ``GrayscaleObservation`` at 84x84 (one frame, no stacking). highway-env's viewer
@@ -19,6 +23,7 @@ and the bars use ratios where a peer exists (absolute figures drift on the share
 Parts not built yet (an obs mode or sensor field an env does not accept) are skipped with the reason.
 
     .venv/bin/python benchmarks/camera_throughput.py [--seconds 3] [--rounds 3] [--only driving] [--profile]
+        [--clock cpu|wall] [--json FILE]
 """
 
 from __future__ import annotations
