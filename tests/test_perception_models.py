@@ -15,7 +15,7 @@ import torch
 from perception_fixtures import make_synthetic_dataset
 
 from lepton_sim.errors import LeptonError
-from lepton_sim.perception import evaluate, load_dataset, load_model, pretrain, train
+from lepton_sim.perception import evaluate, load_dataset, load_encoder, load_model, pretrain, train
 from lepton_sim.perception.checkpoint import CheckpointError, encoder_state, read_checkpoint
 from lepton_sim.perception.models import EncoderConfig
 
@@ -86,6 +86,11 @@ def test_pretraining_runs_and_its_encoder_initialises_the_supervised_model(data,
     record = json.loads((tuned / "train.json").read_text())["training"]
     assert record["encoder_lr_used"] == pytest.approx(1e-4) and record["init_from"]["method"] == "autoencoder"
     assert json.loads((probe / "train.json").read_text())["training"]["encoder_lr_used"] == 0.0
+    encoder, cfg = load_encoder(simsiam)  # e.g. for an SB3 features extractor: SB3's images are already / 255
+    assert cfg.features == 256 and encoder(torch.rand(2, 3, 32, 32)).shape == (2, 256)
+    encoder, _ = load_encoder(probe)  # a trained model's encoder (without its heads)
+    x = torch.from_numpy(load_dataset(data).split("test").frames[:2])
+    torch.testing.assert_close(encoder(x.permute(0, 3, 1, 2).float() / 255), load_model(probe).model.features(x))
     # a supervised model's encoder initialises another model too (transfer)
     again = train(data, tmp_path / "again", progress=False, init=str(probe), heads=["position"], **FAST)
     assert (again / "model.pt").exists()

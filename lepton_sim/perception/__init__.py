@@ -11,6 +11,7 @@ Python API (each loads torch only when called)::
     model_dir = perception.train("data/oa", out="models/oa", init=enc, epochs=20)
     report = perception.evaluate(model_dir, "data/oa")     # metrics per head, degradation and severity
     model = perception.load_model(model_dir)               # model(images uint8 (N, H, W, C)) -> predictions
+    encoder, cfg = perception.load_encoder(enc)            # torch module: float (N, C, H, W) in [0, 1] -> features
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _LAZY = {
     "train": "lepton_sim.perception.training",
     "evaluate": "lepton_sim.perception.evaluation",
     "load_model": "lepton_sim.perception.checkpoint",
+    "load_encoder": "lepton_sim.perception.checkpoint",
 }
 
 
@@ -35,4 +37,4 @@ def __getattr__(name: str) -> Any:  # PEP 562: torch is imported by the function
     raise AttributeError(f"module 'lepton_sim.perception' has no attribute {name!r}")
 
 
-__all__ = ["collect", "evaluate", "load_dataset", "load_model", "pretrain", "train"]
+__all__ = ["collect", "evaluate", "load_dataset", "load_encoder", "load_model", "pretrain", "train"]

@@ -106,6 +106,20 @@ def encoder_state(path: str | Path, cfg: EncoderConfig) -> tuple[dict[str, torch
     return weights, meta
 
 
+def load_encoder(path: str | Path) -> tuple[torch.nn.Module, EncoderConfig]:
+    """The encoder of any perception checkpoint (``encoder.pt`` from pretraining, or a trained model's) as a
+    torch module on the CPU: float (N, C, H, W) in [0, 1] -> (N, features), what SB3 hands a features extractor
+    (its images already divided by 255); and its config (input size, channels, feature size)."""
+    from lepton_sim.perception.models import build_encoder
+
+    file, _, meta, state = read_checkpoint(path)
+    cfg = EncoderConfig.from_json(meta["encoder"])
+    encoder = build_encoder(cfg)
+    weights = {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    load_weights(encoder, weights, str(file))
+    return encoder, cfg
+
+
 def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """``load_state_dict`` with its mismatch (missing, unexpected or reshaped weights) as one line."""
     own = module.state_dict()
