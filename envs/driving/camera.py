@@ -188,29 +188,24 @@ class DrivingCamera:
         h, n, w = bits.shape
         m = n * h * w
         g = -(-m // 4)
-        if self._pixels is None or self._pixels.size != 4 * g:
-            self._pixels = np.zeros(4 * g, np.uint8)
+        if self._pixels is None or self._pixels.size != 4 * g + 4:
+            self._pixels = np.zeros(4 * g + 4, np.uint8)  # + 4: the odd pair view below stays inside it
         np.copyto(self._pixels[:m].reshape(n, h, w), bits.transpose(1, 0, 2))
-        quads = self._pixels.view(np.uint32)  # pixels 0-3 of each group, little-endian
+        # the pixel pairs (0, 1), (1, 2), (2, 3) of each group as uint16 views (little-endian): np.take reads
+        # them as indices directly, with no pass that builds an index array
+        data = self._pixels.data
+        pairs = [np.ndarray((g,), np.uint16, buffer=data, offset=f, strides=(4,)) for f in range(3)]
         tables, first = _word_table(name)
         c = len(first)
         out = np.empty((g, c), np.uint32)
         size = min(g, LOOKUP_CHUNK)
-        pair, word, shifted = np.empty(size, np.intp), np.empty(size, np.uint32), np.empty(size, np.uint32)
+        word = np.empty(size, np.uint32)
         for a in range(0, g, size):
             b = min(a + size, g)
-            q, p, wd = quads[a:b], pair[: b - a], word[: b - a]
-            for f in range(3):  # the pixel pairs (0, 1), (1, 2), (2, 3) of each group, as uint16 indices
-                if f == 0:
-                    np.bitwise_and(q, 0xFFFF, out=p)
-                elif f == 1:
-                    np.bitwise_and(np.right_shift(q, 8, out=shifted[: b - a]), 0xFFFF, out=p)
-                else:
-                    np.right_shift(q, 16, out=p)
-                for j in range(c):
-                    if first[j] == f:
-                        np.take(tables[j], p, out=wd, mode="wrap")  # "wrap": no buffering (indices are valid)
-                        out[a:b, j] = wd
+            wd = word[: b - a]
+            for j in range(c):
+                np.take(tables[j], pairs[first[j]][a:b], out=wd, mode="wrap")  # "wrap": no buffering (valid)
+                out[a:b, j] = wd
         return out.view(np.uint8).reshape(-1)[: m * c].reshape(n, h, w, c)
 
     # ------------------------------------------------------------------------------------------ geometry
@@ -485,13 +480,22 @@ class DrivingCamera:
             np.add.accumulate(top, axis=1, out=top)
             delta[0] += top[:, :w]
             count[above] = 0
-        slope = (v1 - v0) / (du + (du == 0.0))  # rows per column (segments with du == 0 cross no column)
-        row0 = v0 + (c_lo + 0.5 - u0) * slope + 0.5  # at the first column crossed, + 0.5: floor() rounds
-        # one entry per crossing (segments crossing no column drop out)
-        offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        row = np.floor(np.repeat(row0, count) + offset * np.repeat(slope, count))
+        # per segment: first row, rows per column (segments with du == 0 cross no column), index of its first
+        # crossing, flat start column minus that index; packed so that one repeat gives every crossing its
+        # segment's values (one 32-byte copy each instead of four passes)
+        pack = np.empty((len(u0), 4))
+        slope = np.divide(v1 - v0, du + (du == 0.0), out=pack[:, 1])
+        pack[:, 0] = v0 + (c_lo + 0.5 - u0) * slope + 0.5  # at the first column crossed, + 0.5: floor() rounds
+        first = np.cumsum(count) - count
+        pack[:, 2] = first
+        np.subtract(start, first, out=pack[:, 3])
+        # one entry per crossing (segments crossing no column drop out); integers stay exact in float64
+        per = np.repeat(pack, count, axis=0)
+        k = np.arange(per.shape[0], dtype=np.float64)
+        offset = k - per[:, 2]  # columns from the segment's first crossing
+        row = np.floor(per[:, 0] + offset * per[:, 1])
         np.minimum(np.maximum(row, 0.0, out=row), h, out=row)  # row h collects what falls below the image
-        pos = row.astype(np.intp) * (n * w) + np.repeat(start, count) + offset
+        pos = (row * (n * w) + (k + per[:, 3])).astype(np.intp)
         np.add.at(delta.reshape(-1), pos, np.repeat(value, count))
         if n * w <= 1024:
             np.add.accumulate(delta[:h], axis=0, out=delta[:h])
