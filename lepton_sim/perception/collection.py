@@ -264,14 +264,14 @@ def collect(
     bar = tqdm(total=frames, desc="frames", unit="frame", disable=not progress, leave=False)
     try:
         k = 0
-        while writer_total(episodes) < frames:
+        while _total_frames(episodes) < frames:
             split = assigner.next()
             d = degradations[per_split[split] % len(degradations)]
             per_split[split] += 1
             slot = slot_for(d)
             ep_seed = first_seed + k
             k += 1
-            budget = frames - writer_total(episodes)
+            budget = frames - _total_frames(episodes)
             if max_episode_frames is not None:
                 budget = min(budget, max_episode_frames)
             n = _run_episode(slot, pol, writer, split, ep_seed, budget, stride, base, bar)
@@ -306,7 +306,7 @@ def rgb_channels(layout: CameraLayout) -> list[int]:
     return out
 
 
-def writer_total(episodes: list[Episode]) -> int:
+def _total_frames(episodes: list[Episode]) -> int:
     return sum(e.frames for e in episodes)
 
 
