@@ -30,6 +30,9 @@ class Backend(ABC):
     model_suffix: ClassVar[str] = ".zip"  # "" where a model is a folder (an RLlib checkpoint)
     algorithms: ClassVar[tuple[str, ...]]
     multi_agent_modes: ClassVar[tuple[str, ...]] = ("joint", "shared")
+    # what the back end's training builds from a TrainConfig beyond one scenario: "suite" (config.rows and
+    # config.validation, lepton_sim.suite_training), "train_env_params" (the training envs' own params)
+    train_features: ClassVar[frozenset[str]] = frozenset()
 
     def run_folder(self, path: str | Path) -> RunFolder:
         return RunFolder(path, self.model_suffix)

@@ -17,14 +17,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from lepton_sim import __version__
 from lepton_sim.errors import LeptonError
 from lepton_sim.perception.commands import add_perception_commands
-from lepton_sim.scenario import MAX_EPISODES, MAX_SEED
+from lepton_sim.scenario import MAX_EPISODES, MAX_SEED, SuiteSplit
 from lepton_sim.training_config import DEVICE_PATTERN
 
 if TYPE_CHECKING:
@@ -154,6 +154,9 @@ def check_writable(path: Path, what: str, folder: bool) -> None:
 # ------------------------------------------------------------------------------------------- commands
 RESUME_FIXED = (
     ("SCENARIO", "scenario"),
+    ("--suite", "suite"),
+    ("--split", "split"),
+    ("--rows", "rows"),
     ("--algo", "algo"),
     ("--backend", "backend"),
     ("--multi-agent", "multi_agent"),
@@ -217,9 +220,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
                 "(allowed with --resume: --steps, --device, --no-progress; --workers for an experiment)"
             )
         out, what = Path(args.resume), "--resume"
-    elif args.scenario is None:
-        raise LeptonError("train needs a SCENARIO (or --resume RUN_DIR)")
+    elif args.scenario is None and args.suite is None:
+        raise LeptonError("train needs a SCENARIO or --suite SUITE (or --resume RUN_DIR)")
+    elif args.scenario is not None and args.suite is not None:
+        raise LeptonError("train takes a SCENARIO or --suite SUITE, not both")
     else:
+        if args.suite is None and (args.split is not None or args.rows is not None):
+            raise LeptonError(f"{'--split' if args.split is not None else '--rows'} applies to --suite only")
         out, what = (Path(args.out), "--out") if args.out else (Path("runs"), "runs folder")
     overrides = dict(parse_override(item) for item in args.set)
     _scale_out_options(args, overrides)
@@ -245,12 +252,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
         progress_bar=not args.no_progress,
         backend=args.backend or "sb3",
         multi_agent=args.multi_agent,
+        **_suite_options(args),
     )
     run = get_backend(RunFolder(run_dir).read_config().backend).run_folder(run_dir)
     print(f"run folder: {run.path}")
     print(f"  final model: {run.final_model}")
     if run.best_model.exists():
         print(f"  best model:  {run.best_model}")
+
+
+def _suite_options(args: argparse.Namespace) -> dict:
+    """train's --suite, --split and --rows as keyword arguments (none for a scenario or a resume)."""
+    if args.suite is None:
+        return {}
+    return {"suite": args.suite, "split": args.split or "train", "rows": args.rows}
 
 
 def _train_experiment(args: argparse.Namespace, overrides: dict, out: Path, what: str) -> bool:
@@ -293,6 +308,7 @@ def _train_experiment(args: argparse.Namespace, overrides: dict, out: Path, what
             backend=args.backend or "sb3",
             multi_agent=args.multi_agent,
             workers=workers,
+            **_suite_options(args),
         )
     print(f"experiment folder: {path}")
     for seed, run in seed_runs(path).items():
@@ -309,11 +325,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     if args.suite is not None and args.seed is not None:
         raise LeptonError(
             "--seed applies to --scenario only; a suite sets the seeds of each entry (pick them "
-            "with --split train|test)"
+            "with --split train|test|validation)"
         )
     if args.scenario is not None and args.split is not None and not is_suite(args.scenario):
         raise LeptonError("--split applies to --suite only; a scenario has no splits (set its seeds with --seed)")
-    split: Literal["train", "test"] = args.split or "test"
+    split: SuiteSplit = args.split or "test"
     check_device(args.device)
     out = (
         Path(args.out)
@@ -612,8 +628,22 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
 
-    p = command("train", "train an agent on a scenario (a run folder holds the result)")
+    p = command("train", "train an agent on a scenario or a suite's train split (a run folder holds the result)")
     p.add_argument("scenario", nargs="?", help="scenario name (driving/obstacle-avoid) or path to a YAML file")
+    p.add_argument(
+        "--suite",
+        help="train on a suite's rows in one vector env instead of one scenario (driving/standard); periodic "
+        "evaluation on its validation rows",
+    )
+    p.add_argument(
+        "--split", choices=["train", "validation"], help="with --suite: the split to train on (default: train)"
+    )
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="LABEL[=WEIGHT]",
+        help="with --suite: train on these rows only (report labels), envs shared by weight (default: every row, 1)",
+    )
     p.add_argument("--algo", help="ppo | sac | td3 | tqc (default: ppo)")
     p.add_argument("--backend", help="training back end (default: sb3)")
     p.add_argument(
@@ -706,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run or experiment folder, model .zip, or baseline name (random, scripted, max-pressure...)",
     )
     p.add_argument("--suite", help="suite name or YAML path")
-    p.add_argument("--split", choices=["train", "test"], help="the suite's split (default: test)")
+    p.add_argument("--split", choices=["train", "test", "validation"], help="the suite's split (default: test)")
     p.add_argument("--scenario", help="a single scenario instead of a suite")
     p.add_argument(
         "--episodes",

@@ -21,7 +21,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv
@@ -32,7 +32,7 @@ from lepton_sim.loading import load_policy
 from lepton_sim.make import make_vec
 from lepton_sim.policy import IncompatiblePolicy, Policy, PolicyContext, check_compatible
 from lepton_sim.report import EpisodeResult, Report, ScenarioResult, one_line
-from lepton_sim.scenario import Scenario, SuiteItem, is_suite, load_scenario, load_suite, suite_items
+from lepton_sim.scenario import Scenario, SuiteItem, SuiteSplit, is_suite, load_scenario, load_suite, suite_items
 
 _LOG = logging.getLogger(__name__)
 # (vector env, info, still-running mask, observation and reward after the step): rollout videos draw from them
@@ -364,7 +364,7 @@ def evaluate(
     policy: str | Path | Policy,
     suite: str | Path | None = None,
     scenario: str | Path | Scenario | None = None,
-    split: Literal["train", "test"] = "test",
+    split: SuiteSplit = "test",
     episodes: int | None = None,
     seed: int | None = None,
     num_envs: int | None = None,

@@ -40,7 +40,7 @@ from lepton_sim.errors import LeptonError
 from lepton_sim.io import uninterrupted, write_text_atomic
 from lepton_sim.report import Report
 from lepton_sim.runs import RunFolder
-from lepton_sim.scenario import MAX_SEED, Scenario, scenario_from_dict
+from lepton_sim.scenario import MAX_SEED, Scenario, SuiteSplit, scenario_from_dict
 from lepton_sim.training_config import TrainConfig
 
 EXPERIMENT = "experiment.yaml"
@@ -185,7 +185,7 @@ def _check_workers(workers: int) -> int:
 
 
 def train_experiment(
-    scenario: str | Path | Scenario,
+    scenario: str | Path | Scenario | None,
     seeds: Sequence[int],
     algo: str = "ppo",
     steps: int | None = None,
@@ -203,12 +203,16 @@ def train_experiment(
     backend: str = "sb3",
     multi_agent: str | None = None,
     workers: int = 1,
+    suite: str | Path | None = None,
+    split: str = "train",
+    rows: Sequence[str] | Mapping[str, float] | None = None,
 ) -> Path:
     """Train one run per seed of ``seeds`` into one experiment folder and return it (the other arguments are
     :func:`lepton_sim.train`'s). ``workers`` > 1 trains that many runs at a time, each in its own process.
 
     Ctrl-C or SIGTERM stops every run, each saving a checkpoint, and raises KeyboardInterrupt; a run that fails
-    stops the experiment once the running ones end (LeptonError). Either way ``resume_experiment`` continues."""
+    stops the experiment once the running ones end (LeptonError). Either way ``resume_experiment`` continues.
+    ``suite`` (with ``split`` and ``rows``) trains every seed on a suite split instead of one scenario."""
     from lepton_sim.training import plan_training
 
     seeds = check_seeds(seeds)
@@ -230,10 +234,13 @@ def train_experiment(
         time_limit=time_limit,
         backend=backend,
         multi_agent=multi_agent,
+        suite=suite,
+        split=split,
+        rows=rows,
     )
     configs = {seed: plan_training(scenario, seed=seed, **settings)[0] for seed in seeds}  # every seed, first
     first = configs[seeds[0]]
-    name = str(first.scenario.get("name", "")) or Path(str(scenario)).stem
+    name = first.suite or str(first.scenario.get("name", "")) or Path(str(scenario)).stem
     path = Path(out) if out is not None else default_path(name, algo, runs_root)
     template = first.to_file_data()
     del template["seed"]
@@ -423,7 +430,7 @@ def evaluate_experiment(
     experiment: str | Path,
     suite: str | Path | None = None,
     scenario: str | Path | Scenario | None = None,
-    split: Literal["train", "test"] = "test",
+    split: SuiteSplit = "test",
     episodes: int | None = None,
     seed: int | None = None,
     num_envs: int | None = None,

@@ -112,7 +112,7 @@ def _run_curves(run: Path) -> _Curves:
     smooth = _smooth(returns, window)
     return _Curves(
         label=f"{config.algo} s{config.seed} ({run.name})",
-        scenario=str(config.scenario.get("name", "")),
+        scenario=config.suite or str(config.scenario.get("name", "")),  # a suite run: the suite
         eval_steps=evals["timesteps"] if evals else empty,
         eval_return=ret,
         success=success,

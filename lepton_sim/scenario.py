@@ -2,7 +2,9 @@
 
 A *scenario* names an env, its parameters, the episode limit, seeds, the metrics that matter and the success
 criterion. A *suite* lists scenarios (episodes and seeds per entry) split into ``train`` and ``test``; test entries
-use held-out seeds and may override parameters with held-out ranges. Every validation problem is reported as one
+use held-out seeds and may override parameters with held-out ranges; an optional ``validation`` split holds the
+rows that periodic evaluation during training selects the best model on (seeds apart from the test split's).
+Every validation problem is reported as one
 :class:`ScenarioError` naming the file, the field path and what is allowed: that includes what YAML itself lets
 through (duplicate keys, non-text keys, bytes that are not UTF-8, absurd nesting) and counts so large that they
 would exhaust memory before anything could fail.
@@ -28,6 +30,8 @@ MAX_EPISODES = 100_000  # per suite entry: the seed list and results are held in
 MAX_EPISODE_STEPS = 1_000_000
 MAX_SEED = 1_000_000_000  # seed + episodes stays a 32-bit int (SUMO's --seed)
 MAX_ERROR_LINES = 10  # problems listed per file; a list of a million bad items must not flood the terminal
+SuiteSplit = Literal["train", "test", "validation"]
+SPLITS: tuple[SuiteSplit, ...] = ("train", "test", "validation")
 
 
 def _no_bool(value: Any) -> Any:
@@ -92,6 +96,9 @@ class Suite(BaseModel):
     suite: Literal[True] = True
     train: list[SuiteEntry] = Field(default_factory=list)
     test: list[SuiteEntry] = Field(default_factory=list)
+    validation: list[SuiteEntry] = Field(
+        default_factory=list, description="rows for periodic evaluation and best-model selection while training"
+    )
     source: str = Field("", exclude=True)
 
 
@@ -382,7 +389,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
             f"{path}: train, test: a suite needs at least one entry "
             "(e.g. test: [{scenario: driving/lane-keep, episodes: 20, seed: 100000}])"
         )
-    for split in ("train", "test"):  # resolve every entry now, so a bad entry fails before anything runs
+    for split in SPLITS:  # resolve every entry now, so a bad entry fails before anything runs
         labels: dict[str, int] = {}
         for i, item in enumerate(suite_items(suite, split)):
             if item.label in labels:
@@ -394,7 +401,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     return suite
 
 
-def suite_items(suite: Suite, split: Literal["train", "test"]) -> list[SuiteItem]:
+def suite_items(suite: Suite, split: SuiteSplit) -> list[SuiteItem]:
     """Resolve a suite split into validated scenarios with their seeds."""
     items = []
     for i, entry in enumerate(getattr(suite, split)):

@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 from pydantic import ValidationError
@@ -23,10 +23,12 @@ from pydantic import ValidationError
 from lepton_sim.backends import Backend, get_backend
 from lepton_sim.errors import LeptonError
 from lepton_sim.runs import RunFolder
-from lepton_sim.scenario import Scenario, load_scenario, scenario_from_dict
+from lepton_sim.scenario import Scenario, load_scenario, load_suite, scenario_from_dict
+from lepton_sim.suite_training import plan_suite_rows, plan_validation, train_rows, with_train_params
 from lepton_sim.training_config import MULTI_AGENT_MODES, TrainConfig
 
 ENV_PREFIX = "params."  # overrides starting with this set env params, e.g. params.lanes=3
+TRAIN_ENV_PARAMS = "train_env_params"  # env params of the training envs only, e.g. train_env_params.time_to_teleport
 CONFIG_KEYS = ("seed", "device")  # accepted in --set and hyperparameter files too; they are the run's own fields
 
 
@@ -66,12 +68,19 @@ def train(
     runs_root: str | Path = "runs",
     backend: str = "sb3",
     multi_agent: str | None = None,
+    suite: str | Path | None = None,
+    split: str = "train",
+    rows: Sequence[str] | Mapping[str, float] | None = None,
 ) -> Path:
-    """Train ``algo`` on ``scenario`` with ``backend`` and return the run folder (final and best model,
-    checkpoints, evaluations.csv, logs).
+    """Train ``algo`` on ``scenario`` (or on a ``suite``'s ``split``) with ``backend`` and return the run folder
+    (final and best model, checkpoints, evaluations.csv, logs).
 
     Args:
-        overrides: hyperparameters (``learning_rate``, ``n_steps``...) and env params as ``params.<name>``.
+        suite / split / rows: train on the rows of a suite split in one vector env instead of one scenario:
+            every row (or those ``rows`` names, ``"label"`` or ``"label=weight"``), the envs shared among them by
+            weight; periodic evaluation on the suite's validation rows (lepton_sim.suite_training).
+        overrides: hyperparameters (``learning_rate``, ``n_steps``...), env params as ``params.<name>`` and env
+            params of the training envs only as ``train_env_params.<name>`` (evaluation keeps the scenario's).
         steps: total env steps (default: the hyperparameter file's ``n_timesteps``).
         eval_freq / checkpoint_freq: in env steps over all envs (default: steps/10 and steps/5).
         time_limit: stop after this many seconds of wall-clock time (the model is saved as usual).
@@ -84,8 +93,8 @@ def train(
     """
     if resume is not None:
         return _resume(Path(resume), steps, device, progress_bar)
-    if scenario is None:
-        raise LeptonError("train needs a scenario (or resume=RUN_DIR)")
+    if scenario is None and suite is None:
+        raise LeptonError("train needs a scenario or a suite (or resume=RUN_DIR)")
     config, sc = plan_training(
         scenario,
         algo=algo,
@@ -101,13 +110,21 @@ def train(
         time_limit=time_limit,
         backend=backend,
         multi_agent=multi_agent,
+        suite=suite,
+        split=split,
+        rows=rows,
     )
-    path = Path(out) if out else RunFolder.default_path(sc.name, algo, config.seed, runs_root)
+    path = Path(out) if out else RunFolder.default_path(run_name(config), algo, config.seed, runs_root)
     return start_run(config, sc, path, progress_bar)
 
 
+def run_name(config: TrainConfig) -> str:
+    """What a run trains on, for folder names: the suite's name, else the scenario's."""
+    return config.suite or str(config.scenario.get("name", "")) or "run"
+
+
 def plan_training(
-    scenario: str | Path | Scenario,
+    scenario: str | Path | Scenario | None,
     algo: str = "ppo",
     steps: int | None = None,
     seed: int | None = None,
@@ -121,17 +138,44 @@ def plan_training(
     time_limit: float | None = None,
     backend: str = "sb3",
     multi_agent: str | None = None,
+    suite: str | Path | None = None,
+    split: str = "train",
+    rows: Sequence[str] | Mapping[str, float] | None = None,
 ) -> tuple[TrainConfig, Scenario]:
     """The checked training configuration and scenario of a new run, writing nothing: everything that can be
-    wrong with the settings fails here (an experiment checks every seed's run before any starts)."""
+    wrong with the settings fails here (an experiment checks every seed's run before any starts). For a suite
+    the scenario is its first row's (every row has the same spaces)."""
     be = get_backend(backend)
     if algo not in be.algorithms:
         raise LeptonError(f"unknown algorithm {algo!r} for the {backend} back end; allowed: {', '.join(be.algorithms)}")
     overrides = dict(overrides or {})
     env_overrides = {k[len(ENV_PREFIX) :]: v for k, v in overrides.items() if k.startswith(ENV_PREFIX)}
-    sc = load_scenario(scenario, **env_overrides)
-    hp = be.observation_hyperparameters(algo, be.hyperparameters(algo, sc.name, hyperparams_file), sc)
-    hp.update({k: v for k, v in overrides.items() if not k.startswith(ENV_PREFIX)})
+    if suite is None:
+        if scenario is None:
+            raise LeptonError("train needs a scenario or a suite")
+        sc = load_scenario(scenario, **env_overrides)
+        name = sc.name
+        file_hp = be.hyperparameters(algo, name, hyperparams_file)
+        train_params = _train_env_params(file_hp, overrides)
+    else:
+        if scenario is not None:
+            raise LeptonError("train takes a scenario or a suite, not both")
+        if env_overrides:
+            raise LeptonError(
+                "params.<name> sets a param of one scenario; a suite's rows set their own (train_env_params.<name> "
+                "sets one for every training env)"
+            )
+        if "suite" not in be.train_features:
+            raise LeptonError(f"the {backend} back end cannot train on a suite; use --backend sb3")
+        name = load_suite(suite).name
+        file_hp = be.hyperparameters(algo, name, hyperparams_file)
+        train_params = _train_env_params(file_hp, overrides)
+        suite_obj, chosen, spaces = plan_suite_rows(suite, split, rows, train_params)
+        sc = chosen[0][0].scenario
+    if train_params and "train_env_params" not in be.train_features:
+        raise LeptonError(f"train_env_params: the {backend} back end cannot give training envs params of their own")
+    hp = be.observation_hyperparameters(algo, file_hp, sc)
+    hp.update({k: v for k, v in overrides.items() if not _is_env_key(k)})
     own = {key: hp.pop(key) for key in CONFIG_KEYS if key in hp}
     seed = _one_of("seed", seed, own.get("seed"), sc.seed)
     device = _one_of("device", None if device == "auto" else device, own.get("device"), "auto")
@@ -139,6 +183,20 @@ def plan_training(
     hp.pop("multi_agent", None)
     steps = steps if steps is not None else hp.get("n_timesteps", 100_000)
     n_envs = 1 if mode == "shared" else (n_envs if n_envs is not None else hp.get("n_envs", 1))
+    suite_fields: dict[str, Any] = {}
+    if suite is not None:
+        if mode == "shared":
+            raise LeptonError(
+                f"{name}: a suite run trains one agent per env; multi_agent shared (every signal of one network "
+                "sharing a policy) trains on one scenario"
+            )
+        recorded = train_rows(chosen, _int(n_envs) or 1)
+        suite_fields = dict(
+            suite=name,
+            split=split,
+            rows=recorded,
+            validation=plan_validation(suite_obj, split, recorded, spaces),
+        )
     config = _config(
         backend=backend,
         algo=algo,
@@ -154,10 +212,36 @@ def plan_training(
         eval_episodes=eval_episodes,
         checkpoint_freq=checkpoint_freq if checkpoint_freq is not None else max(_int(steps) // 5, 1),
         time_limit=time_limit,
+        train_env_params=train_params,
+        **suite_fields,
     )
     config = be.check(config, sc)  # unknown or invalid hyperparameters fail here, before a run folder exists
-    _check_env_builds(sc)
+    if suite is None:
+        _check_env_builds(sc)  # a suite's rows were built above
+        if train_params:
+            _check_env_builds(with_train_params(sc, train_params, sc.name))
     return config, sc
+
+
+def _is_env_key(key: str) -> bool:
+    return key.startswith(ENV_PREFIX) or key == TRAIN_ENV_PARAMS or key.startswith(TRAIN_ENV_PARAMS + ".")
+
+
+def _train_env_params(file_hp: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The training envs' own params: the hyperparameter file's ``train_env_params`` (taken out of ``file_hp``),
+    replaced by ``--set train_env_params={...}``, then ``--set train_env_params.<name>=value`` one by one."""
+    params = file_hp.pop(TRAIN_ENV_PARAMS, None)
+    params = overrides.get(TRAIN_ENV_PARAMS, params)
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise LeptonError(
+            f"{TRAIN_ENV_PARAMS}: expected a mapping of env params (e.g. {{time_to_teleport: 300}}), got {params!r}"
+        )
+    params = dict(params)
+    prefix = TRAIN_ENV_PARAMS + "."
+    params.update({k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)})
+    return params
 
 
 def start_run(config: TrainConfig, scenario: Scenario, path: str | Path, progress_bar: bool = True) -> Path:

@@ -1,7 +1,13 @@
 """The training configuration: one typed, validated record of what a run trains, whatever the back end.
 
 It is written to the run folder's ``config.yaml`` and read back by evaluation, plotting and ``--resume``. Run
-folders written before this model existed (with ``policy_sharing``) still load.
+folders written before this model existed (with ``policy_sharing``), and before suite training (no ``suite``,
+``rows``, ``validation``, ``train_env_params``), still load.
+
+A run trained on a suite split records the suite, the split and the resolved rows it trained on (each row's
+scenario with the suite's parameters merged, its weight and its share of the envs) and the validation rows its
+periodic evaluation runs; ``scenario`` is then the first row's, which fixes the policy's spaces (every row shares
+them).
 """
 
 from __future__ import annotations
@@ -15,6 +21,29 @@ from lepton_sim.errors import LeptonError
 MultiAgentMode = Literal["joint", "shared", "independent"]
 MULTI_AGENT_MODES: tuple[str, ...] = ("joint", "shared", "independent")
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+
+
+class TrainRow(BaseModel):
+    """One row of a suite split a run trains on: ``n_envs`` of the run's envs run its scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    scenario: dict[str, Any] = Field(description="the resolved scenario, the suite entry's params merged")
+    weight: PositiveFloat = 1.0
+    n_envs: PositiveInt = 1
+
+
+class ValidationRow(BaseModel):
+    """One row of the periodic evaluation of a suite run: ``eval_episodes`` episodes of its scenario from
+    ``seed`` (seed, seed + 1, ...), or, with ``seed`` None, on the periodic evaluation seeds of the run's seed
+    (lepton_sim.periodic_evaluation.evaluation_seeds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    scenario: dict[str, Any]
+    seed: NonNegativeInt | None = None
 
 
 class TrainConfig(BaseModel):
@@ -36,6 +65,14 @@ class TrainConfig(BaseModel):
     eval_episodes: PositiveInt = 10
     checkpoint_freq: PositiveInt = Field(description="checkpoint every N env steps")
     time_limit: PositiveFloat | None = Field(None, description="stop after this many seconds of wall time")
+    train_env_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="env params of the training envs only (e.g. time_to_teleport); evaluation runs the scenario's",
+    )
+    suite: str | None = Field(None, description="the suite trained on (None: one scenario)")
+    split: str | None = Field(None, description="the suite's split trained on")
+    rows: list[TrainRow] | None = Field(None, description="the suite rows trained on, resolved")
+    validation: list[ValidationRow] | None = Field(None, description="the periodic evaluation's rows (suite runs)")
 
     @classmethod
     def from_file_data(cls, data: Any, source: str) -> "TrainConfig":

@@ -70,7 +70,10 @@ BAD = [
     (["plot"], 2, "the following arguments are required: RUN_DIR"),
     (["scenarios", "frob"], 2, "argument action: invalid choice: 'frob'"),
     # everything else that fails: one line, exit 1
-    (["train", "--no-progress"], 1, "train needs a SCENARIO (or --resume RUN_DIR)"),
+    (["train", "--no-progress"], 1, "train needs a SCENARIO or --suite SUITE (or --resume RUN_DIR)"),
+    ([*TRAIN, "--suite", "driving/standard"], 1, "train takes a SCENARIO or --suite SUITE, not both"),
+    ([*TRAIN, "--rows", "driving/lane-keep"], 1, "--rows applies to --suite only"),
+    (["train", "--suite", "driving/standard", "--rows", "nope", "--out", "{out}"], 1, "has no row 'nope'"),
     (["train", "nowhere/none", "--out", "{out}"], 1, "unknown scenario or suite 'nowhere/none'"),
     ([*TRAIN, "--algo", "dqnn"], 1, "unknown algorithm 'dqnn' for the sb3 back end; allowed: ppo"),
     ([*TRAIN, "--set", "lanes"], 1, "--set expects key=value, got 'lanes'"),

@@ -24,6 +24,7 @@ class SB3Backend(Backend):
     model_suffix = ".zip"
     algorithms = tuple(ALGORITHMS)
     multi_agent_modes = ("joint", "shared")
+    train_features = frozenset({"suite", "train_env_params"})
     export_formats = ("onnx", "torchscript")
 
     def hyperparameters(self, algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:

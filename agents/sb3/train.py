@@ -21,7 +21,7 @@ from lepton_sim.agents.sb3.hyperparams import sb3_kwargs
 from lepton_sim.agents.sb3.model_files import normalizer_path, save_model
 from lepton_sim.agents.sb3.pixels import image_keys, training_device
 from lepton_sim.agents.sb3.policy import SB3Policy
-from lepton_sim.agents.sb3.vec_env import make_sb3_vec_env
+from lepton_sim.agents.sb3.vec_env import make_sb3_mixture, make_sb3_vec_env
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import uninterrupted
 from lepton_sim.multi_agent import SharedPolicy
@@ -29,16 +29,24 @@ from lepton_sim.periodic_evaluation import PeriodicEvaluator
 from lepton_sim.policy import Policy
 from lepton_sim.runs import MONITOR, RunFolder
 from lepton_sim.scenario import Scenario
+from lepton_sim.suite_training import evaluation_rows, training_scenarios, with_train_params
 from lepton_sim.training_config import TrainConfig
 
 
 def _make_env(
     scenario: Scenario, config: TrainConfig, seed: int, monitor_file: Path, stats_path: Path | None
 ) -> VecEnv:
-    """The training env: the scenario's VecEnv, monitored, then (as the hyperparameters say) VecNormalize (never
-    of camera images: the CNN scales them itself), VecFrameStack and the random-shift augmentation."""
+    """The training env: the scenario's VecEnv (a suite run: its rows' side by side; ``train_env_params`` applied),
+    monitored, then (as the hyperparameters say) VecNormalize (never of camera images: the CNN scales them
+    itself), VecFrameStack and the random-shift augmentation."""
     hp = config.hyperparams
-    venv = VecMonitor(make_sb3_vec_env(scenario, config.n_envs, seed, config.multi_agent), filename=str(monitor_file))
+    if config.rows:
+        rows = [(sc, n) for _, sc, n in training_scenarios(config, str(monitor_file.parent))]
+        base = make_sb3_mixture(rows, seed, config.multi_agent)
+    else:
+        trained = with_train_params(scenario, config.train_env_params, scenario.name)
+        base = make_sb3_vec_env(trained, config.n_envs, seed, config.multi_agent)
+    venv = VecMonitor(base, filename=str(monitor_file))
     if hp.get("normalize"):
         if stats_path is not None and stats_path.is_file():
             venv = VecNormalize.load(str(stats_path), venv)
@@ -138,7 +146,9 @@ def train_sb3(
         if config.time_limit:
             callbacks.append(StopAfterWallTime(config.time_limit))
         if config.eval_freq > 0:
-            evaluator = PeriodicEvaluator(run, scenario, seed, config.eval_episodes)
+            evaluator = PeriodicEvaluator(
+                run, scenario, seed, config.eval_episodes, rows=evaluation_rows(config, str(run.config_path))
+            )
             callbacks.append(
                 PeriodicEvalCallback(evaluator, lambda m: _as_policy(m, config, env), config.eval_freq, env.num_envs)
             )
