@@ -93,11 +93,22 @@ class PeriodicEvaluator:
     def evaluate(self, policy: Policy, timesteps: int) -> bool:
         """Run the episodes, write the row, call the hook; True if the mean return is the best so far (save the
         best model). Afterwards ``stop_reason`` says whether the hook asked training to stop."""
-        episodes = [
-            episode
-            for row in self.rows
-            for episode in run_episodes(policy, row.scenario, row.seeds, num_envs=self.num_envs)
-        ]
+        per_row = [run_episodes(policy, r.scenario, r.seeds, num_envs=self.num_envs) for r in self.rows]
+        episodes = [episode for done in per_row for episode in done]
+        if len(self.rows) > 1:  # a suite run: each validation row's numbers too (evaluation_rows.csv)
+            self.run.append_row_evaluations(
+                [
+                    {
+                        "timesteps": int(timesteps),
+                        "label": r.label,
+                        "episodes": len(done),
+                        "mean_return": float(sum(e.episode_return for e in done) / len(done)),
+                        "success_rate": float(sum(e.success for e in done) / len(done)),
+                        "mean_length": float(sum(e.length for e in done) / len(done)),
+                    }
+                    for r, done in zip(self.rows, per_row)
+                ]
+            )
         returns = [e.episode_return for e in episodes]
         lengths = [e.length for e in episodes]
         mean = sum(returns) / len(returns)

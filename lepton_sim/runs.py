@@ -11,6 +11,8 @@ Layout (rl-baselines3-zoo's, adapted; ``<model>`` is the back end's model file o
         checkpoints/     ckpt_<steps>_steps<sfx> (+ back-end state beside it: normalisation stats, replay buffer)
         evaluations.csv  periodic evaluation: timesteps, return, success rate, length, wall time (a resume
                          drops the rows past the checkpoint it starts from: they are evaluated again)
+        evaluation_rows.csv  a suite run's periodic evaluation per validation row: timesteps, label, episodes,
+                         return, success rate, length (truncated on resume alike)
         logs/part<k>/    the back end's own logs (k counts resumes): progress.csv, monitor.csv, TensorBoard
 """
 
@@ -55,6 +57,8 @@ COMMAND = "command.txt"
 META = "meta.json"
 EVALUATIONS = "evaluations.csv"
 EVALUATION_FIELDS = ["timesteps", "mean_return", "std_return", "success_rate", "mean_length", "wall_time_s"]
+EVALUATION_ROWS = "evaluation_rows.csv"
+EVALUATION_ROW_FIELDS = ["timesteps", "label", "episodes", "mean_return", "success_rate", "mean_length"]
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 MONITOR = "monitor.csv"
@@ -123,6 +127,10 @@ class RunFolder:
     @property
     def evaluations_path(self) -> Path:
         return self.path / EVALUATIONS
+
+    @property
+    def evaluation_rows_path(self) -> Path:
+        return self.path / EVALUATION_ROWS
 
     @property
     def final_model(self) -> Path:
@@ -223,43 +231,62 @@ class RunFolder:
     def append_evaluation(self, row: dict[str, Any]) -> None:
         """One row of evaluations.csv (the learning curve that ``lepton-sim plot`` reads); a Ctrl-C waits for
         the row to be written whole."""
-        with uninterrupted():
-            new = not self.evaluations_path.exists()
-            with open(self.evaluations_path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=EVALUATION_FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+        _append_csv(self.evaluations_path, EVALUATION_FIELDS, [row])
+
+    def append_row_evaluations(self, rows: list[dict[str, Any]]) -> None:
+        """One evaluation's lines of evaluation_rows.csv, one per validation row of a suite run."""
+        _append_csv(self.evaluation_rows_path, EVALUATION_ROW_FIELDS, rows)
+
+    def read_row_evaluations(self) -> list[dict[str, str]]:
+        if not self.evaluation_rows_path.is_file():
+            return []
+        with self.evaluation_rows_path.open(newline="") as f:
+            return list(csv.DictReader(f))
 
     def truncate_evaluations(self, steps: int) -> int:
         """Drop the evaluations.csv rows past ``steps``, the checkpoint a resume starts from, and rows cut short
         by a kill mid-write: the resumed run evaluates those steps again, so they would appear twice. Written
-        atomically; returns the number of rows dropped."""
-        if not self.evaluations_path.is_file():
-            return 0
-        with self.evaluations_path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            fields = list(reader.fieldnames or EVALUATION_FIELDS)
-        if "timesteps" not in fields:
-            fields = EVALUATION_FIELDS  # the header itself was cut short: no row can be read back
-        keep = [row for row in rows if (done := _evaluation_steps(row, fields)) is not None and done <= steps]
-        if len(keep) == len(rows):
-            return 0
-
-        def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(keep)
-
-        write_atomic(self.evaluations_path, write)
-        return len(rows) - len(keep)
+        atomically; returns the number of rows dropped (evaluation_rows.csv is truncated alike)."""
+        _truncate_csv(self.evaluation_rows_path, EVALUATION_ROW_FIELDS, steps)
+        return _truncate_csv(self.evaluations_path, EVALUATION_FIELDS, steps)
 
     def last_wall_time(self) -> float:
         """Wall time of the last periodic evaluation, so a resumed run's curve continues on the same clock."""
         rows = self.read_evaluations()
         return float(rows[-1]["wall_time_s"]) if rows else 0.0
+
+
+def _append_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    with uninterrupted():
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+
+def _truncate_csv(path: Path, default_fields: list[str], steps: int) -> int:
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        fields = list(reader.fieldnames or default_fields)
+    if "timesteps" not in fields:
+        fields = default_fields  # the header itself was cut short: no row can be read back
+    keep = [row for row in rows if (done := _evaluation_steps(row, fields)) is not None and done <= steps]
+    if len(keep) == len(rows):
+        return 0
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(keep)
+
+    write_atomic(path, write)
+    return len(rows) - len(keep)
 
 
 def _evaluation_steps(row: dict[Any, Any], fields: list[str]) -> int | None:

@@ -12,6 +12,7 @@ import yaml
 import lepton_sim
 from lepton_sim.agents.sb3.vec_env import ConcatVecEnv, make_sb3_mixture, make_sb3_vec_env
 from lepton_sim.errors import LeptonError
+from lepton_sim.runs import RunFolder
 from lepton_sim.scenario import load_scenario
 from lepton_sim.suite_training import assign_envs, parse_rows
 from lepton_sim.training import plan_training
@@ -124,6 +125,11 @@ def test_a_suite_run_records_its_rows_and_evaluates_on_the_validation_rows(tmp_p
     rows = [line for line in (run / "evaluations.csv").read_text().splitlines()[1:] if line]
     assert len(rows) == 1 and rows[0].startswith("512,")
     assert (run / "best_model.zip").is_file()
+    per_row = RunFolder(run).read_row_evaluations()  # each validation row's numbers beside the overall ones
+    assert [(r["timesteps"], r["label"], r["episodes"]) for r in per_row] == [
+        ("512", "driving/lane-keep", "2"),
+        ("512", "driving/obstacle-avoid", "2"),
+    ]
     assert config.hyperparams["policy_kwargs"]["net_arch"] == [128, 128]  # ppo.yaml's driving/standard entry
     lepton_sim.train(resume=run, steps=768, progress_bar=False)  # resumes like any run
     assert TrainConfig.from_file_data(yaml.safe_load((run / "config.yaml").read_text()), "c").steps == 768
