@@ -224,7 +224,11 @@ def _conveyor(env: Any) -> Labeller:
         _position("part_position", f"centre of {oldest}", mask="part_present"),
     ]
     if classes >= 2:
-        names = ("good", *(f"defect-{c}" for c in range(1, classes)))
+        # an env may name its classes (visual inspection: good, defective; waste sorting: the materials)
+        names = tuple(getattr(env, "CLASS_NAMES", ())[:classes]) or (
+            "good",
+            *(f"defect-{c}" for c in range(1, classes)),
+        )
         schema += [
             LabelSpec("part_class", "class", (), names, description=f"class of {oldest}", mask="part_present"),
             LabelSpec("defect", "binary", (1,), description=f"{oldest} is defective (class >= 1)", mask="part_present"),
