@@ -301,8 +301,10 @@ class _FailingVector(VectorWrapper):
         return self.env.step(actions)
 
 
-class _FailingParallel(PaddedParallelEnv):
-    def __init__(self, par_env: Any, fail_after: int) -> None:  # noqa: D107
+class _FailingParallel:
+    """Tests: a PettingZoo parallel env that raises after ``fail_after`` steps."""
+
+    def __init__(self, par_env: Any, fail_after: int) -> None:
         self.inner, self.fail_after, self.steps = par_env, fail_after, 0
         self.possible_agents, self.agents = par_env.possible_agents, []
         self.metadata = getattr(par_env, "metadata", {})
