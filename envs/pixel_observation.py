@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
-from lepton_sim.envs.sensor_realism import SensorModel, copy_channels, is_clean, is_nominal
+from lepton_sim.envs.sensor_realism import SensorModel, apply_worlds, copy_channels, is_clean, is_nominal
 
 GOAL_KEYS = ("achieved_goal", "desired_goal")
 STATE_KEY, PIXELS_KEY = "state", "pixels"
@@ -179,18 +179,31 @@ def compose(
     degraded = any(s is not None for s in sensors)
     for k, (c0, image) in enumerate(zip(layout.offsets(), images)):
         data, n = _image_data(layout, k, image), layout.channels[k]
-        if batched and worlds is not None:
+        groups = layout.rgb_images[k] if degraded else 0
+        # images each world's sensor degrades (written below), per RGB image of the camera
+        noisy = [[i for i in rows if _degrades(sensors, i, k, g)] for g in range(groups)]
+        if groups and all(len(d) == len(rows) for d in noisy) and n == 3 * groups:
+            pass  # every image is degraded into out: no plain copy first
+        elif batched and worlds is not None:
             out[list(worlds), ..., c0 : c0 + n] = data[list(worlds)]
         else:
             copy_channels(out[..., c0 : c0 + n], data)  # every world at once
-        for i in rows if degraded and layout.rgb_images[k] else ():
-            src, dst = (data, out) if i is None else (data[i], out[i])
-            sensor = sensors[0 if i is None else i]
-            if sensor is None:
+        for g, chosen in enumerate(noisy):
+            if not chosen:
                 continue
-            for g in range(layout.rgb_images[k]):
-                if sensor.degrades(k, g):
-                    sensor.apply(k, src[..., 3 * g : 3 * g + 3], dst[..., c0 + 3 * g : c0 + 3 * g + 3], g)
+            src, dst = data[..., 3 * g : 3 * g + 3], out[..., c0 + 3 * g : c0 + 3 * g + 3]
+            if not batched:
+                sensor = sensors[0]
+                assert sensor is not None
+                sensor.apply(k, src, dst, g)
+                continue
+            models = [sensors[i] for i in chosen]
+            if chosen == list(range(src.shape[0])):  # every world, in order: views, no gather
+                apply_worlds(models, k, g, src, dst)  # type: ignore[arg-type]
+            else:
+                part = np.empty((len(chosen), *dst.shape[1:]), np.uint8)
+                apply_worlds(models, k, g, src[chosen], part)  # type: ignore[arg-type]
+                dst[chosen] = part
         c = c0 + n
         if layout.depth:
             if image.depth is None:
@@ -205,6 +218,11 @@ def compose(
                 raise ValueError(f"camera {layout.cameras[k]!r} returned no segmentation though it is set")
             seg = image.segmentation if worlds is None or not batched else image.segmentation[list(worlds)]
             _put(out, c, np.clip(seg, 0, 255), worlds if batched else None)
+
+
+def _degrades(sensors: Sequence[SensorModel | None], i: int | None, k: int, g: int) -> bool:
+    sensor = sensors[0 if i is None else i]
+    return sensor is not None and sensor.degrades(k, g)
 
 
 def _put(out: np.ndarray, channel: int, values: np.ndarray, worlds: Sequence[int] | None) -> None:

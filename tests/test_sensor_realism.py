@@ -15,13 +15,16 @@ from fake_camera_env import FakeCameraEnv
 
 import lepton_sim
 from lepton_sim.envs import LEPTON_ENVS
+from lepton_sim.envs.camera_image import CameraImage
 from lepton_sim.envs.camera_params import CORRUPTIONS, SEVERITY_LEVELS, SensorParams
 from lepton_sim.envs.observation_pipeline import STAGES
+from lepton_sim.envs.pixel_observation import CameraLayout, compose
 from lepton_sim.envs.sensor_realism import (
     NEUTRAL,
     PIXEL_FIELDS,
     SEVERITY,
     SensorModel,
+    apply_worlds,
     is_clean,
     resolved,
 )
@@ -200,6 +203,63 @@ def test_a_camera_stacking_several_images_poses_and_degrades_each_on_its_own() -
     model.apply(0, src, one, 0)
     model.apply(0, src, two, 1)
     assert not np.array_equal(one, two)
+
+
+MIXED_WORLDS = [
+    {"severity": 1},
+    {"severity": 3},
+    {"severity": 5},
+    {"severity": 4, "corruptions": ["blur", "noise"]},
+    {"severity": 5, "corruptions": ["motion_blur", "contrast"]},
+    {"severity": 2, "corruptions": ["occlusion", "gamma"]},
+    {"severity": 3, "corruptions": ["pose"]},  # pose only: nothing photometric to apply
+    {"blur_sigma": [0.3, 2.5], "motion_blur": [1, 9], "contrast": [0.6, 1.4], "noise_std": [0, 20]},
+    {"dead_pixels": 0.01, "brightness": [-0.2, 0.2]},
+    {"severity": 3},
+    {"severity": 5, "corruptions": ["blur"]},
+    {"severity": 5, "corruptions": ["blur"]},
+]
+
+
+def _mixed_sensors() -> list[SensorModel | None]:
+    sensors: list[SensorModel | None] = [SensorModel(SensorParams(**p), SIZE, [1]) for p in MIXED_WORLDS]
+    for i, sensor in enumerate(sensors):
+        assert sensor is not None
+        sensor.begin_episode(20 + i)
+    return sensors[:5] + [None] + sensors[5:]  # a world without degradations among them
+
+
+def test_batched_worlds_with_mixed_severities_equal_each_world_degraded_alone() -> None:
+    """compose over a batch (a native vector env's worlds, each with its own sensor: severities, corruptions,
+    kernels and noise differ per world) gives each world the image its sensor gives it alone, frame after frame,
+    and draws the same noise offsets (the next frames agree too); a re-render of some worlds as well."""
+    layout = CameraLayout(("cam",), SIZE, (3,), (False,), False, False, ((0.0, 1.0),), False)
+    batched, alone = _mixed_sensors(), _mixed_sensors()
+    n = len(batched)
+    rgba = np.stack([np.roll(np.dstack([_scene(), _scene()[..., :1]]), 3 * i, axis=1) for i in range(n)])
+    src = rgba[..., :3]  # strided channels, as an RGB view of an RGBA render
+    for frame in range(3):
+        worlds = None if frame < 2 else [1, 4, 5, 9, 12]
+        out = np.zeros((n, SIZE, SIZE, 3), np.uint8)
+        compose(layout, [CameraImage(rgb=src)], out, batched, worlds)
+        for i in range(n) if worlds is None else worlds:
+            one = np.zeros((SIZE, SIZE, 3), np.uint8)
+            compose(layout, [CameraImage(rgb=src[i])], one, (alone[i],))
+            np.testing.assert_array_equal(out[i], one, err_msg=f"frame {frame} world {i}")
+    assert any(not np.array_equal(out[1], out[i]) for i in (4, 5))
+
+
+def test_apply_worlds_writes_strided_outputs_like_apply() -> None:
+    sensors = [s for s in _mixed_sensors() if s is not None]
+    alone = [s for s in _mixed_sensors() if s is not None]
+    src = np.stack([np.ascontiguousarray(np.rot90(_scene(), i % 4)) for i in range(len(sensors))])
+    out = np.zeros((len(sensors), SIZE, SIZE, 5), np.uint8)
+    apply_worlds(sensors, 0, 0, src, out[..., 1:4])
+    for i, sensor in enumerate(alone):
+        one = np.zeros((SIZE, SIZE, 3), np.uint8)
+        sensor.apply(0, src[i], one)
+        np.testing.assert_array_equal(out[i, ..., 1:4], one)
+    assert not out[..., 0].any() and not out[..., 4].any()
 
 
 def test_the_severity_table_grows_with_severity_and_scales_pixel_sizes() -> None:
