@@ -359,7 +359,8 @@ def degrade(
             if ep.noise is not None:
                 offset = int(rngs[j].integers(POOL_OFFSETS))
                 np.add(work[j], ep.noise[offset : offset + size].reshape(x.shape[1:]), out=work[j])
-        np.clip(work, 0, 255, out=work)
+        np.maximum(work, 0, out=work)  # np.clip's Python wrapper costs more than the two ufuncs
+        np.minimum(work, 255, out=work)
     if work is None:
         work = x
     if any(ep.rects or ep.dead is not None for ep in eps):
