@@ -259,8 +259,11 @@ def _format_errors(err: ValidationError, source: str, prefix: str = "", model: t
     for e in err.errors():
         loc = _field_path(prefix, e["loc"])
         if e["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_fields(model, e["loc"][:-1])) if model else ""
-            msg = f"unknown field {str(e['loc'][-1])!r}" + (f"; allowed: {allowed}" if allowed else "")
+            fields = list(_allowed_fields(model, e["loc"][:-1])) if model else []
+            unknown = str(e["loc"][-1])
+            close = difflib.get_close_matches(unknown, fields, n=1, cutoff=0.75)
+            msg = f"unknown field {unknown!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            msg += f"; allowed: {', '.join(fields)}" if fields else ""
             loc = _field_path(prefix, e["loc"][:-1]) or "(top level)"
         elif e["type"] == "missing":
             msg = "required field is missing"
