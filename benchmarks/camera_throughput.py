@@ -259,6 +259,13 @@ class CameraClock:
         apply = model.apply if model is not None else None
         if model is not None:
             model.apply = self._timed(apply, "degrade")  # type: ignore[method-assign]
+        try:  # a native vector env's worlds are degraded together (compose calls apply_worlds)
+            from lepton_sim.envs import pixel_observation as pipeline
+        except ImportError:
+            pipeline = None  # type: ignore[assignment]
+        batched = getattr(pipeline, "apply_worlds", None)
+        if batched is not None:
+            pipeline.apply_worlds = self._timed(batched, "degrade")  # type: ignore[union-attr]
         try:
             yield
         finally:
@@ -266,6 +273,8 @@ class CameraClock:
                 delattr(base, attr)  # the class's method again
             if model is not None:
                 model.apply = apply  # type: ignore[method-assign]
+            if batched is not None:
+                pipeline.apply_worlds = batched  # type: ignore[union-attr]
 
 
 def _sensor_model() -> Any:
