@@ -56,7 +56,7 @@ def test_fast_images_equal_the_plain_render(env_id: str) -> None:
             env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
             if step % 3:
                 continue
-            for name in ("overhead", "front", "wrist"):
+            for name in ("overhead", "front", "wrist", "inspection"):
                 for conditions in (NOMINAL, JITTERED):
                     fast = env.camera_image(name, 48, 40, depth=True, segmentation=True, conditions=conditions)
                     camera = env.camera(name, 48, 40, conditions)

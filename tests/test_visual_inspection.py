@@ -196,3 +196,42 @@ def test_the_suite_and_the_scripted_baseline_use_the_oracle_class() -> None:
     (row,) = report.rows
     assert row.env_overrides["oracle_class"] is True  # the baseline asks for the oracle state
     assert row.episodes[0].metrics["parts_placed"] >= 2
+
+
+@pytest.mark.parametrize("scenario", TASKS)
+def test_the_inspection_camera_shows_each_part_and_its_class_plainly(scenario: str) -> None:
+    """The scenarios' camera: a close view where parts enter; at 64x64 a part is a big square (not 2-3 pixels)
+    and a good and a defective part (or two materials) differ over many pixels, not a few."""
+    from lepton_sim.envs.manufacturing.camera import under_inspection
+    from lepton_sim.perception.labels import labeller_for
+
+    worlds = [_world(scenario, shift) for shift in (0, 1)]
+    try:
+        base = worlds[0].unwrapped
+        assert base.params.obs_camera == "inspection"
+        labeller, _ = labeller_for(base, worlds[0].observation_space)
+        for env in worlds:
+            env.reset(seed=3)
+        seen = 0
+        for _ in range(120):
+            inspected = [q for q in base.parts if q.body >= 0 and under_inspection(q.position, q.size / 2)]
+            labels = labeller.read(base)
+            assert labels["part_inspected"][0] == bool(inspected)
+            for q in inspected[:1]:
+                assert labels["inspected_defect"][0] == (q.part_class > 0)
+                images = [env.unwrapped.camera_image("inspection", 64, 64, segmentation=True) for env in worlds]
+                pixel, _ = base.camera("inspection", 64, 64).project(q.position[None] + [0.0, 0.0, q.size / 2])
+                r, c = (int(v) for v in pixel[0])
+                assert images[0].segmentation[r, c] == part_class_id(q.part_class)
+                assert images[1].segmentation[r, c] == part_class_id((q.part_class + 1) % base.num_classes)
+                part = images[0].segmentation >= part_class_id(0)
+                assert 64 * 64 * 0.05 < part.sum() < 64 * 64 * 0.3  # ~(25-40 % of the side)^2
+                changed = np.abs(images[0].rgb.astype(int) - images[1].rgb.astype(int)).sum(axis=2) > 30
+                assert changed.sum() >= 12, changed.sum()  # the defect / material: far more than a few pixels
+                seen += 1
+            for env in worlds:
+                env.step(np.zeros(4, np.float32))
+        assert seen >= 10
+    finally:
+        for env in worlds:
+            env.close()

@@ -132,8 +132,8 @@ class ArmEnv(gym.Env):
     def camera(
         self, name: str = "overhead", width: int = 84, height: int = 84, conditions: CameraConditions = NOMINAL
     ) -> Camera:
-        """A named camera: "overhead" (fixed, looking down on belt, bins and table), "front" (the render view)
-        or "wrist" (on the hand, looking along the gripper; posed where the hand is now), moved by ``conditions``."""
+        """A named camera: "overhead" (fixed, looking down on belt, bins and table), "front" (the render view),
+        "inspection" (fixed, close and straight down on the belt where parts enter) or "wrist" (on the hand, looking along the gripper; posed where the hand is now), moved by ``conditions``."""
         if name == "wrist":
             key = (width, height, conditions.fov_delta)
             projection = self._wrist_projections.get(key, ())

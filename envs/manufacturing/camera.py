@@ -1,4 +1,4 @@
-"""Cameras of the production cell: fixed views ("overhead", "front") and a wrist camera on the hand.
+"""Cameras of the production cell: fixed views ("overhead", "front", "inspection") and a wrist camera on the hand.
 
 All images come from PyBullet's software TinyRenderer (``ER_TINY_RENDERER``), so they work headless in
 ``p.DIRECT``. RGB is uint8 HxWx3; depth is float32 HxW in metres along the optical axis (linearised from the
@@ -14,6 +14,7 @@ yaw about y), ``fov_delta`` widens or narrows it and ``light_direction`` / ``lig
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ import pybullet as p
 
 from lepton_sim.envs.camera_image import NOMINAL, CameraConditions, CameraImage
 from lepton_sim.envs.manufacturing.params import ArmParams
+from lepton_sim.envs.manufacturing.scene import BELT_TOP, BELT_X, SPAWN_Y
 
 CAMERA_NAMES = ArmParams.CAMERA_NAMES  # the nominal light: params.LIGHT_DIRECTION
 MIN_FOV, MAX_FOV = 1.0, 170.0
@@ -45,7 +47,32 @@ class FixedView:
 OVERHEAD = FixedView(eye=(0.3, 0.0, 1.1), target=(-0.1, 0.0, 0.0), up=(-1.0, 0.0, 0.0), fov=45.0)
 # front: panda-gym's render view (distance 1.4, yaw 45, pitch -30 around the origin)
 FRONT = FixedView(eye=(0.857, 0.857, 0.7), target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0), fov=45.0)
-FIXED_VIEWS = {"overhead": OVERHEAD, "front": FRONT}
+# inspection: an inspection station where parts enter, upstream of the pick zone: straight down on the belt from
+# INSPECTION_HEIGHT above it, seeing its whole width (0.14 m) and ~2 part lengths of it (a 4 cm part is ~28 % of
+# the image); the belt runs left to right, the robot's side at the top as in the overhead view
+INSPECTION_Y = SPAWN_Y + 0.05  # the view's centre along the belt (parts appear 5 cm before it)
+INSPECTION_HEIGHT, INSPECTION_FOV = 0.18, 46.0  # m above the belt surface; degrees (square images: both axes)
+INSPECTION_HALF = INSPECTION_HEIGHT * math.tan(math.radians(INSPECTION_FOV / 2))  # ~0.076 m at the belt surface
+INSPECTION_VIEW = FixedView(
+    eye=(BELT_X, INSPECTION_Y, BELT_TOP + INSPECTION_HEIGHT),
+    target=(BELT_X, INSPECTION_Y, 0.0),
+    up=(-1.0, 0.0, 0.0),
+    fov=INSPECTION_FOV,
+    near=0.02,
+    far=1.0,
+)
+FIXED_VIEWS = {"overhead": OVERHEAD, "front": FRONT, "inspection": INSPECTION_VIEW}
+
+
+def under_inspection(position: np.ndarray | tuple[float, ...], half_size: float = 0.0) -> bool:
+    """Whether a part centred at ``position`` is wholly inside the inspection camera's view of the belt (a margin
+    of ``half_size``: its top face all in the image) and on the belt, not lifted."""
+    x, y, z = (float(v) for v in position[:3])
+    top = BELT_TOP + 2 * half_size  # the top face is nearer the camera, so its view is narrower there
+    reach = (INSPECTION_VIEW.eye[2] - top) * math.tan(math.radians(INSPECTION_FOV / 2)) - half_size
+    return abs(x - BELT_X) <= reach and abs(y - INSPECTION_Y) <= reach and z < top + 0.02
+
+
 WRIST_FOV, WRIST_NEAR, WRIST_FAR = 70.0, 0.01, 2.0
 WRIST_BACK = 0.12  # the wrist camera sits this far behind (above) the grasp point, looking along the gripper
 

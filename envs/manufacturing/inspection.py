@@ -33,7 +33,8 @@ class VisualInspectionEnv(ConveyorEnv):
     A quality gate on a production line: parts ride a conveyor past a Franka Panda, which picks each one and puts
     it into the accept bin (0) or the reject bin (1). Good and defective parts are the same shape, size and base
     colour; a defective part carries a scratch, a dent or a discolouration on its top face, visible only to
-    cameras (``obs_camera``, default overhead; see ``appearance`` for the looks and the segmentation ids
+    cameras (``obs_camera``, default overhead; the scenarios use "inspection", a close view where parts enter; see
+    ``appearance`` for the looks and the segmentation ids
     7 = good, 8 = defective). With ``obs_mode: state`` the agent gets positions only: the class one-hot of the
     state layout is zero (``oracle_class: true`` fills it, as the ground truth a perception model must supply), so
     a state agent cannot route better than chance (half the parts, at ``defect_rate`` 0.5). Use ``obs_mode``

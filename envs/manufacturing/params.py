@@ -31,7 +31,7 @@ def _range_field(default: list[float] | float, description: str) -> Range:
 class ArmParams(CameraParams):
     """Parameters shared by every arm task (camera fields: ``CameraParams``)."""
 
-    CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("overhead", "front", "wrist")
+    CAMERA_NAMES: ClassVar[tuple[str, ...]] = ("overhead", "front", "wrist", "inspection")
     CAMERA_CHANNELS: ClassVar[tuple[str, ...]] = ("depth", "segmentation")
     # the metres each camera's uint8 depth channel spans: the cell as it sees it (arm top to floor; wrist: the
     # fingers to the floor below the table), so 0..255 resolves parts on the table (~4-8 mm per step)
@@ -39,6 +39,7 @@ class ArmParams(CameraParams):
         "overhead": (0.6, 1.9),
         "front": (0.8, 2.4),
         "wrist": (0.05, 0.75),
+        "inspection": (0.1, 0.7),  # part tops (~0.12 m) to the floor beside the belt (~0.58 m): ~2 mm per step
     }
     LIGHT_DIRECTION: ClassVar[tuple[float, float, float] | None] = LIGHT_DIRECTION  # type: ignore[assignment]
     OBS_MODES: ClassVar[tuple[str, ...]] = PERCEPTION_OBS_MODES
@@ -50,7 +51,8 @@ class ArmParams(CameraParams):
     reward_type: Literal["sparse", "dense"] = Field("sparse", description="sparse (success/fail) or dense (shaped)")
     obs_camera: str | list[str] | None = Field(
         "overhead",
-        description="camera(s) for the camera obs modes: overhead, front, wrist; several are stacked along channels",
+        description="camera(s) for the camera obs modes: overhead, front, wrist, inspection (close, straight down on "
+        "the belt where parts enter); several are stacked along channels",
     )
     render_width: int = Field(480, ge=16, le=1920, description="width of render() frames")
     render_height: int = Field(360, ge=16, le=1080, description="height of render() frames")

@@ -12,6 +12,7 @@ label (the state observation, flattened); the domains add theirs:
 | driving | ``lane_offset`` / ``heading_error`` | regression | (1,) | m from the route lane's centre (left +) / rad, ego minus road heading |
 | manufacturing | ``gripper_position`` | regression | (3,) | m, world frame |
 | manufacturing (conveyor) | ``part_present``; ``part_position`` (3,), ``part_class`` (), ``defect`` (1,) | binary; regression, class, binary | | the oldest part on the line (the state's first slot); the last three count only where ``part_present`` |
+| manufacturing (sorting) | ``part_inspected``; ``inspected_class`` (), ``inspected_defect`` (1,) | binary; class, binary | | the part wholly under the ``inspection`` camera (the oldest if two); the last two count only where ``part_inspected`` |
 | manufacturing (pick-place) | ``part_position``, ``target_position`` | regression | (3,) | m |
 | manufacturing (reach) | ``target_position`` | regression | (3,) | m |
 | traffic | ``queue_length`` / ``vehicle_count`` | regression | (lanes,) | halted (< 0.1 m/s) / all vehicles per incoming lane, signals in SUMO's order, lanes in the observation's order |
@@ -214,10 +215,13 @@ def _position(name: str, what: str, mask: str | None = None) -> LabelSpec:
 
 
 def _conveyor(env: Any) -> Labeller:
+    from lepton_sim.envs.manufacturing.camera import under_inspection
     from lepton_sim.envs.manufacturing.conveyor_env import ACTIVE
 
     classes = int(getattr(env, "num_classes", 1))
     oldest = "the oldest part on the line (the state observation's first slot)"
+    station = "the inspection camera (on the belt, top face all in the image)"
+    inspected = "the part under the inspection camera (the oldest if two)"
     schema = [
         _position("gripper_position", "the grasp point"),
         LabelSpec("part_present", "binary", (1,), description=f"a part is on the line: {oldest}"),
@@ -232,6 +236,17 @@ def _conveyor(env: Any) -> Labeller:
         schema += [
             LabelSpec("part_class", "class", (), names, description=f"class of {oldest}", mask="part_present"),
             LabelSpec("defect", "binary", (1,), description=f"{oldest} is defective (class >= 1)", mask="part_present"),
+            LabelSpec("part_inspected", "binary", (1,), description=f"a part is wholly in view of {station}"),
+            LabelSpec(
+                "inspected_class", "class", (), names, description=f"class of {inspected}", mask="part_inspected"
+            ),
+            LabelSpec(
+                "inspected_defect",
+                "binary",
+                (1,),
+                description=f"{inspected} is defective (class >= 1)",
+                mask="part_inspected",
+            ),
         ]
 
     def read(base: Any) -> dict[str, np.ndarray]:
@@ -246,6 +261,11 @@ def _conveyor(env: Any) -> Labeller:
             cls = part.part_class if part is not None else 0
             out["part_class"] = np.array(cls, np.int64)
             out["defect"] = np.array([cls > 0], np.uint8)
+            seen = next((q for q in active if under_inspection(q.position, q.size / 2)), None)
+            inspected_cls = seen.part_class if seen is not None else 0
+            out["part_inspected"] = np.array([seen is not None], np.uint8)
+            out["inspected_class"] = np.array(inspected_cls, np.int64)
+            out["inspected_defect"] = np.array([inspected_cls > 0], np.uint8)
         return out
 
     return Labeller(schema, read)
