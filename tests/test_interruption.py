@@ -245,16 +245,20 @@ def test_atomic_writes_get_the_umask(tmp_path: Path, umask: int, mode: int) -> N
 
 
 def test_uninterrupted_holds_a_ctrl_c_until_the_block_ends() -> None:
-    handler = signal.getsignal(signal.SIGINT)
+    # Python's own Ctrl-C handler, whatever an earlier test in this worker left installed (ray.init sets its own)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with uninterrupted():
-            os.kill(os.getpid(), signal.SIGINT)  # a real signal to this process
-            with uninterrupted():  # nested: still held
-                time.sleep(0.05)
-            done.append("saved")
-    assert done == ["saved"]
-    assert signal.getsignal(signal.SIGINT) is handler
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with uninterrupted():
+                os.kill(os.getpid(), signal.SIGINT)  # a real signal to this process
+                with uninterrupted():  # nested: still held
+                    time.sleep(0.05)
+                done.append("saved")
+        assert done == ["saved"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _children(pid: int) -> list[int]:
