@@ -189,6 +189,19 @@ def test_augment_needs_camera_images_and_frame_stack_refuses_her() -> None:
         plan_training("manufacturing/reach", algo="sac", overrides={**PIXELS, "frame_stack": 2})
 
 
+def test_shared_multi_agent_training_on_camera_images_is_one_line(tmp_path: Path) -> None:
+    # the parameter-sharing adapter pads flat state rows; camera images train with the joint agent instead
+    with pytest.raises(LeptonError, match="shared trains on state observations only") as err:
+        lepton_sim.train(
+            "traffic/2x2-grid",
+            multi_agent="shared",
+            overrides={"params.obs_mode": "pixels", "params.camera_size": 32},
+            steps=64,
+            out=tmp_path / "run",
+        )
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
+
+
 def test_device_auto_puts_cnns_on_cuda_and_mlps_on_the_cpu() -> None:
     image = spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)
     goal = spaces.Dict({"observation": image, "desired_goal": spaces.Box(-1, 1, (3,), np.float32)})

@@ -69,6 +69,12 @@ class SB3Backend(Backend):
                 )
         if config.multi_agent == "shared" and config.algo != "ppo":
             raise LeptonError(f"multi_agent: shared trains PPO over every agent's experience; got {config.algo}")
+        mode = scenario.params.get("obs_mode", "state")
+        if config.multi_agent == "shared" and mode != "state":  # the adapter pads flat state rows only
+            raise LeptonError(
+                f"multi_agent: shared trains on state observations only (obs_mode {mode!r} given); use "
+                "--multi-agent joint for one policy over every signal's stacked camera images"
+            )
         return config
 
     def check_resume(self, run: RunFolder, config: TrainConfig) -> None:
