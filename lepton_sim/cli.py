@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lepton_sim import __version__
+from lepton_sim.arg_types import positive_number
 from lepton_sim.errors import LeptonError
 from lepton_sim.perception.commands import add_perception_commands
 from lepton_sim.scenario import MAX_EPISODES, MAX_SEED, SuiteSplit
@@ -81,20 +82,9 @@ def positive_seconds(text: str) -> float:
 MAX_VIDEO_FPS = 240.0
 
 
-def video_rate(text: str) -> float:
-    """An argparse ``type=`` for --speed (and --fps): a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
 def video_fps(text: str) -> float:
     """An argparse ``type=`` for --fps: a finite number > 0, at most MAX_VIDEO_FPS."""
-    value = video_rate(text)
+    value = positive_number(text)
     if value > MAX_VIDEO_FPS:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_VIDEO_FPS:g} frames per second, got {text!r}")
     return value
@@ -777,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rollout.mp4", help="video file, .mp4 or .gif (plot: same name, .png)")
     p.add_argument(
         "--speed",
-        type=video_rate,
+        type=positive_number,
         metavar="S",
         help="simulated seconds per video second: frames are dropped above 30 fps (default: 1, real time; "
         "traffic 60, a 1 h episode in 1 min)",

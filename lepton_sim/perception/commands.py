@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lepton_sim.arg_types import positive_number
+
 DEVICES = "auto, cpu, cuda or cuda:N"
 SET_PREFIXES = ("params.", "env.")
 
@@ -29,18 +31,8 @@ def _count(low: int) -> Any:
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
 def _fraction(text: str) -> float:
-    value = _positive_float(text)
+    value = positive_number(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
     return value
@@ -254,7 +246,7 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
     p.add_argument("--batch-size", type=_count(2), default=128, metavar="N", help="frames per batch")
     p.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_number,
         help="learning rate (default: SimSiam 0.05 x batch/256 SGD, autoencoder 1e-3 Adam)",
     )
     p.add_argument("--seed", type=_count(0), default=0, help="random seed")
@@ -277,10 +269,10 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
     p.add_argument("--arch", choices=["small", "nature"], default="small", help="encoder architecture")
     p.add_argument("--epochs", type=_count(1), default=20, metavar="N", help="passes over the labelled frames")
     p.add_argument("--batch-size", type=_count(1), default=128, metavar="N", help="frames per batch")
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate of the heads")
+    p.add_argument("--lr", type=positive_number, default=1e-3, help="Adam learning rate of the heads")
     p.add_argument(
         "--encoder-lr",
-        type=_positive_float,
+        type=positive_number,
         metavar="LR",
         help="encoder learning rate (default: lr, or lr/10 with --init)",
     )
