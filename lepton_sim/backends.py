@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
+import yaml
 
 from lepton_sim import plugins
 from lepton_sim.errors import LeptonError
@@ -108,3 +109,22 @@ def get_backend(name: str) -> Backend:
 
 def available_backends() -> list[str]:
     return sorted(plugins.entry_points(plugins.BACKENDS))
+
+
+def read_hyperparameter_entries(path: Path, scenario_name: str, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``default`` and ``scenario_name`` entries of a back end's hyperparameter YAML (rl-zoo3's layout: a
+    mapping of scenario name -> hyperparameters), each a mapping, or a one-line LeptonError naming the file.
+    ``label`` names the file's back end and algorithm in the message when it is missing (``rllib 'ppo'``)."""
+    if not path.is_file():
+        raise LeptonError(f"no hyperparameter file for {label} at {path}")
+    try:
+        table = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise LeptonError(f"{path}: invalid YAML: {err}") from None
+    if not isinstance(table, dict):
+        raise LeptonError(f"{path}: expected a mapping of scenario name -> hyperparameters")
+    default, entry = table.get("default") or {}, table.get(scenario_name) or {}
+    for name, part in (("default", default), (scenario_name, entry)):
+        if not isinstance(part, dict):
+            raise LeptonError(f"{path}: {name}: expected a mapping of hyperparameters, got {part!r}")
+    return default, entry

@@ -28,9 +28,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from lepton_sim.backends import read_hyperparameter_entries
 from lepton_sim.errors import LeptonError
 
 ALGORITHMS = ("ppo", "sac")
@@ -53,16 +53,9 @@ def load_hyperparams(algo: str, scenario_name: str, path: str | Path | None = No
     if algo not in ALGORITHMS:
         raise LeptonError(f"unknown algorithm {algo!r} for the rllib back end; allowed: {', '.join(ALGORITHMS)}")
     path = Path(path) if path else hyperparams_file(algo)
-    if not path.is_file():
-        raise LeptonError(f"no hyperparameter file for rllib {algo!r} at {path}")
-    try:
-        table = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise LeptonError(f"{path}: invalid YAML: {err}") from None
-    if not isinstance(table, dict):
-        raise LeptonError(f"{path}: expected a mapping of scenario name -> hyperparameters")
-    hp = dict(table.get("default") or {})
-    for key, value in (table.get(scenario_name) or {}).items():
+    default, entry = read_hyperparameter_entries(path, scenario_name, f"rllib {algo!r}")
+    hp = dict(default)
+    for key, value in entry.items():
         if key == "model" and isinstance(value, dict) and isinstance(hp.get(key), dict):
             hp[key] = {**hp[key], **value}
         else:

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 from gymnasium import spaces
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from lepton_sim.agents.sb3.algorithms import OFF_POLICY, algorithm_class
+from lepton_sim.backends import read_hyperparameter_entries
 from lepton_sim.errors import LeptonError
 
 RUNNER_KEYS = {
@@ -65,18 +65,7 @@ def hyperparams_file(algo: str) -> Path:
 def load_hyperparams(algo: str, scenario_name: str, path: str | Path | None = None) -> dict[str, Any]:
     """``default`` merged with the scenario's own entry (``policy_kwargs`` merged one level deeper)."""
     path = Path(path) if path else hyperparams_file(algo)
-    if not path.is_file():
-        raise LeptonError(f"no hyperparameter file for {algo!r} at {path}")
-    try:
-        table = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise LeptonError(f"{path}: invalid YAML: {err}") from None
-    if not isinstance(table, dict):
-        raise LeptonError(f"{path}: expected a mapping of scenario name -> hyperparameters")
-    default, entry = table.get("default") or {}, table.get(scenario_name) or {}
-    for name, part in (("default", default), (scenario_name, entry)):
-        if not isinstance(part, dict):
-            raise LeptonError(f"{path}: {name}: expected a mapping of hyperparameters, got {part!r}")
+    default, entry = read_hyperparameter_entries(path, scenario_name, repr(algo))
     hp = merge_hyperparams(default, entry)
     blocks = [part[PIXELS] for part in (default, entry) if part.get(PIXELS) is not None]
     if blocks:  # kept apart: only camera obs modes apply it (agents/sb3/pixels.py)
