@@ -183,7 +183,9 @@ def test_conveyor_sort_labels_agree_with_the_state_slots(tmp_path):
     )
     ds = load_dataset(root)
     names = [s.name for s in ds.schema]
-    assert names == ["state", "gripper_position", "part_present", "part_position", "part_class", "defect"]
+    assert names[:6] == ["state", "gripper_position", "part_present", "part_position", "part_class", "defect"]
+    assert names[6:] == ["part_inspected", "inspected_class", "inspected_defect"]  # the inspection camera's part
+    assert ds.label("inspected_class").mask == ds.label("inspected_defect").mask == "part_inspected"
     assert ds.label("part_class").classes == ("good", "defect-1")
     assert ds.label("part_position").mask == "part_present"
     _, labels, _ = _all_labels(ds)

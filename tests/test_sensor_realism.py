@@ -299,7 +299,10 @@ BAD_SENSORS = [
     ("blur_sigma: [3, 1]", r"params\.sensor\.blur_sigma: .*range low \(3.0\) is greater than high \(1.0\)"),
     ("severity: 6", r"params\.sensor\.severity: .*less than or equal to 5"),
     ("corruptions: [fog]", r"params\.sensor\.corruptions: .*unknown corruption 'fog'; allowed: noise, blur"),
-    ("nosie_std: 3", r"params\.sensor: unknown field 'nosie_std'; allowed: severity, corruptions, noise_std"),
+    (
+        "nosie_std: 3",
+        r"params\.sensor: unknown field 'nosie_std' \(did you mean 'noise_std'\?\); allowed: severity, corruptions, noise_std",
+    ),
     ("occlusions: 1.5", r"params\.sensor\.occlusions: .*whole numbers"),
 ]
 
