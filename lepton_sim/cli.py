@@ -9,7 +9,6 @@ whether the output can be written, so results are never lost at the end); Ctrl-C
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import select
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lepton_sim import __version__
-from lepton_sim.arg_types import positive_number
+from lepton_sim.arg_types import int_in, number_above, positive_number
 from lepton_sim.errors import LeptonError
 from lepton_sim.perception.commands import add_perception_commands
 from lepton_sim.scenario import MAX_EPISODES, MAX_SEED, SuiteSplit
@@ -36,49 +35,12 @@ EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 130, 141
 
 
 # ------------------------------------------------------------------------------------------- option values
-def _whole_number(text: str) -> int | None:
-    """``1000``, ``1_000`` or ``2e6`` (step counts are often written so); None for anything else."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return int(value) if math.isfinite(value) and value.is_integer() else None
-
-
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type=``: a whole number in [low, high]; anything else is a usage error naming the range."""
-    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-
-    def parse(text: str) -> int:
-        value = _whole_number(text)
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be a whole number {allowed}, got {text!r}")
-        return value
-
-    return parse
-
-
 positive_int = int_in(1)
 non_negative_int = int_in(0)
 seed_value = int_in(0, MAX_SEED)  # the scenario files' bound: seed + episodes stays a 32-bit int
 episodes_value = int_in(1, MAX_EPISODES)
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse ``type=`` for a time limit: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
-    return value
-
-
+positive_seconds = number_above(0, what="a number of seconds")  # a time limit
+non_negative_number = number_above(0, inclusive=True)  # GPUs per learner may be a share of one, 0.5
 MAX_VIDEO_FPS = 240.0
 
 
@@ -87,17 +49,6 @@ def video_fps(text: str) -> float:
     value = positive_number(text)
     if value > MAX_VIDEO_FPS:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_VIDEO_FPS:g} frames per second, got {text!r}")
-    return value
-
-
-def non_negative_number(text: str) -> float:
-    """An argparse ``type=``: a finite number >= 0 (GPUs per learner may be a share of one, 0.5)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
 
 

@@ -12,23 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lepton_sim.arg_types import positive_number
+from lepton_sim.arg_types import int_in, positive_number
 
 DEVICES = "auto, cpu, cuda or cuda:N"
 SET_PREFIXES = ("params.", "env.")
-
-
-def _count(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value.is_integer() and value >= low):
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
-        return int(value)
-
-    return parse
 
 
 def _fraction(text: str) -> float:
@@ -76,7 +63,7 @@ def _common(p: argparse.ArgumentParser, threads: bool = True) -> None:
     p.add_argument("--device", type=_device, default="auto", help=f"{DEVICES}; auto uses CUDA if present")
     if threads:
         p.add_argument(
-            "--threads", type=_count(1), default=1, metavar="N", help="torch CPU threads (restored afterwards)"
+            "--threads", type=int_in(1), default=1, metavar="N", help="torch CPU threads (restored afterwards)"
         )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -201,7 +188,7 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
 
     p = command("collect", "roll out a policy with cameras on; write frames with simulator labels from the same step")
     p.add_argument("scenario", help="scenario name (driving/obstacle-avoid) or path to a YAML file")
-    p.add_argument("--frames", type=_count(1), required=True, metavar="N", help="frames to write, e.g. 20000 or 2e4")
+    p.add_argument("--frames", type=int_in(1), required=True, metavar="N", help="frames to write, e.g. 20000 or 2e4")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder (new or empty)")
     p.add_argument(
         "--policy", default="random", help="random, scripted (or another baseline), or a run folder / model file"
@@ -220,15 +207,15 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
         help="degradation per episode, cycled within each split: clean, scenario, all@SEVERITY or "
         "CORRUPTION[+CORRUPTION]@SEVERITY (blur@3); repeatable (default: the scenario's own sensor)",
     )
-    p.add_argument("--seed", type=_count(0), help="first episode seed (default: the scenario's seed)")
+    p.add_argument("--seed", type=int_in(0), help="first episode seed (default: the scenario's seed)")
     p.add_argument(
         "--split", type=_fractions, default=(0.8, 0.1, 0.1), metavar="TRAIN,VAL,TEST", help="shares of the frames"
     )
     p.add_argument(
-        "--max-episode-frames", type=_count(1), metavar="K", help="end an episode after K frames (more episodes)"
+        "--max-episode-frames", type=int_in(1), metavar="K", help="end an episode after K frames (more episodes)"
     )
-    p.add_argument("--stride", type=_count(1), default=1, metavar="K", help="keep every K-th step")
-    p.add_argument("--shard-frames", type=_count(1), default=2048, metavar="N", help="frames per shard file")
+    p.add_argument("--stride", type=int_in(1), default=1, metavar="K", help="keep every K-th step")
+    p.add_argument("--shard-frames", type=int_in(1), default=2048, metavar="N", help="frames per shard file")
     _common(p, threads=False)
     p.set_defaults(func=_cmd_collect)
 
@@ -242,14 +229,14 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
     p.add_argument("--out", required=True, metavar="DIR", help="folder for encoder.pt and pretrain.json")
     p.add_argument("--method", choices=["simsiam", "autoencoder"], default="simsiam", help="pretraining method")
     p.add_argument("--arch", choices=["small", "nature"], default="small", help="encoder architecture")
-    p.add_argument("--epochs", type=_count(1), default=20, metavar="N", help="passes over the frames")
-    p.add_argument("--batch-size", type=_count(2), default=128, metavar="N", help="frames per batch")
+    p.add_argument("--epochs", type=int_in(1), default=20, metavar="N", help="passes over the frames")
+    p.add_argument("--batch-size", type=int_in(2), default=128, metavar="N", help="frames per batch")
     p.add_argument(
         "--lr",
         type=positive_number,
         help="learning rate (default: SimSiam 0.05 x batch/256 SGD, autoencoder 1e-3 Adam)",
     )
-    p.add_argument("--seed", type=_count(0), default=0, help="random seed")
+    p.add_argument("--seed", type=int_in(0), default=0, help="random seed")
     _common(p)
     p.set_defaults(func=_cmd_pretrain)
 
@@ -267,8 +254,8 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
         help="labels to predict (default: all); repeatable or a,b",
     )
     p.add_argument("--arch", choices=["small", "nature"], default="small", help="encoder architecture")
-    p.add_argument("--epochs", type=_count(1), default=20, metavar="N", help="passes over the labelled frames")
-    p.add_argument("--batch-size", type=_count(1), default=128, metavar="N", help="frames per batch")
+    p.add_argument("--epochs", type=int_in(1), default=20, metavar="N", help="passes over the labelled frames")
+    p.add_argument("--batch-size", type=int_in(1), default=128, metavar="N", help="frames per batch")
     p.add_argument("--lr", type=positive_number, default=1e-3, help="Adam learning rate of the heads")
     p.add_argument(
         "--encoder-lr",
@@ -284,7 +271,7 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
         help="training augmentation (shift moves what positions the labels give)",
     )
     p.add_argument("--label-fraction", type=_fraction, default=1.0, metavar="F", help="share of training labels used")
-    p.add_argument("--seed", type=_count(0), default=0, help="random seed")
+    p.add_argument("--seed", type=int_in(0), default=0, help="random seed")
     _common(p)
     p.set_defaults(func=_cmd_train)
 
