@@ -414,3 +414,40 @@ def test_random_shift_is_deterministic_for_a_seed_and_keeps_shape_and_layout() -
             for dy in range(9)
             for dx in range(9)
         )
+
+
+def test_the_compact_cnn_is_chosen_by_name_and_rebuilt_on_reload(tmp_path: Path) -> None:
+    from lepton_sim.agents.sb3.compact_cnn import CompactCNN
+
+    run = lepton_sim.train(
+        short("driving/lane-keep", 20),
+        algo="ppo",
+        steps=64,
+        n_envs=2,
+        out=tmp_path / "compact",
+        overrides={
+            **PIXELS,
+            **TINY_PPO,
+            "frame_stack": 2,
+            "policy_kwargs": {"features_extractor_class": "compact", "net_arch": [32]},
+        },
+        eval_freq=0,
+        progress_bar=False,
+    )
+    assert config_of(run)["hyperparams"]["policy_kwargs"]["features_extractor_class"] == "compact"  # YAML stays data
+    policy = load_policy(str(run), load_scenario("driving/lane-keep"))
+    assert isinstance(policy, SB3Policy)
+    extractor = policy.model.features_extractor
+    assert isinstance(extractor, CompactCNN) and extractor.features_dim == 256
+    assert extractor.cnn[0].in_channels == 6  # two stacked RGB frames, channels first
+    report = lepton_sim.evaluate(str(run), scenario=short("driving/lane-keep", 20), episodes=2, progress=False)
+    assert len(report.rows[0].episodes) == 2
+
+
+def test_the_compact_cnn_refuses_a_state_vector() -> None:
+    from gymnasium import spaces
+
+    from lepton_sim.agents.sb3.compact_cnn import CompactCNN
+
+    with pytest.raises(LeptonError, match="needs camera images"):
+        CompactCNN(spaces.Box(-1.0, 1.0, (8,)))

@@ -10,6 +10,8 @@
 - ``policy_kwargs.activation_fn``: a name (``tanh``, ``relu``, ``elu``, ``leaky_relu``);
 - ``policy_kwargs.features_extractor_class: perception`` with ``features_extractor_kwargs: {checkpoint: PATH,
   freeze: true|false}``: a pretrained perception encoder over camera images (agents/sb3/perception_extractor.py);
+- ``policy_kwargs.features_extractor_class: compact``: the 2013 DQN network (agents/sb3/compact_cnn.py), a CNN
+  that trains several times faster than SB3's NatureCNN on a CPU;
 - ``frame_stack``: stack the last k observations (SB3's VecFrameStack, as rl-zoo3; 1 = none), re-applied by the
   loaded policy at evaluation;
 - ``augment``: ``random_shift`` (DrQ: pad 4, random crop; lepton_sim.augmentation) on the training env's images;
@@ -196,6 +198,10 @@ def _policy_kwargs(hp: dict[str, Any]) -> dict[str, Any]:
         if name not in ACTIVATIONS:
             raise LeptonError(f"policy_kwargs.activation_fn: unknown {name!r}; allowed: {', '.join(ACTIVATIONS)}")
         policy_kwargs["activation_fn"] = getattr(torch.nn, ACTIVATIONS[name])
+    if policy_kwargs.get("features_extractor_class") == "compact":  # the 2013 DQN network, cheaper than NatureCNN
+        from lepton_sim.agents.sb3.compact_cnn import CompactCNN
+
+        policy_kwargs["features_extractor_class"] = CompactCNN
     if policy_kwargs.get("features_extractor_class") == "perception":  # a pretrained perception encoder
         from lepton_sim.agents.sb3.perception_extractor import resolve
 
