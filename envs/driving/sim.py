@@ -15,11 +15,11 @@ import math
 
 import numpy as np
 
-from lepton_sim.envs.driving.dynamics import CAR_LENGTH, CAR_WIDTH, FRONT_OVERHANG, REAR_OVERHANG, bicycle_step
+from lepton_sim.envs.driving import kernels
+from lepton_sim.envs.driving.dynamics import CAR_LENGTH, CAR_WIDTH, FRONT_OVERHANG, REAR_OVERHANG
 from lepton_sim.envs.driving.observation import observation_bounds, observe
 from lepton_sim.envs.driving.params import DrivingParams
 from lepton_sim.envs.driving.road import RoadArrays
-from lepton_sim.envs.driving.sensors import boxes_overlap
 from lepton_sim.envs.driving.traffic import MAX_SLIP_SIN, Traffic
 from lepton_sim.envs.driving.world import (
     CONES_PER_SITE,
@@ -51,6 +51,19 @@ INFO_KEYS = (
     "elapsed_time",
     "world_id",
 )
+
+
+class _StepBuffers:
+    """Scratch arrays of one env step, per world (reused from step to step)."""
+
+    def __init__(self, n: int) -> None:
+        z = np.zeros
+        self.accel_cmd, self.steer_cmd, self.new_steer, self.tan_steer = z(n), z(n), z(n), z(n)
+        self.lookahead, self.lateral, self.alpha = z(n), z(n), z(n)
+        self.atan_args, self.atans = z(2 * n), z(2 * n)  # pursuit angle, then road curvature term
+        self.s_before, self.s_prev, self.comfort = z(n), z(n), z(n)
+        self.alive, self.was_alive = z(n, dtype=bool), z(n, dtype=bool)
+        self.off, self.hit, self.due = z(n, dtype=bool), z(n, dtype=bool), z(n, dtype=bool)
 
 
 class DrivingSim:
@@ -109,6 +122,33 @@ class DrivingSim:
             0.5 * CAR_LENGTH,
             0.5 * CAR_WIDTH,
             0.5 * CAR_LENGTH,
+        )
+        # the compiled sub-step's constants and scratch arrays
+        self._buf = _StepBuffers(n)
+        self._ego_consts = np.array(
+            [
+                p.dt,
+                p.wheelbase,
+                p.max_speed,
+                1.0 / (p.dt * JERK_REF),
+                1.0 / (p.dt * p.max_steer_rate),
+                self.road.num_points,
+                self.ego_center,
+                self.ego_half_length,
+                0.5 * CAR_WIDTH,
+            ]
+        )
+        self._collision_consts = np.array(
+            [self.ego_center, self.ego_half_length, 0.5 * CAR_WIDTH, self.road.num_points]
+        )
+        self._reward_weights = np.array(
+            [
+                p.progress_reward / (p.max_speed * p.policy_dt),
+                0.5 * p.comfort_weight / p.sim_steps_per_action,
+                p.collision_penalty,
+                p.off_road_penalty,
+                p.goal_reward,
+            ]
         )
 
     # ---------------------------------------------------------------------------------------------- reset
@@ -170,96 +210,59 @@ class DrivingSim:
 
     # ----------------------------------------------------------------------------------------------- step
     def step(self, action: np.ndarray, discrete: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Apply one action per world for ``sim_steps_per_action`` sub-steps -> ``(reward, terminated)``."""
-        p = self.params
-        dt = p.dt
+        """Apply one action per world for ``sim_steps_per_action`` sub-steps -> ``(reward, terminated)``.
+
+        The sub-step's arithmetic runs in compiled loops over worlds (:mod:`~lepton_sim.envs.driving.kernels`),
+        with numpy's ``tan`` / ``arctan`` / ``arctan2`` between them and the neighbour search and MOBIL in numpy.
+        """
+        p, b, k = self.params, self._buf, kernels
+        n = self.num_worlds
         if discrete:
             self._apply_meta_action(np.asarray(action).reshape(-1).astype(np.int64))
         else:
-            a = np.asarray(action, dtype=np.float64).reshape(self.num_worlds, 2)
-            a = np.minimum(np.maximum(np.nan_to_num(a), -1.0), 1.0)
-            accel_cmd = np.where(a[:, 0] >= 0.0, a[:, 0] * p.max_accel, a[:, 0] * p.max_brake)
-            steer_cmd = a[:, 1] * p.max_steer
-        s_before = np.minimum(self.s, self.s_goal)
-        comfort = np.zeros(self.num_worlds)
-        alive = ~(self.collided | self.off_road | self.reached)
-        was_alive = alive.copy()
-        frozen = not alive.all()
-        half_road_col = self.half_road[:, None]
-        last_lane_col = (self.lanes - 1.0)[:, None]
-        jerk_scale, rate_scale = 1.0 / (dt * JERK_REF), 1.0 / (dt * p.max_steer_rate)
+            a = np.asarray(action, dtype=np.float64).reshape(n, 2)
+            k.continuous_commands(a, p.max_accel, p.max_brake, p.max_steer, b.accel_cmd, b.steer_cmd)
+        flags = (self.collided, self.off_road, self.reached)
+        k.begin_step(self.s, self.s_goal, flags, b.s_before, b.comfort, b.alive, b.was_alive)
+        tr, table = self.traffic, self.road.flat
+        entity = (tr.s, tr.d, tr.half_length, tr.half_width, tr.speed)
+        consts = self._ego_consts
         for _ in range(p.sim_steps_per_action):
             if discrete:
-                accel_cmd, steer_cmd = self._meta_controller()
-            prev = (self.x, self.y, self.heading, self.speed, self.steer, self.s, self.d, self.psi, self.kappa)
-            x, y, th, v, st = bicycle_step(
+                self._meta_controller()
+            k.steer_toward(b.steer_cmd, self.steer, p.max_steer, p.max_steer_rate * p.dt, b.new_steer)
+            np.tan(b.new_steer, out=b.tan_steer)
+            state = (
                 self.x,
                 self.y,
                 self.heading,
                 self.speed,
                 self.steer,
-                accel_cmd,
-                steer_cmd,
-                dt,
-                p.wheelbase,
-                p.max_speed,
-                p.max_steer,
-                p.max_steer_rate,
+                self.accel,
+                self.s,
+                self.d,
+                self.psi,
+                self.kappa,
+                self.time,
+                self.half_road,
+                self.substeps,
             )
-            jerk = (accel_cmd - self.accel) * jerk_scale
-            rate = (st - self.steer) * rate_scale
-            discomfort = np.minimum(jerk * jerk, 1.0) + rate * rate
-            s, d, road_th, kappa = self.road.project(x, y, self.s, self.rows)
-            self.x, self.y, self.heading, self.speed, self.steer = x, y, th, v, st
-            self.s, self.d, self.kappa = s, d, kappa
-            psi = th - road_th
-            self.psi = psi - (2.0 * np.pi) * np.floor(psi * (0.5 / np.pi) + 0.5)  # wrapped to [-pi, pi)
-            if frozen:  # worlds that ended earlier in this env step keep their final state
-                comfort += np.where(alive, discomfort, 0.0)
-                self.accel = np.where(alive, accel_cmd, self.accel)
-                self.time = np.where(alive, self.time + dt, self.time)
-                self._restore(prev, alive)
-            else:
-                comfort += discomfort
-                self.accel = accel_cmd
-                self.time = self.time + dt
-            self.substeps += 1
-            cos_psi, sin_psi = np.cos(self.psi), np.sin(self.psi)
-            self._update_ego_entity(cos_psi, sin_psi)
+            k.ego_substep(
+                state, b.accel_cmd, b.new_steer, b.tan_steer, b.alive, b.comfort, b.s_prev, b.off, table, self.rows,
+                entity, consts,
+            )  # fmt: skip
             if self.num_vehicles:
-                due = self.substeps % self.mobil_period == 0
-                self.traffic.step(dt, half_road_col, last_lane_col, np.flatnonzero(due) if due.any() else None)
-            hit = self._collisions()
-            off = self._off_road(cos_psi, sin_psi)
-            goal = self.s >= self.s_goal
-            done = (hit | off | goal) & alive
-            if done.any():  # rare: record what ended which world, first collision, then off-road, then goal
-                hit &= alive
-                off &= alive & ~hit
-                goal &= alive & ~hit & ~off
-                s_prev = prev[5]
-                frac = (self.s_goal - s_prev) / np.maximum(self.s - s_prev, 1e-9)
-                self.goal_time = np.where(goal, self.time - dt + frac * dt, self.goal_time)
-                self.collided |= hit
-                self.off_road |= off
-                self.reached |= goal
-                alive = alive & ~done
-                frozen = True
-        progress = np.minimum(self.s, self.s_goal) - s_before
-        reward = (
-            p.progress_reward / (p.max_speed * p.policy_dt) * progress
-            - (0.5 * p.comfort_weight / p.sim_steps_per_action) * comfort
-            - p.collision_penalty * self.collided
-            - p.off_road_penalty * self.off_road
-            + p.goal_reward * self.reached
+                due = None
+                if k.due_worlds(self.substeps, self.mobil_period, b.due):
+                    due = np.flatnonzero(b.due)
+                tr.step(p.dt, self.half_road, self.lanes - 1.0, due)
+            self._kernel_collisions(b.hit)
+            k.record_ends(b.hit, b.off, self.s, b.s_prev, self.s_goal, self.time, p.dt, b.alive, flags, self.goal_time)
+        reward, terminated = np.empty(n), np.empty(n, dtype=bool)
+        k.finish_step(
+            self.s, self.s_goal, b.s_before, b.comfort, b.was_alive, flags, self._reward_weights, reward, terminated
         )
-        reward = np.where(was_alive, reward, 0.0)  # stepping an ended world (without reset) earns nothing
-        return reward, self.collided | self.off_road | self.reached
-
-    def _restore(self, prev: tuple[np.ndarray, ...], alive: np.ndarray) -> None:
-        names = ("x", "y", "heading", "speed", "steer", "s", "d", "psi", "kappa")
-        for name, old in zip(names, prev):
-            setattr(self, name, np.where(alive, getattr(self, name), old))
+        return reward, terminated
 
     # ------------------------------------------------------------------------------------- discrete mode
     def _apply_meta_action(self, action: np.ndarray) -> None:
@@ -277,14 +280,19 @@ class DrivingSim:
         )
         self.target_d = lane_center(self.target_lane, self.lanes, p.lane_width)
 
-    def _meta_controller(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pure pursuit of the target lane's centre and a proportional speed controller."""
-        p = self.params
-        lookahead = np.maximum(8.0, 1.2 * self.speed)
-        alpha = np.arctan2(self.target_d - self.d, lookahead) - self.psi
-        steer = np.arctan(2.0 * p.wheelbase * np.sin(alpha) / lookahead) + np.arctan(p.wheelbase * self.kappa)
-        accel = np.minimum(np.maximum(SPEED_GAIN * (self.target_speed - self.speed), -p.max_brake), p.max_accel)
-        return accel, steer
+    def _meta_controller(self) -> None:
+        """Pure pursuit of the target lane's centre and a proportional speed controller -> the commands in
+        ``self._buf`` (``accel_cmd``, ``steer_cmd``)."""
+        p, b = self.params, self._buf
+        kernels.pursuit_arguments(
+            self.speed, self.d, self.target_d, self.kappa, p.wheelbase, b.lookahead, b.lateral, b.atan_args
+        )
+        np.arctan2(b.lateral, b.lookahead, out=b.alpha)
+        kernels.pursuit_steering(b.alpha, self.psi, b.lookahead, 2.0 * p.wheelbase, b.atan_args)
+        np.arctan(b.atan_args, out=b.atans)
+        kernels.pursuit_commands(
+            b.atans, self.target_speed, self.speed, SPEED_GAIN, p.max_brake, p.max_accel, b.accel_cmd, b.steer_cmd
+        )
 
     # --------------------------------------------------------------------------------- world bookkeeping
     def _update_ego_entity(self, c: np.ndarray | None = None, s: np.ndarray | None = None) -> None:
@@ -333,52 +341,21 @@ class DrivingSim:
     def _collisions(self) -> np.ndarray:
         """Ego box against every object box: a broad phase in road coordinates, then exact separating axes."""
         hit = np.zeros(self.num_worlds, dtype=bool)
-        if self.num_objects == 0:
-            return hit
-        tr = self.traffic
-        near = (np.abs(tr.s[:, 1:] - tr.s[:, :1]) < self.reach_s) & (np.abs(tr.d[:, 1:] - tr.d[:, :1]) < self.reach_d)
-        if not near.any():
-            return hit
-        w, k = np.nonzero(near)
-        pair = w * self.num_objects + k
-        hl, hw = self.obj_hl.ravel()[pair], self.obj_hw.ravel()[pair]
-        veh = k < self.num_vehicles
-        if veh.all():  # vehicles move every sub-step: their boxes are computed here, for candidates only
-            bx, by, bc, bs, _, _ = self._vehicle_poses(w, k, self.rows[w])
-        else:
-            bx, by = self.obj_x.ravel()[pair], self.obj_y.ravel()[pair]
-            bc, bs = self.obj_cos.ravel()[pair], self.obj_sin.ravel()[pair]
-            if veh.any():
-                vx, vy, vc, vs, _, _ = self._vehicle_poses(w[veh], k[veh], self.rows[w[veh]])
-                bx[veh], by[veh], bc[veh], bs[veh] = vx, vy, vc, vs
-        heading = self.heading[w]
-        ec, es = np.cos(heading), np.sin(heading)
-        overlap = boxes_overlap(
-            self.x[w] + self.ego_center * ec,
-            self.y[w] + self.ego_center * es,
-            ec,
-            es,
-            self.ego_half_length,
-            0.5 * CAR_WIDTH,
-            bx,
-            by,
-            bc,
-            bs,
-            hl,
-            hw,
-        )
-        hit[w[overlap]] = True
+        self._kernel_collisions(hit)
         return hit
 
-    def _off_road(self, c: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Any corner of the ego's box beyond a road edge (lateral offsets with a curvature correction)."""
-        front = self.ego_center + self.ego_half_length
-        rear = self.ego_center - self.ego_half_length
-        lat_f = self.d + front * s - (0.5 * front * front) * self.kappa * (c * c)
-        lat_r = self.d + rear * s - (0.5 * rear * rear) * self.kappa * (c * c)
-        spread = 0.5 * CAR_WIDTH * np.abs(c)
-        return (np.maximum(lat_f, lat_r) + spread > self.half_road) | (
-            np.minimum(lat_f, lat_r) - spread < -self.half_road
+    def _kernel_collisions(self, hit: np.ndarray) -> None:
+        tr = self.traffic
+        kernels.collisions(
+            (self.x, self.y, self.heading),
+            (tr.s, tr.d),
+            (self.reach_s, self.reach_d),
+            (self.obj_x, self.obj_y, self.obj_cos, self.obj_sin, self.obj_hl, self.obj_hw),
+            (tr.veh_s, tr.veh_d, tr.veh_speed, tr.veh_lat),
+            self.road.flat,
+            self.rows,
+            self._collision_consts,
+            hit,
         )
 
     # ---------------------------------------------------------------------------------------- observation

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lepton_sim.envs.driving import kernels
 from lepton_sim.envs.driving.dynamics import IDM_ACCEL, idm_accel
 
 BIG = 1.0e6  # lane separation in the sort key (m); positions stay within +-2e5 m
@@ -67,6 +68,8 @@ class Traffic:
         self._entity_of = np.concatenate([np.arange(e), np.arange(e)])  # entry -> entity column
         # flat sorted entry p and p + 1 belong to the same world
         self._same_row = (np.arange(n * 2 * e - 1) % (2 * e)) != (2 * e - 1)
+        self._acc = z((n, v))  # the vehicles' accelerations of the current sub-step
+        self._move_consts = np.array([0.0, lane_width, LAT_PER_SPEED, LAT_SPEED, LAT_GAIN])
 
     def restart(self, rows: np.ndarray) -> None:
         """New episodes in these worlds: search their leaders afresh."""
@@ -82,58 +85,48 @@ class Traffic:
 
     # ------------------------------------------------------------------------------------------ stepping
     def step(self, dt: float, half_road: np.ndarray, last_lane: np.ndarray, decide: np.ndarray | None) -> None:
-        """Advance the vehicles by ``dt``. ``half_road``/``last_lane``: ``(N, 1)`` road half-width and lane
-        count - 1 of each world; ``decide``: indices of the worlds whose vehicles consider a lane change now.
+        """Advance the vehicles by ``dt``. ``half_road``/``last_lane``: ``(N,)`` road half-width and lane count - 1
+        of each world; ``decide``: indices of the worlds whose vehicles consider a lane change now.
         Expects the entity arrays in sync (ego column written, :meth:`sync` after the last move)."""
         if self.num_vehicles == 0:
             return
-        gap, lead_speed = self._leaders(half_road)
-        speed = self.veh_speed
-        acc = idm_accel(speed, self.veh_desired, gap, lead_speed)
-        if not self.all_active:
-            acc *= self.veh_active
+        self._update_leaders(half_road)
+        acc = self._acc
+        kernels.idm_accelerations(
+            (self.s, self.half_length, self.speed),
+            (self.veh_s, self.veh_half_length, self.veh_speed, self.veh_desired, self.veh_active),
+            (self._has_a, self._has_b, self._lead_a, self._lead_b),
+            self.all_active,
+            acc,
+            self._stale,  # boxes overlap: look again next time
+        )
         if self.lane_changes and decide is not None and decide.size:
-            self._mobil(decide, acc, last_lane)
+            self._mobil(decide, acc, last_lane[:, None])
             self._stale[decide] = True  # and a fresh neighbour search once per simulated second
-        new_speed = np.maximum(speed + acc * dt, 0.0)
-        self.veh_s = self.veh_s + (0.5 * dt) * (speed + new_speed)
-        self.veh_speed = new_speed
-        target = (self.veh_lane - 0.5 * last_lane) * self.lane_width
-        limit = np.minimum(LAT_PER_SPEED * new_speed, LAT_SPEED)
-        lat = np.minimum(np.maximum(LAT_GAIN * (target - self.veh_d), -limit), limit)
-        self.veh_d = self.veh_d + lat * dt
-        self.veh_lat = lat
-        self.sync()
+        self._move_consts[0] = dt
+        kernels.move_vehicles(
+            (self.veh_s, self.veh_d, self.veh_speed, self.veh_lane, self.veh_lat),
+            (self.s, self.d, self.speed),
+            acc,
+            last_lane,
+            self._move_consts,
+        )
 
-    def _leaders(self, half_road: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per vehicle, the bumper gap to and speed of the next entity ahead in any lane it occupies (``inf`` gap
-        without one).
+    def _update_leaders(self, half_road: np.ndarray) -> None:
+        """Search the leaders again (:meth:`_search`) in the worlds where an entity's lanes changed or that are
+        marked stale.
 
         Who leads whom changes only when some entity's lanes change (IDM vehicles do not pass each other within
         a lane), so the search runs only for worlds where an entity's lanes changed, a gap closed, a lane-change
-        decision is due, or the world was reset; other worlds reuse their leaders with fresh gaps. A vehicle on
-        a lane line keeps the leaders of both its lanes and follows the nearer one.
+        decision is due, or the world was reset; other worlds reuse their leaders with fresh gaps
+        (:func:`~lepton_sim.envs.driving.kernels.idm_accelerations`). A vehicle on a lane line keeps the leaders
+        of both its lanes and follows the nearer one.
         """
-        inv_w = 1.0 / self.lane_width
-        across = self.d * inv_w + half_road * inv_w  # position across the road in lane widths
-        reach = self.half_width * inv_w
-        lo = np.floor(across - reach)
-        hi = np.floor(across + reach)
-        stale = self._stale | ((lo != self._lo) | (hi != self._hi)).any(axis=1)
-        self._lo, self._hi = lo, hi
-        if stale.any():
-            self._search(None if stale.all() else np.flatnonzero(stale))
-            self._stale[:] = False
-        front = (self.s - self.half_length).ravel()
-        rear = self.veh_s + self.veh_half_length
-        gap_a = np.where(self._has_a, front[self._lead_a] - rear, np.inf)
-        gap_b = np.where(self._has_b, front[self._lead_b] - rear, np.inf)
-        second = gap_b < gap_a
-        gap = np.where(second, gap_b, gap_a)
-        flat_v = self.speed.ravel()
-        lead_speed = np.where(second, flat_v[self._lead_b], flat_v[self._lead_a])
-        self._stale |= (gap < 0.0).any(axis=1)  # boxes overlap: look again next time
-        return gap, lead_speed
+        stale = self._stale
+        count = kernels.lane_spans(self.d, self.half_width, half_road, 1.0 / self.lane_width, self._lo, self._hi, stale)
+        if count:
+            self._search(None if count == stale.size else np.flatnonzero(stale))
+            stale[:] = False
 
     def _search(self, rows: np.ndarray | None) -> None:
         """Sort the (entity, lane) entries of these worlds (all when None) by lane, then position; the entry
