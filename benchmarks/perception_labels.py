@@ -43,6 +43,7 @@ from lepton_sim.perception.commands import env_overrides
 GAIN_AT_1 = 0.05  # macro-F1 points (as a fraction) pretraining must add at 1% of the labels
 SHARE_AT_10 = 0.90  # of the full-label F1, reached with 10% of the labels
 STARTS = ("scratch", "pretrained")
+VALIDATIONS = 20  # validations per supervised run (the kept model is the best of them)
 
 
 def parse() -> argparse.Namespace:
@@ -60,6 +61,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--method", choices=["simsiam", "autoencoder"], default="simsiam", help="pretraining method")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="pretraining epochs")
+    p.add_argument(
+        "--encoder-seed",
+        type=int,
+        help="pretrain one encoder (this seed) for every training seed; default: one per seed (costlier: "
+        "pretraining is most of the run)",
+    )
     p.add_argument("--steps", type=int, default=3000, help="gradient steps per supervised run")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--probe", action="store_true", help="pretrained runs: frozen encoder (linear probe)")
@@ -99,7 +106,8 @@ def main() -> None:
     n_train = len(dataset.split("train"))
     rows: list[dict[str, Any]] = []
     for seed in args.seeds:
-        enc = out / f"encoder-s{seed}"
+        pretrain_seed = seed if args.encoder_seed is None else args.encoder_seed
+        enc = out / f"encoder-s{pretrain_seed}"
         if not (enc / "encoder.pt").exists():
             t0 = time.monotonic()
             pretrain(
@@ -108,10 +116,10 @@ def main() -> None:
                 progress=False,
                 method=args.method,
                 epochs=args.pretrain_epochs,
-                seed=seed,
+                seed=pretrain_seed,
                 device=args.device,
             )
-            print(f"seed {seed}: pretrained {args.method} in {time.monotonic() - t0:.0f} s")
+            print(f"seed {pretrain_seed}: pretrained {args.method} in {time.monotonic() - t0:.0f} s", flush=True)
         for fraction in args.fractions:
             labelled = max(1, round(fraction * n_train))
             epochs = epochs_for(args.steps, args.batch_size, labelled)
@@ -125,6 +133,10 @@ def main() -> None:
                     "seed": seed,
                     "device": args.device,
                     "augment": args.augment,
+                    # ~20 validations per run whatever the share: at 1% of the labels an epoch is one batch, and
+                    # validating the whole val split after each of ~1000 one-batch epochs would cost more than
+                    # training
+                    "val_every": max(1, epochs // VALIDATIONS),
                 }
                 if start == "pretrained":
                     options.update(init=str(enc), linear_probe=args.probe)
@@ -147,12 +159,17 @@ def main() -> None:
                     }
                 )
                 print(
-                    f"seed {seed} labels {fraction:>5.0%} {start:<10} macro-F1 {overall['macro_f1']:.3f} ({wall:.0f} s)"
+                    f"seed {seed} labels {fraction:>5.0%} {start:<10} macro-F1 {overall['macro_f1']:.3f} ({wall:.0f} s)",
+                    flush=True,
                 )
+                # after every run, so an interrupted benchmark leaves what it measured (and resumes from it)
+                write_results(out, rows, args, dataset.manifest, time.monotonic() - started, quiet=True)
     write_results(out, rows, args, dataset.manifest, time.monotonic() - started)
 
 
-def write_results(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace, manifest: dict, wall: float) -> None:
+def write_results(
+    out: Path, rows: list[dict[str, Any]], args: argparse.Namespace, manifest: dict, wall: float, quiet: bool = False
+) -> None:
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -163,7 +180,9 @@ def write_results(out: Path, rows: list[dict[str, Any]], args: argparse.Namespac
     mean = {k: float(np.mean(v)) for k, v in table.items()}
     lines = [
         f"Label efficiency on {manifest['scenario']} ({manifest['frames']} frames, head `{args.head}`, "
-        f"{args.method} pretraining, {len(args.seeds)} seed(s), {args.steps} steps per run, "
+        f"{args.method} pretraining ({args.pretrain_epochs} epochs, "
+        f"{'one encoder, seed ' + str(args.encoder_seed) if args.encoder_seed is not None else 'one encoder per seed'}), "
+        f"{len(args.seeds)} seed(s), {args.steps} steps per run, "
         f"{'linear probe' if args.probe else 'fine-tuned'}; {wall / 60:.1f} min)",
         "",
         "| labels | scratch macro-F1 | pretrained macro-F1 | gain (points) |",
@@ -198,7 +217,8 @@ def write_results(out: Path, rows: list[dict[str, Any]], args: argparse.Namespac
     (out / "summary.md").write_text(text)
     (out / "results.json").write_text(json.dumps({"rows": rows, "args": vars(args)}, indent=1) + "\n")
     plot(out, table, fractions, args)
-    print(text)
+    if not quiet:
+        print(text)
 
 
 def plot(

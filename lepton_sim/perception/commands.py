@@ -146,6 +146,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         linear_probe=args.linear_probe,
         augment=args.augment,
         label_fraction=args.label_fraction,
+        val_every=args.val_every,
         seed=args.seed,
         device=args.device,
         threads=args.threads,
@@ -228,7 +229,7 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
     p.add_argument("data", metavar="DATA", help="dataset folder")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for encoder.pt and pretrain.json")
     p.add_argument("--method", choices=["simsiam", "autoencoder"], default="simsiam", help="pretraining method")
-    p.add_argument("--arch", choices=["small", "nature"], default="small", help="encoder architecture")
+    p.add_argument("--arch", choices=["small", "nature", "keypoint"], default="small", help="encoder architecture")
     p.add_argument("--epochs", type=int_in(1), default=20, metavar="N", help="passes over the frames")
     p.add_argument("--batch-size", type=int_in(2), default=128, metavar="N", help="frames per batch")
     p.add_argument(
@@ -253,7 +254,7 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
         metavar="LABEL",
         help="labels to predict (default: all); repeatable or a,b",
     )
-    p.add_argument("--arch", choices=["small", "nature"], default="small", help="encoder architecture")
+    p.add_argument("--arch", choices=["small", "nature", "keypoint"], default="small", help="encoder architecture")
     p.add_argument("--epochs", type=int_in(1), default=20, metavar="N", help="passes over the labelled frames")
     p.add_argument("--batch-size", type=int_in(1), default=128, metavar="N", help="frames per batch")
     p.add_argument("--lr", type=positive_number, default=1e-3, help="Adam learning rate of the heads")
@@ -266,11 +267,14 @@ def add_perception_commands(group: argparse.ArgumentParser, formatter: type[argp
     p.add_argument("--linear-probe", action="store_true", help="freeze the --init encoder; train linear heads only")
     p.add_argument(
         "--augment",
-        choices=["none", "shift", "photometric", "shift+photometric"],
+        choices=["none", "shift", "photometric", "shift+photometric", "augmix", "augmix+photometric"],
         default="photometric",
-        help="training augmentation (shift moves what positions the labels give)",
+        help="training augmentation (shift and augmix move what positions the labels give)",
     )
     p.add_argument("--label-fraction", type=_fraction, default=1.0, metavar="F", help="share of training labels used")
+    p.add_argument(
+        "--val-every", type=int_in(1), default=1, metavar="K", help="validate (and keep the best) every K epochs"
+    )
     p.add_argument("--seed", type=int_in(0), default=0, help="random seed")
     _common(p)
     p.set_defaults(func=_cmd_train)

@@ -22,9 +22,10 @@ from torch import nn
 from lepton_sim.errors import LeptonError
 from lepton_sim.perception.labels import LabelSpec
 
-ARCHS: tuple[str, ...] = ("small", "nature")
-FEATURES = {"small": 256, "nature": 512}
-MIN_SIDE = {"small": 16, "nature": 36}  # NatureCNN's 8/4, 4/2, 3/1 convolutions need 36 pixels
+ARCHS: tuple[str, ...] = ("small", "nature", "keypoint")
+KEYPOINTS = 32  # the keypoint encoder's feature maps, each one (x, y) point
+FEATURES = {"small": 256, "nature": 512, "keypoint": 256 + 2 * KEYPOINTS}
+MIN_SIDE = {"small": 16, "nature": 36, "keypoint": 16}  # NatureCNN's 8/4, 4/2, 3/1 convolutions need 36 pixels
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,18 @@ class EncoderConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "EncoderConfig":
-        return cls(
+        """A recorded config; an architecture this version does not build (or builds with other features) is a
+        ValueError, which the checkpoint reader turns into one line."""
+        cfg = cls(
             str(data["arch"]), int(data["height"]), int(data["width"]), int(data["channels"]), int(data["features"])
         )
+        if cfg.arch not in ARCHS:
+            raise ValueError(f"encoder architecture {cfg.arch!r} unknown to this lepton-sim ({', '.join(ARCHS)})")
+        if cfg.features != FEATURES[cfg.arch]:
+            raise ValueError(
+                f"a {cfg.arch} encoder with {cfg.features} features; this lepton-sim builds {FEATURES[cfg.arch]}"
+            )
+        return cfg
 
     def describe(self) -> str:
         return f"{self.arch} encoder for {self.height}x{self.width}x{self.channels} images"
@@ -116,9 +126,64 @@ class NatureEncoder(nn.Module):
         return self.fc(self.conv(x))
 
 
+class SpatialSoftmax(nn.Module):
+    """Soft-argmax of each feature map (Levine et al. 2016; Finn et al. 2016): a softmax over its pixels with a
+    learned temperature, then the expected (x, y) in [-1, 1] (pixel centres; -1 / 1 the image's outer edges).
+    Why: a position read from where a map peaks is sub-pixel and translates with the image, which pooled
+    features are not (their 4x4 grid quantises a 64-pixel image to 16-pixel cells)."""
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1
+        ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2 - 1
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        self.grid_x: torch.Tensor
+        self.grid_y: torch.Tensor
+        self.register_buffer("grid_x", gx.reshape(-1), persistent=False)
+        self.register_buffer("grid_y", gy.reshape(-1), persistent=False)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W) -> (N, 2K): x_1, y_1, x_2, y_2, ..."""
+        n, k = maps.shape[:2]
+        attention = torch.softmax(maps.reshape(n, k, -1) / self.log_temperature.exp(), dim=-1)
+        x = (attention * self.grid_x).sum(-1)
+        y = (attention * self.grid_y).sum(-1)
+        return torch.stack([x, y], dim=-1).reshape(n, 2 * k)
+
+
+class KeypointEncoder(nn.Module):
+    """Two stride-2 and two stride-1 3x3 convolutions (32, 32, 64, KEYPOINTS channels) to a quarter-resolution
+    map (16x16 at 64 pixels, 21x21 at 84), read two ways: a spatial softmax gives each of the KEYPOINTS maps an
+    (x, y) point, and the third layer's features pooled to 4x4 give 256 appearance features (what, not where).
+    The encoder's features are both: 256 + 2 x KEYPOINTS, so a linear head reads positions directly."""
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(cfg.channels, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=1, padding=1),
+            nn.ReLU(),
+        )
+        self.maps = nn.Conv2d(64, KEYPOINTS, 3, stride=1, padding=1)
+        with torch.no_grad():
+            h, w = self.trunk(torch.zeros(1, cfg.channels, cfg.height, cfg.width)).shape[2:]
+        self.keypoints = SpatialSoftmax(int(h), int(w))
+        self.appearance = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 16, cfg.features - 2 * KEYPOINTS), nn.ReLU()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(x)
+        return torch.cat([self.appearance(h), self.keypoints(self.maps(h))], dim=1)
+
+
 def build_encoder(cfg: EncoderConfig) -> nn.Module:
     """The encoder: float (N, C, H, W) in [0, 1] -> (N, features)."""
-    return {"small": SmallEncoder, "nature": NatureEncoder}[cfg.arch](cfg)
+    return {"small": SmallEncoder, "nature": NatureEncoder, "keypoint": KeypointEncoder}[cfg.arch](cfg)
 
 
 def head_outputs(spec: LabelSpec) -> int:

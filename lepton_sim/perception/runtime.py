@@ -17,9 +17,17 @@ import torch
 
 from lepton_sim.augmentation import photometric_jitter, random_shift
 from lepton_sim.errors import LeptonError
+from lepton_sim.perception.augmix import augmix
 
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
-AUGMENTATIONS: tuple[str, ...] = ("none", "shift", "photometric", "shift+photometric")
+AUGMENTATIONS: tuple[str, ...] = (
+    "none",
+    "shift",
+    "photometric",
+    "shift+photometric",
+    "augmix",
+    "augmix+photometric",
+)
 SHIFT_PAD = 4  # DrQ's pad at 84x84; 3 px at 64x64 (scaled with the image side)
 
 
@@ -63,12 +71,14 @@ def shift_pad(size: int) -> int:
 
 
 def augment(images: np.ndarray, how: str, rng: np.random.Generator, rgb: list[int] | None) -> np.ndarray:
-    """A batch of uint8 (N, H, W, C) frames augmented as ``how`` says: random shift first, then photometric
-    jitter (colour channels ``rgb`` only)."""
+    """A batch of uint8 (N, H, W, C) frames augmented as ``how`` says: random shift first, then AugMix, then
+    photometric jitter (the last two on the colour channels ``rgb`` only)."""
     if how not in AUGMENTATIONS:
         raise LeptonError(f"unknown augmentation {how!r}; allowed: {', '.join(AUGMENTATIONS)}")
     if "shift" in how:
         images = random_shift(images, rng, pad=shift_pad(images.shape[1]))
+    if "augmix" in how:
+        images = augmix(images, rng, channels=rgb)
     if "photometric" in how:
         images = photometric_jitter(images, rng, channels=rgb)
     return images

@@ -58,6 +58,7 @@ class TrainSettings:
     linear_probe: bool = False  # freeze the encoder: only the linear heads learn
     augment: str = "photometric"  # none | shift | photometric | shift+photometric (shift moves positions)
     label_fraction: float = 1.0  # share of the training frames whose labels are used
+    val_every: int = 1  # validate (and pick the kept model) every k epochs and at the last one
     seed: int = 0
     device: str = "auto"
     threads: int | None = 1  # torch CPU threads (None: torch's default)
@@ -70,7 +71,11 @@ class TrainSettings:
             raise LeptonError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if not 0.0 < self.label_fraction <= 1.0:
             raise LeptonError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
+        for name, value in (
+            ("--epochs", self.epochs),
+            ("--batch-size", self.batch_size),
+            ("--val-every", self.val_every),
+        ):
             if value < 1:
                 raise LeptonError(f"{name} must be >= 1, got {value}")
         for name, lr in (("--lr", self.lr), ("--encoder-lr", self.encoder_lr)):
@@ -264,13 +269,14 @@ def train(
                 losses.append(float(loss.detach()) * len(index))
                 seen += len(index)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": sum(losses) / len(train_data)}
-            if len(val_data):
+            checkpoint = epoch % settings.val_every == 0 or epoch == settings.epochs
+            if len(val_data) and checkpoint:
                 row["val_loss"], parts = evaluate_loss(model, val_data, t_val, device, 256)
                 row.update({f"val_{k}": v for k, v in parts.items()})
             row["seconds"] = round(time.monotonic() - started, 3)
             history.append(row)
             score = row.get("val_loss", row["train_loss"])
-            if best is None or score < best[0] or not len(val_data):
+            if checkpoint and (best is None or score < best[0] or not len(val_data)):
                 best = (score, epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
             bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{row.get('val_loss', float('nan')):.4f}")
             bar.update(1)
