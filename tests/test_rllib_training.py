@@ -2,9 +2,11 @@
 
 PPO and SAC train on driving through the CLI, checkpoint with the lepton-sim record, resume, and evaluate
 through the common policy interface without Ray; the loaded policy's actions equal those RLlib's own env-runner
-pipeline sends to the env for the same observations (PPO, SAC and SAC with flattened goal-conditioned
-observations); HER and unknown hyperparameters fail in one line before a run folder exists; the GPU learner
-config is built; plot overlays an SB3 and an RLlib run.
+pipeline sends to the env for the same observations (PPO with normalised observations, as driving's entry
+sets, SAC, SAC with flattened goal-conditioned observations, and normalised multi-agent traffic with shared and
+independent modules); the normalisation statistics are saved with every checkpoint and resumed; HER and unknown
+hyperparameters fail in one line before a run folder exists; the GPU learner config is built and a GPU asked for
+on a machine without one is refused; plot overlays an SB3 and an RLlib run.
 """
 
 from __future__ import annotations
@@ -103,15 +105,22 @@ def test_ppo_run_folder_records_everything(ppo_run: Path) -> None:
         assert record["flatten_observations"] is False and list(record["modules"]) == ["default_policy"]
         assert record["modules"]["default_policy"]["model_config"]["fcnet_hiddens"] == [32, 32]
         assert record["action_space"] == {"type": "Box", "shape": [2], "dtype": "float32", "low": -1.0, "high": 1.0}
+        norm = record["obs_normalization"]  # driving's entry: normalize: true
+        assert norm["method"] == "MeanStdFilter" and norm["clip"] == 10.0 and norm["keys"] == [None]
+        assert norm["counts"][0] >= record["timesteps"] > 0  # every observation sampled (and the resets)
+        assert (folder / "lepton_weights" / norm["file"]).is_file()
     progress = (run.log_parts()[0] / "progress.csv").read_text().splitlines()
     assert progress[0].startswith("iteration,timesteps") and len(progress) >= 3
     assert (run.log_parts()[0] / "monitor.csv").read_text().startswith("#{")
 
 
 def test_ppo_resumes_from_its_latest_checkpoint(ppo_run: Path) -> None:
+    from lepton_sim.agents.rllib.record import read_record
+
     run = RunFolder(ppo_run, "")
     before = run.latest_checkpoint()
     assert before is not None
+    seen_before = read_record(before[1]).obs_normalization.counts[None]
     assert main(["train", "--resume", str(ppo_run), "--steps", "400", "--no-progress"]) == 0
     after = run.latest_checkpoint()
     assert after is not None and after[0] >= 400 > before[0]
@@ -121,6 +130,8 @@ def test_ppo_resumes_from_its_latest_checkpoint(ppo_run: Path) -> None:
     assert len((ppo_run / "command.txt").read_text().splitlines()) == 2
     record = json.loads((run.final_model / "lepton.json").read_text())
     assert record["timesteps"] == after[0]
+    # the normalisation went on from the saved statistics (fresh ones would have seen only the new steps)
+    assert record["obs_normalization"]["counts"][0] >= seen_before + (after[0] - before[0])
 
 
 def test_evaluate_without_ray(ppo_run: Path, sac_run: Path, tmp_path: Path) -> None:
@@ -143,23 +154,51 @@ def test_evaluate_without_ray(ppo_run: Path, sac_run: Path, tmp_path: Path) -> N
     assert main(["evaluate", str(ppo_run), "--scenario", SCENARIO, "--episodes", "2", "--no-progress"]) == 0
 
 
+def _frozen_runner(run: Path, runner_class: type, layout: dict):
+    """RLlib's own env runner for the run's final model: its env-to-module state (the MeanStdFilter's statistics)
+    restored from RLlib's part of the checkpoint, frozen as for inference (``update_stats=False``)."""
+    from lepton_sim.agents.rllib.algo_config import build_algo_config, env_to_module_connector, register_env
+    from lepton_sim.agents.rllib.record import read_record
+    from lepton_sim.agents.rllib.train import _env_spaces, normalization_from_state
+    from lepton_sim.scenario import scenario_from_dict
+
+    config = RunFolder(run).read_config()
+    config = config.model_copy(update={"hyperparams": {**config.hyperparams, **layout}})
+    scenario = scenario_from_dict(config.scenario)
+    obs_space = _env_spaces(scenario)[0]
+    mode = config.multi_agent if config.multi_agent in ("shared", "independent") else None
+    register_env()
+    algo_config = build_algo_config(config, scenario, obs_space).env_runners(explore=False)
+    frozen = env_to_module_connector(config.hyperparams, obs_space, mode, update_stats=False)
+    if frozen is not None:
+        algo_config = algo_config.env_runners(env_to_module_connector=frozen)
+    runner = runner_class(config=algo_config)
+    folder = RunFolder(run, "").final_model
+    norm = read_record(folder).obs_normalization
+    if norm is not None:
+        runner.restore_from_path(str(folder / "env_runner"))  # RLlib's checkpointed connector state
+        ours = normalization_from_state(_connector_state(runner), norm.keys)
+        for key in norm.keys:  # the record's frozen copy is RLlib's state, bit for bit
+            np.testing.assert_array_equal(ours.means[key], norm.means[key])
+            np.testing.assert_array_equal(ours.stds[key], norm.stds[key])
+    return runner
+
+
+def _connector_state(runner) -> dict:
+    from ray.rllib.core import COMPONENT_ENV_TO_MODULE_CONNECTOR
+
+    return runner.get_state(components=[COMPONENT_ENV_TO_MODULE_CONNECTOR])[COMPONENT_ENV_TO_MODULE_CONNECTOR]
+
+
 def _pipeline_actions(run: Path, steps: int = 12) -> tuple[list, list]:
     """(observations, env actions) that RLlib's own SingleAgentEnvRunner produces with explore=False, with the
     run's final weights, recorded at the env."""
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    from lepton_sim.agents.rllib.algo_config import build_algo_config, register_env
     from lepton_sim.agents.rllib.record import read_record, read_weights
-    from lepton_sim.agents.rllib.train import _env_spaces
-    from lepton_sim.scenario import scenario_from_dict
 
-    config = RunFolder(run).read_config()
-    config = config.model_copy(update={"hyperparams": {**config.hyperparams, "env_runners": 0, "envs_per_runner": 2}})
-    scenario = scenario_from_dict(config.scenario)
-    register_env()
-    algo_config = build_algo_config(config, scenario, _env_spaces(scenario)[0]).env_runners(explore=False)
-    runner = SingleAgentEnvRunner(config=algo_config)
     folder = RunFolder(run, "").final_model
+    runner = _frozen_runner(run, SingleAgentEnvRunner, {"env_runners": 0, "envs_per_runner": 2})
     record = read_record(folder)
     runner.module.set_state(read_weights(folder, record.modules["default_policy"]))
     seen: list = []
@@ -185,10 +224,19 @@ def _pipeline_actions(run: Path, steps: int = 12) -> tuple[list, list]:
 
 @pytest.mark.parametrize("which", ["ppo", "sac"])
 def test_loaded_actions_equal_rllib_pipeline(which: str, request: pytest.FixtureRequest) -> None:
+    """PPO normalises observations (driving's entry), SAC does not (sac.yaml)."""
+    from lepton_sim.agents.rllib.policy import load_rllib_policy
+
     run = request.getfixturevalue(f"{which}_run")
     observations, actions = _pipeline_actions(run)
     assert actions
     _check_same_actions(run, SCENARIO, observations, actions)
+    policy = load_rllib_policy(RunFolder(run, "").final_model)
+    assert (policy.record.obs_normalization is not None) == (which == "ppo")
+    if which == "ppo":  # the statistics matter: without them the same weights act differently
+        policy.record.obs_normalization = None
+        raw = np.concatenate([policy.act(obs)[0] for obs in observations])
+        assert not np.allclose(raw, np.concatenate(actions), atol=1e-3)
 
 
 def _check_same_actions(run: Path, scenario: str, observations: list, actions: list) -> None:
@@ -235,6 +283,7 @@ def test_bad_hyperparameters_fail_before_the_run_folder(tmp_path: Path) -> None:
         ({"model": {"fcnet_hidens": [8]}}, "did you mean fcnet_hiddens?"),
         ({"minibatch_size": 500, "train_batch_size_per_learner": 100}, "RLlib refuses the settings"),
         ({"envs_per_runner": 0}, "envs_per_runner=0 must be a positive integer"),
+        ({"normalize": "yes"}, "normalize='yes' must be true or false"),
     ]
     for overrides, message in cases:
         with pytest.raises(LeptonError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
@@ -269,6 +318,37 @@ def test_gpu_learner_config_is_built() -> None:
     algo_config = build_algo_config(config, scenario, obs_space)
     assert algo_config.num_gpus_per_learner == 1 and algo_config.num_learners == 0
     assert algo_config.num_env_runners == 1
+
+
+def test_gpus_per_learner_flag_on_a_machine_without_gpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI path of --gpus-per-learner on CPU: refused in one line before a run folder exists (--device cuda
+    too), contradicting --device cpu is an error, and when joining a cluster (which may have GPUs) the check is
+    left to it and RLlib receives the GPU learners as given."""
+    from lepton_sim.agents.rllib.algo_config import build_algo_config
+    from lepton_sim.agents.rllib.cluster import local_gpus
+    from lepton_sim.training import plan_training
+
+    if local_gpus():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "never"
+    base = ["train", SCENARIO, "--backend", "rllib", "--steps", "100", "--out", str(out), "--no-progress"]
+    for extra, message in [
+        (["--gpus-per-learner", "1"], "gpus_per_learner=1.0: this machine has 0 CUDA GPU(s)"),
+        (["--gpus-per-learner", "0.5", "--learners", "2"], "gpus_per_learner=0.5: this machine has 0 CUDA GPU(s)"),
+        (["--device", "cuda"], "--device cuda: no CUDA device on this machine"),
+        (["--device", "cpu", "--gpus-per-learner", "1"], "--device cpu and gpus_per_learner > 0 contradict"),
+    ]:
+        assert main([*base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # only read here: nothing connects
+    config, scenario = plan_training(SCENARIO, algo="ppo", backend="rllib", overrides={"gpus_per_learner": 2})
+    assert config.hyperparams["gpus_per_learner"] == 2
+    algo_config = build_algo_config(config, scenario, lepton_sim.make(scenario).observation_space)
+    assert algo_config.num_gpus_per_learner == 2 and algo_config.num_learners == 0
 
 
 def test_plot_overlays_sb3_and_rllib_runs(ppo_run: Path, tmp_path: Path) -> None:
@@ -308,6 +388,7 @@ def test_camera_images_train_through_the_cnn_encoder(ray_instance, tmp_path: Pat
     )
     record = json.loads((RunFolder(run, "").final_model / "lepton.json").read_text())
     assert record["scale_images"] is True and record["observation_space"]["dtype"] == "uint8"
+    assert record["obs_normalization"] is None  # normalize: true leaves camera images as they are (as SB3)
     module = record["modules"]["default_policy"]
     assert module["observation_space"]["shape"] == [84, 84, 3] and module["observation_space"]["dtype"] == "float32"
     observations, actions = _pipeline_actions(run, steps=4)  # seen by RLlib: already scaled by the env wrapper
@@ -317,3 +398,107 @@ def test_camera_images_train_through_the_cnn_encoder(ray_instance, tmp_path: Pat
     config = RunFolder(run).read_config()
     scenario.write_text(yaml.safe_dump({k: v for k, v in config.scenario.items() if k != "name"}))
     _check_same_actions(run, str(scenario), observations, actions)
+
+
+@pytest.fixture(scope="module")
+def short_grid(tmp_path_factory) -> str:
+    """traffic/2x2-grid with a 5-minute window (30 decisions): the same network and spaces, short episodes."""
+    import lepton_sim.scenario
+
+    data = yaml.safe_load((Path(str(lepton_sim.scenario.builtin_root())) / "traffic" / "2x2-grid.yaml").read_text())
+    data["params"]["duration"] = 300
+    data["max_episode_steps"] = 30
+    path = tmp_path_factory.mktemp("scenario") / "short-grid.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _multi_agent_pipeline(run: Path, steps: int = 6) -> tuple[list[dict], list[dict]]:
+    """(per-agent observations, per-agent actions) at the PettingZoo env of RLlib's MultiAgentEnvRunner with the
+    run's final weights and frozen normalisation, explore=False."""
+    from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+
+    from lepton_sim.agents.rllib.record import read_record, read_weights
+
+    folder = RunFolder(run, "").final_model
+    record = read_record(folder)
+    runner = _frozen_runner(run, MultiAgentEnvRunner, {"env_runners": 0})
+    for mid, module in record.modules.items():
+        runner.module[mid].set_state(read_weights(folder, module))
+    env = runner.env.envs[0]
+    seen: list = []
+    pairs: list = []
+    env_reset, env_step = env.reset, env.step
+
+    def reset(**kwargs):
+        out = env_reset(**kwargs)
+        seen.append(out[0])
+        return out
+
+    def step(actions):
+        pairs.append((seen[-1], dict(actions)))
+        out = env_step(actions)
+        seen.append(out[0])
+        return out
+
+    env.reset, env.step = reset, step
+    try:
+        runner.sample(num_timesteps=steps, explore=False, random_actions=False)
+    finally:
+        runner.stop()
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+@pytest.mark.parametrize("mode", ["shared", "independent"])
+def test_normalised_multi_agent_actions_equal_rllib_pipeline(
+    ray_instance, short_grid: str, mode: str, tmp_path: Path
+) -> None:
+    """normalize: true on traffic: one MeanStdFilter per signal (RLlib's multi_agent filter), saved per agent and
+    applied per agent by the loaded policies (the shared module's rows, the independent modules' columns)."""
+    from lepton_sim.agents.rllib.policy import load_rllib_policy
+    from lepton_sim.agents.rllib.record import read_record
+
+    overrides = {
+        "normalize": True,
+        "env_runners": 1,
+        "train_batch_size_per_learner": 40,
+        "minibatch_size": 20,
+        "num_epochs": 1,
+        "rollout_fragment_length": 20,
+        "model": {"fcnet_hiddens": [16, 16]},
+    }
+    run = lepton_sim.train(
+        short_grid,
+        algo="ppo",
+        backend="rllib",
+        steps=40,
+        out=tmp_path / mode,
+        multi_agent=mode,
+        overrides=overrides,
+        eval_freq=0,
+        progress_bar=False,
+    )
+    folder = RunFolder(run, "").final_model
+    record = read_record(folder)
+    norm = record.obs_normalization
+    assert norm is not None and norm.keys == record.agents and len(record.agents) == 4
+    assert all(norm.counts[a] >= 40 for a in record.agents)
+    assert any(not np.allclose(norm.means[record.agents[0]], norm.means[a]) for a in record.agents[1:])
+    observations, actions = _multi_agent_pipeline(run)
+    assert actions
+    policy = load_rllib_policy(folder)
+    agents = record.agents
+    for obs, sent in zip(observations, actions):
+        assert set(sent) == set(agents)  # every signal decides at every step
+        expected = np.array([sent[a] for a in agents])
+        if mode == "shared":  # per-agent rows, agents in env order (as SharedPolicy hands them over)
+            ours, _ = policy.act(np.stack([obs[a] for a in agents]))
+        else:  # the joint env's stacked rows, zero-padded to the widest
+            width = max(len(obs[a]) for a in agents)
+            joint = np.zeros((1, len(agents), width), np.float32)
+            for i, a in enumerate(agents):
+                joint[0, i, : len(obs[a])] = obs[a]
+            ours = policy.act(joint)[0][0]
+        np.testing.assert_array_equal(np.asarray(ours).reshape(-1), expected)
+    report = lepton_sim.evaluate(str(run), scenario=short_grid, episodes=1, progress=False)
+    assert report.rows[0].episodes[0].length == 30

@@ -6,6 +6,10 @@ Every setting that RLlib's defaults get wrong for lepton-sim is set here explici
   vectorisation (NEXT_STEP autoreset), per-sub-env seeds derived from the runner's seed;
 - Dict (goal-conditioned) and 2-D observations: RLlib's default catalog has no encoder for them, so an
   env-to-module ``FlattenObservations`` connector flattens them (the replay buffer and learner see flat vectors);
+- ``normalize: true``: an env-to-module ``MeanStdFilter`` after the flattening (SB3 VecNormalize's observation half:
+  running mean/std, clip 10; one filter per agent in multi-agent runs). It writes the normalised observations back
+  into the episodes, so the learner trains on what the module saw; RLlib merges the runners' statistics after every
+  iteration and broadcasts them back, and keeps them in the checkpoint (``--resume`` continues with them);
 - fault tolerance: a failed env runner restarts after ``restart_delay_s`` (RLlib: 60 s), at most
   ``max_restarts`` times (RLlib: 1000); sub-envs are never recreated in place (RLlib's
   ``restart_failed_sub_environments`` livelocks on an env that crashes deterministically);
@@ -15,11 +19,12 @@ Every setting that RLlib's defaults get wrong for lepton-sim is set here explici
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 from gymnasium import spaces
 
-from lepton_sim.agents.rllib.envs import env_config, make_parallel_env
+from lepton_sim.agents.rllib.envs import env_config, is_uint8_image, make_parallel_env
 from lepton_sim.agents.rllib.hyperparams import config_class, fault_settings, layout, training_kwargs
 from lepton_sim.errors import LeptonError
 from lepton_sim.scenario import Scenario
@@ -27,6 +32,7 @@ from lepton_sim.training_config import TrainConfig
 
 ENV_NAME = "lepton_sim"
 SHARED_MODULE = "shared"
+NORMALIZE_CLIP = 10.0  # SB3 VecNormalize's clip_obs (and RLlib's MeanStdFilter default)
 
 
 def register_env() -> None:
@@ -43,10 +49,38 @@ def needs_flattening(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Dict) or (isinstance(space, spaces.Box) and len(space.shape) == 2)
 
 
-def _flatten_connector(env: Any, spaces_: Any, device: Any) -> Any:
-    from ray.rllib.connectors.env_to_module import FlattenObservations
+def normalizes_observations(hp: dict[str, Any], observation_space: spaces.Space, multi_agent: str | None) -> bool:
+    """``normalize: true``, except on camera images (left as they are, as SB3's VecNormalize leaves them)."""
+    return bool(hp.get("normalize")) and not (multi_agent is None and is_uint8_image(observation_space))
 
-    return FlattenObservations()
+
+def _env_to_module_pieces(
+    env: Any, spaces_: Any, device: Any, *, flatten: bool, normalize: bool, multi_agent: bool, update_stats: bool
+) -> list[Any]:
+    from ray.rllib.connectors.env_to_module import FlattenObservations, MeanStdFilter
+
+    pieces: list[Any] = [FlattenObservations()] if flatten else []
+    if normalize:
+        pieces.append(MeanStdFilter(multi_agent=multi_agent, clip_by_value=NORMALIZE_CLIP, update_stats=update_stats))
+    return pieces
+
+
+def env_to_module_connector(
+    hp: dict[str, Any], observation_space: spaces.Space, multi_agent: str | None, update_stats: bool = True
+) -> Callable[..., list[Any]] | None:
+    """The custom env-to-module pieces of a run (None: RLlib's defaults only); ``update_stats=False``: the
+    normalisation frozen, as for inference."""
+    flatten = multi_agent is None and needs_flattening(observation_space)
+    normalize = normalizes_observations(hp, observation_space, multi_agent)
+    if not flatten and not normalize:
+        return None
+    return partial(
+        _env_to_module_pieces,
+        flatten=flatten,
+        normalize=normalize,
+        multi_agent=multi_agent is not None,
+        update_stats=update_stats,
+    )
 
 
 def agent_ids(scenario: Scenario) -> list[str]:
@@ -94,8 +128,9 @@ def build_algo_config(
     )
     if mode is None:
         runner_kwargs["gym_env_vectorize_mode"] = "vector_entry_point"
-    if mode is None and needs_flattening(observation_space):
-        runner_kwargs["env_to_module_connector"] = _flatten_connector
+    connector = env_to_module_connector(hp, observation_space, mode)
+    if connector is not None:
+        runner_kwargs["env_to_module_connector"] = connector
     algo_config = algo_config.env_runners(**runner_kwargs)
     algo_config = algo_config.learners(
         num_learners=int(where["learners"]), num_gpus_per_learner=float(where["gpus_per_learner"])

@@ -9,6 +9,9 @@ algorithm's ``AlgorithmConfig.training()`` (``lr``, ``gamma``, ``train_batch_siz
   (``--learners``), ``gpus_per_learner`` (``--gpus-per-learner``): where sampling and learning run;
 - ``rollout_fragment_length``: env steps per runner and sample call (default ``auto``);
 - ``model``: the RLModule's ``DefaultModelConfig`` fields (``fcnet_hiddens``, ``fcnet_activation``, ...);
+- ``normalize``: observations through RLlib's ``MeanStdFilter`` env-to-module connector (running mean and std per
+  observation dimension, clipped to +-10, as SB3's VecNormalize; per agent in multi-agent runs; camera images are
+  left as they are, as SB3 does), its statistics saved in every checkpoint and applied frozen when evaluating;
 - ``max_restarts`` / ``restart_delay_s``: a failed env runner is restarted after this delay, at most this many
   times; ``max_empty_iterations``: this many iterations in a row that sample nothing stop training with an
   error; ``sample_timeout_s``: how long an iteration waits for its runners.
@@ -36,7 +39,16 @@ from lepton_sim.errors import LeptonError
 ALGORITHMS = ("ppo", "sac")
 LAYOUT_KEYS = {"env_runners": 1, "envs_per_runner": 1, "learners": 0, "gpus_per_learner": 0}  # key -> default
 FAULT_KEYS = {"max_restarts": 3, "restart_delay_s": 2.0, "max_empty_iterations": 3, "sample_timeout_s": 60.0}
-RUNNER_KEYS = {"n_timesteps", "multi_agent", "her", "model", "rollout_fragment_length", *LAYOUT_KEYS, *FAULT_KEYS}
+RUNNER_KEYS = {
+    "n_timesteps",
+    "multi_agent",
+    "her",
+    "normalize",
+    "model",
+    "rollout_fragment_length",
+    *LAYOUT_KEYS,
+    *FAULT_KEYS,
+}
 HER_MESSAGE = (
     "her: RLlib has no hindsight experience replay (HER; its replay buffers do no goal relabelling); "
     "goal-conditioned envs train on RLlib through observation flattening without it. Drop her, or train "
@@ -134,8 +146,9 @@ def check_hyperparams(algo: str, hp: dict[str, Any]) -> None:
     fragment = hp.get("rollout_fragment_length", "auto")
     if fragment != "auto" and not _int_at_least(fragment, 1):
         raise LeptonError(f"rollout_fragment_length={fragment!r} must be auto or a positive integer")
-    if "her" in hp and not isinstance(hp["her"], bool):
-        raise LeptonError(f"hyperparameter her={hp['her']!r} must be true or false")
+    for key in ("her", "normalize"):
+        if key in hp and not isinstance(hp[key], bool):
+            raise LeptonError(f"hyperparameter {key}={hp[key]!r} must be true or false")
     model = hp.get("model") or {}
     if not isinstance(model, dict):
         raise LeptonError(f"hyperparameter model must be a mapping of DefaultModelConfig fields, got {model!r}")

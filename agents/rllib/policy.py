@@ -5,7 +5,8 @@ RLlib's own pipeline takes for the same observations; tests/test_rllib_training.
 
 1. env-to-module: Dict (goal-conditioned) observations flattened as ``FlattenObservations`` flattens them
    (``gymnasium.spaces.flatten``: Dict keys in the space's order), as float32; uint8 camera images scaled to
-   [0, 1] as the training env did (lepton_sim.agents.rllib.envs.ScaledImages);
+   [0, 1] as the training env did (lepton_sim.agents.rllib.envs.ScaledImages); with ``normalize: true`` then
+   normalised with the checkpoint's frozen MeanStdFilter statistics (per agent in multi-agent runs);
 2. ``forward_inference`` -> ``action_dist_inputs`` -> the module's inference distribution, made deterministic
    (argmax for Discrete/MultiDiscrete, the mean for PPO's Gaussian, ``tanh(mean)`` for SAC's squashed one);
 3. module-to-env: with ``normalize_actions`` (RLlib's default) Box actions are unsquashed from [-1, 1] to the
@@ -32,6 +33,7 @@ from lepton_sim.agents.rllib.record import (
     MODULE_CLASSES,
     CheckpointRecord,
     ModuleRecord,
+    ObsNormalization,
     read_record,
     read_weights,
 )
@@ -149,6 +151,20 @@ class RLlibPolicy(Policy):
         self._module_action_space = module.action_space
         self._flatten = record.flatten_observations and not per_agent
         self._scale = record.scale_images and not per_agent
+        self._per_agent = per_agent
+
+    def _normalize_rows(self, norm: ObsNormalization, rows: np.ndarray) -> np.ndarray:
+        """Shared module: RLlib keeps one filter per agent, and lepton_sim.multi_agent.SharedPolicy hands over
+        every env's agents in env order (row k is agent k mod n_agents)."""
+        agents = self.record.agents
+        if rows.ndim != 2 or len(rows) % len(agents):
+            raise LeptonError(
+                f"a shared policy with per-agent observation normalisation for {len(agents)} agents got rows of "
+                f"shape {rows.shape}; expected (n_envs * {len(agents)}, width), agents in env order"
+            )
+        grid = rows.reshape(-1, len(agents), rows.shape[1])
+        out = np.stack([norm.apply(a, grid[:, i]) for i, a in enumerate(agents)], axis=1)
+        return out.reshape(rows.shape)
 
     def act(
         self,
@@ -165,8 +181,11 @@ class RLlibPolicy(Policy):
         elif self._scale:
             obs = scale_images(observation)
         else:
-            obs = np.asarray(observation, np.float32)
-        raw = self.actor(obs)
+            obs = np.asarray(observation)
+        norm = self.record.obs_normalization
+        if norm is not None:
+            obs = self._normalize_rows(norm, obs) if self._per_agent else norm.apply(None, obs)
+        raw = self.actor(np.asarray(obs, np.float32))
         return postprocess(raw, self.action_space, self.record.normalize_actions, self.record.clip_actions), state
 
 
@@ -198,8 +217,10 @@ class IndependentPolicy(Policy):
                 f"{obs.shape}; expected (n_envs, {len(self.agents)}, width)"
             )
         columns = []
+        norm = self.record.obs_normalization
         for i, (mid, width) in enumerate(zip(self.modules, self.widths)):
-            raw = self.actors[mid](obs[:, i, :width])
+            rows = obs[:, i, :width] if norm is None else norm.apply(self.agents[i], obs[:, i, :width])
+            raw = self.actors[mid](np.asarray(rows, np.float32))
             columns.append(postprocess(raw, self.record.modules[mid].action_space, False, False).reshape(-1))
         return np.stack(columns, axis=1).astype(np.int64), state
 

@@ -7,8 +7,11 @@ writes (``model/``, ``best_model/``, ``checkpoints/ckpt_<steps>_steps/``) also h
 
     lepton.json          format, Ray version, algorithm, scenario, the env's observation and action spaces (JSON),
                          observation flattening and image scaling, normalize_actions / clip_actions, the agents in env order, the
-                         agent-to-module map, and per module: RLlib class and catalog, its spaces, model_config
-    lepton_weights/      one .npz per module: the module's state dict as plain arrays (no pickle)
+                         agent-to-module map, per module: RLlib class and catalog, its spaces, model_config, and
+                         (``normalize: true``) how observations are normalised
+    lepton_weights/      one .npz per module: the module's state dict as plain arrays (no pickle); with
+                         ``normalize: true`` also obs_normalization.npz: the MeanStdFilter's mean and std per filter
+                         (one per agent in multi-agent runs), frozen as they were when the checkpoint was written
 
 With it a policy is rebuilt from RLlib's own classes (an allow-list) and plain arrays, without unpickling
 anything and without Ray running (lepton_sim.agents.rllib.policy); ``--trust-pickle`` uses
@@ -32,6 +35,7 @@ from lepton_sim.space_json import space_from_json, space_to_json
 RECORD = "lepton.json"
 WEIGHTS = "lepton_weights"
 FORMAT = 1
+NORMALIZATION = "obs_normalization.npz"  # in lepton_weights/
 # the RLModule classes and catalogs a record may name (built without unpickling anything)
 MODULE_CLASSES = {
     "ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module:DefaultPPOTorchRLModule",
@@ -55,6 +59,41 @@ class ModuleRecord:
 
 
 @dataclass
+class ObsNormalization:
+    """RLlib's ``MeanStdFilter`` (env-to-module connector) frozen: per filter (``None`` for a single-agent run, else
+    each agent id) the running mean (float64) and std (float32, from the unbiased variance), applied as
+    :meth:`apply` does, which is the filter's own arithmetic with ``update_stats=False``."""
+
+    clip: float
+    epsilon: float
+    keys: list[str | None]  # filter keys: [None] single-agent, else agent ids in env order
+    means: dict[str | None, np.ndarray] = field(default_factory=dict)
+    stds: dict[str | None, np.ndarray] = field(default_factory=dict)
+    counts: dict[str | None, int] = field(default_factory=dict)  # observations the statistics saw
+
+    def apply(self, key: str | None, observation: np.ndarray) -> np.ndarray:
+        """``clip((obs - mean) / (std + epsilon))`` in the observation's own dtype, as the filter computes it."""
+        if key not in self.means:
+            raise LeptonError(f"the checkpoint's observation normalisation has no statistics for {key!r}")
+        x = np.asarray(observation)
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+        out = (x - self.means[key]) / (self.stds[key] + self.epsilon)
+        if self.clip:
+            out = np.clip(out, -self.clip, self.clip)
+        return out.astype(dtype)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": "MeanStdFilter",
+            "clip": self.clip,
+            "epsilon": self.epsilon,
+            "keys": list(self.keys),
+            "counts": [int(self.counts.get(k, 0)) for k in self.keys],
+            "file": NORMALIZATION,
+        }
+
+
+@dataclass
 class CheckpointRecord:
     algo: str
     scenario: str
@@ -71,6 +110,7 @@ class CheckpointRecord:
     timesteps: int = 0
     ray_version: str = ""
     scale_images: bool = False  # uint8 camera images divided by 255 before the module
+    obs_normalization: ObsNormalization | None = None  # normalize: true (after flattening / image scaling)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +126,7 @@ class CheckpointRecord:
             "scale_images": self.scale_images,
             "normalize_actions": self.normalize_actions,
             "clip_actions": self.clip_actions,
+            "obs_normalization": None if self.obs_normalization is None else self.obs_normalization.to_json(),
             "multi_agent": self.multi_agent,
             "agents": list(self.agents),
             "agent_to_module": dict(self.agent_to_module),
@@ -135,9 +176,25 @@ class CheckpointRecord:
                 timesteps=int(data.get("timesteps", 0)),
                 ray_version=str(data.get("ray_version", "")),
                 scale_images=bool(data.get("scale_images", False)),
+                obs_normalization=_normalization_header(data.get("obs_normalization")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise LeptonError(f"{where}: malformed record ({type(err).__name__}: {err})") from None
+
+
+def _normalization_header(data: Any) -> ObsNormalization | None:
+    """The JSON part of the normalisation (its arrays are read from the npz by :func:`read_record`)."""
+    if data is None:
+        return None
+    if data.get("method") != "MeanStdFilter":
+        raise ValueError(f"unknown observation normalisation {data.get('method')!r}")
+    keys = [None if k is None else str(k) for k in data["keys"]]
+    return ObsNormalization(
+        clip=float(data["clip"]),
+        epsilon=float(data["epsilon"]),
+        keys=keys,
+        counts=dict(zip(keys, (int(c) for c in data["counts"]))),
+    )
 
 
 def class_path(obj: Any) -> str:
@@ -152,6 +209,12 @@ def write_record(folder: Path, record: CheckpointRecord, weights: dict[str, dict
     for mid, module in record.modules.items():
         state = {k: np.asarray(v) for k, v in weights[mid].items()}
         write_atomic(wdir / module.weights, lambda tmp, state=state: _savez(tmp, state))
+    norm = record.obs_normalization
+    if norm is not None:
+        arrays = {}
+        for i, key in enumerate(norm.keys):
+            arrays[f"mean_{i}"], arrays[f"std_{i}"] = norm.means[key], norm.stds[key]
+        write_atomic(wdir / NORMALIZATION, lambda tmp: _savez(tmp, arrays))
     try:
         write_json_atomic(folder / RECORD, record.to_json())
     except TypeError as err:  # a model_config value JSON cannot hold (a callable from Python code)
@@ -178,7 +241,19 @@ def read_record(folder: Path) -> CheckpointRecord:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise LeptonError(f"{path}: cannot read the checkpoint record: {err}") from None
-    return CheckpointRecord.from_json(data, str(path))
+    record = CheckpointRecord.from_json(data, str(path))
+    if record.obs_normalization is not None:
+        _read_normalization(Path(folder) / WEIGHTS / NORMALIZATION, record.obs_normalization)
+    return record
+
+
+def _read_normalization(path: Path, norm: ObsNormalization) -> None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for i, key in enumerate(norm.keys):
+                norm.means[key], norm.stds[key] = data[f"mean_{i}"], data[f"std_{i}"]
+    except (OSError, ValueError, KeyError) as err:
+        raise LeptonError(f"{path}: cannot read the observation normalisation statistics: {err}") from None
 
 
 def read_weights(folder: Path, module: ModuleRecord) -> dict[str, np.ndarray]:

@@ -9,7 +9,8 @@ SB3 runs alike), a checkpoint when ``checkpoint_freq`` steps have passed, and th
 Checkpoints are RLlib algorithm checkpoints (``algo.save_to_path`` with an absolute path: relative ones fail),
 written to a temporary folder beside their place and renamed into it, each with the lepton-sim record
 (lepton_sim.agents.rllib.record). ``--resume`` restores the latest into a freshly built algorithm
-(``restore_from_path``), so the runner layout may differ.
+(``restore_from_path``), so the runner layout may differ; with ``normalize: true`` that includes the
+MeanStdFilter's statistics, which the record also holds (frozen, for evaluation): training continues with them.
 
 An iteration that samples nothing (every runner crashed and is restarting) is counted; ``max_empty_iterations``
 in a row stop training with an error that quotes the env's own exception. Ctrl-C / SIGTERM save a checkpoint
@@ -29,12 +30,26 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lepton_sim.agents.rllib.algo_config import build_algo_config, needs_flattening, register_env
+import numpy as np
+
+from lepton_sim.agents.rllib.algo_config import (
+    build_algo_config,
+    needs_flattening,
+    normalizes_observations,
+    register_env,
+)
 from lepton_sim.agents.rllib.cluster import ray_session
 from lepton_sim.agents.rllib.envs import FAIL_AFTER_KEY, is_uint8_image, read_env_error
 from lepton_sim.agents.rllib.hyperparams import fault_settings, layout
 from lepton_sim.agents.rllib.policy import ModuleActor, build_module, policy_from_actors
-from lepton_sim.agents.rllib.record import CheckpointRecord, ModuleRecord, class_path, has_record, write_record
+from lepton_sim.agents.rllib.record import (
+    CheckpointRecord,
+    ModuleRecord,
+    ObsNormalization,
+    class_path,
+    has_record,
+    write_record,
+)
 from lepton_sim.errors import LeptonError
 from lepton_sim.io import uninterrupted
 from lepton_sim.multi_agent import SharedPolicy
@@ -68,6 +83,41 @@ def check_resume(run: RunFolder, config: TrainConfig) -> None:
         raise LeptonError(f"{latest[1]}: not a complete RLlib checkpoint of a lepton-sim run (no lepton.json)")
 
 
+def env_to_module_state(algo: Any) -> dict[str, Any]:
+    """The (merged) env-to-module connector state RLlib keeps in the driver: the local env runner's pipeline, or
+    the algorithm's own copy where there is no local runner; RLlib syncs it with the runners every iteration."""
+    from ray.rllib.core import COMPONENT_ENV_TO_MODULE_CONNECTOR
+
+    if algo.env_runner is not None:
+        state = algo.env_runner.get_state(components=[COMPONENT_ENV_TO_MODULE_CONNECTOR])
+        return dict(state.get(COMPONENT_ENV_TO_MODULE_CONNECTOR) or {})
+    return dict(algo.env_to_module_connector.get_state() if algo.env_to_module_connector is not None else {})
+
+
+def normalization_from_state(state: dict[str, Any], keys: list[str | None]) -> ObsNormalization:
+    """The MeanStdFilter's statistics (per filter key) as the filter itself would apply them now."""
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+    from ray.rllib.utils.filter import RunningStat
+    from ray.rllib.utils.numpy import SMALL_NUMBER
+
+    filters = state.get(MeanStdFilter.__name__)
+    if not filters:
+        raise LeptonError("normalize: true, but RLlib's env-to-module pipeline holds no MeanStdFilter state")
+    clips = set()
+    means, stds, counts = {}, {}, {}
+    for key in keys:
+        entry = filters[key]
+        if not (entry["de_mean_to_zero"] and entry["de_std_to_one"]) or len(entry["running_stats"]) != 1:
+            raise LeptonError(f"unexpected MeanStdFilter settings for {key!r} (one Box, de-meaned and de-std'ed)")
+        stat = RunningStat.from_state(entry["running_stats"][0])
+        means[key], stds[key], counts[key] = np.array(stat.mean), np.array(stat.std), int(stat.n)
+        clips.add(entry["clip_by_value"])
+    (clip,) = clips
+    return ObsNormalization(
+        clip=float(clip or 0.0), epsilon=float(SMALL_NUMBER), keys=list(keys), means=means, stds=stds, counts=counts
+    )
+
+
 def _env_spaces(scenario: Scenario) -> tuple[Any, Any]:
     from lepton_sim.make import make
 
@@ -89,9 +139,13 @@ class _Trainer:
 
     # ------------------------------------------------------------------ the record and the live policy
     def record(self) -> CheckpointRecord:
+        """The record as of now (the normalisation statistics are the ones the runners use next)."""
         if self._record is None:
             self._record = self._make_record()
         self._record.timesteps = self.steps
+        if self._record.obs_normalization is not None:
+            keys = self._record.obs_normalization.keys
+            self._record.obs_normalization = normalization_from_state(env_to_module_state(self.algo), keys)
         return self._record
 
     def _module_ids(self) -> list[str]:
@@ -124,6 +178,9 @@ class _Trainer:
             agents = agent_ids(self.scenario)
             agent_to_module = {a: SHARED_MODULE if mode == "shared" else a for a in agents}
         cfg = self.algo.config
+        normalization = None
+        if normalizes_observations(self.config.hyperparams, self.observation_space, mode):
+            normalization = ObsNormalization(clip=0.0, epsilon=0.0, keys=list(agents) if mode else [None])
         return CheckpointRecord(
             algo=self.config.algo,
             scenario=self.scenario.name,
@@ -140,6 +197,7 @@ class _Trainer:
             agent_to_module=agent_to_module,
             timesteps=self.steps,
             ray_version=ray.__version__,
+            obs_normalization=normalization,
         )
 
     def live_policy(self) -> Policy:
