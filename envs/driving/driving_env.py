@@ -156,7 +156,7 @@ class DrivingEnv(gymnasium.Env):
         return self.sim.observe()[0] if self._state_obs else self._placeholder
 
     def _info(self) -> dict[str, Any]:
-        info = {key: value[0].item() for key, value in self.sim.info_arrays().items()}
+        info = self.sim.world_info(0)
         info["time_to_goal"] = NanEqualFloat(info["time_to_goal"])
         return info
 

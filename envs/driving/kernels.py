@@ -481,3 +481,30 @@ def finish_step(
         )
         reward[n] = r if was_alive[n] else 0.0
         terminated[n] = collided[n] or off_road[n] or reached[n]
+
+
+# ------------------------------------------------------------------------------------------------------- info
+@njit(**_JIT)
+def world_info(
+    n: int,
+    state: tuple,  # type: ignore[type-arg]
+    flags: tuple,  # type: ignore[type-arg]
+    inv_lane_width: float,
+    out: np.ndarray,
+) -> None:
+    """World n's info values in ``INFO_KEYS`` order but ``world_id`` (``DrivingSim.info_arrays``' arithmetic),
+    as floats: the single env's info without 14 one-element arrays. ``state``: s, s_start, route_length, time,
+    d, half_road, route_d, lanes, speed, goal_time, x, y, heading."""
+    s, s_start, route_length, time, d, half_road, route_d, lanes, speed, goal_time, x, y, heading = state
+    collided, off_road, reached = flags
+    out[0] = 1.0 if reached[n] and not collided[n] and not off_road[n] else 0.0
+    out[1] = 1.0 if collided[n] else 0.0
+    out[2] = 1.0 if off_road[n] else 0.0
+    out[3] = _min(_max((s[n] - s_start[n]) / route_length[n], 0.0), 1.0)
+    out[4] = goal_time[n]
+    out[5] = speed[n]
+    out[6] = (s[n] - s_start[n]) / _max(time[n], 1e-9) * (1.0 if time[n] > 0.0 else 0.0)
+    out[7], out[8], out[9] = x[n], y[n], heading[n]
+    out[10] = d[n] - route_d[n]
+    out[11] = _min(_max(np.floor((d[n] + half_road[n]) * inv_lane_width), 0.0), lanes[n] - 1.0)
+    out[12] = time[n]

@@ -12,6 +12,7 @@ goal checks. A world that terminates inside an env step keeps its ego frozen for
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -125,6 +126,7 @@ class DrivingSim:
         )
         # the compiled sub-step's constants and scratch arrays
         self._buf = _StepBuffers(n)
+        self._info_values = np.zeros(len(INFO_KEYS) - 1)
         self._ego_consts = np.array(
             [
                 p.dt,
@@ -384,4 +386,48 @@ class DrivingSim:
             "lane": np.minimum(np.maximum(lane, 0.0), self.lanes - 1.0).astype(np.int64),
             "elapsed_time": self.time.copy(),
             "world_id": self.world_id.copy(),
+        }
+
+    def world_info(self, n: int) -> dict[str, Any]:
+        """World n's info as Python scalars: ``{key: info_arrays()[key][n].item()}``, computed for that world only
+        (the single env's per-step info)."""
+        out = self._info_values
+        kernels.world_info(
+            n,
+            (
+                self.s,
+                self.s_start,
+                self.route_length,
+                self.time,
+                self.d,
+                self.half_road,
+                self.route_d,
+                self.lanes,
+                self.speed,
+                self.goal_time,
+                self.x,
+                self.y,
+                self.heading,
+            ),
+            (self.collided, self.off_road, self.reached),
+            1.0 / self.params.lane_width,
+            out,
+        )
+        v = out.tolist()
+        lane = v[11]
+        return {
+            "is_success": v[0] == 1.0,
+            "collision": v[1] == 1.0,
+            "off_road": v[2] == 1.0,
+            "route_completion": v[3],
+            "time_to_goal": v[4],
+            "speed": v[5],
+            "average_speed": v[6],
+            "x": v[7],
+            "y": v[8],
+            "heading": v[9],
+            "lateral_offset": v[10],
+            "lane": int(lane) if lane == lane else int(np.array(lane).astype(np.int64)),
+            "elapsed_time": v[12],
+            "world_id": self.world_id[n].item(),
         }
