@@ -508,3 +508,154 @@ def world_info(
     out[10] = d[n] - route_d[n]
     out[11] = _min(_max(np.floor((d[n] + half_road[n]) * inv_lane_width), 0.0), lanes[n] - 1.0)
     out[12] = time[n]
+
+
+# ------------------------------------------------------------------------------------ neighbour search, MOBIL
+@njit(**_JIT)
+def search_keys(
+    s: np.ndarray, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray, big: float, no_lane: float, keys: np.ndarray
+) -> None:
+    """Sort keys ``lane * BIG + s`` of each entity's lower and upper lane entries (``NO_LANE`` when it occupies
+    one lane) for the given worlds, ``keys[i]`` for ``rows[i]`` (``Traffic._search``)."""
+    e = s.shape[1]
+    for i in range(rows.size):
+        n = rows[i]
+        for k in range(e):
+            keys[i, k] = lo[n, k] * big + s[n, k]
+            keys[i, e + k] = no_lane if hi[n, k] == lo[n, k] else hi[n, k] * big + s[n, k]
+
+
+@njit(**_JIT)
+def search_leaders(
+    keys: np.ndarray,
+    order: np.ndarray,
+    rows: np.ndarray,
+    big: float,
+    no_lane: float,
+    leaders: tuple,  # type: ignore[type-arg]
+) -> None:
+    """From the entries sorted by key (``order = np.argsort(keys, axis=1)``): the entry after a vehicle's entry,
+    if in the same lane, is its leader there. ``leaders``: has_a, has_b, lead_a, lead_b (flat entity indexes,
+    0 without a leader), written for the given worlds."""
+    has_a, has_b, lead_a, lead_b = leaders
+    e2 = keys.shape[1]
+    e = e2 // 2
+    v = has_a.shape[1]
+    leader = np.empty(e2, dtype=np.int64)
+    for i in range(rows.size):
+        n = rows[i]
+        for p in range(e2):
+            leader[order[i, p]] = -1
+        for p in range(e2 - 1):
+            here, nxt = keys[i, order[i, p]], keys[i, order[i, p + 1]]
+            if nxt - here < 0.5 * big and nxt < 0.5 * no_lane:
+                q = order[i, p + 1]
+                leader[order[i, p]] = (q if q < e else q - e) + n * e
+        for j in range(v):
+            a, b = leader[1 + j], leader[1 + e + j]
+            has_a[n, j], has_b[n, j] = a >= 0, b >= 0
+            lead_a[n, j], lead_b[n, j] = max(a, 0), max(b, 0)
+
+
+@njit(**_JIT)
+def _idm(speed: float, desired: float, gap: float, leader_speed: float) -> float:
+    """``dynamics.idm_accel`` for one vehicle."""
+    ratio = speed / desired
+    ratio = ratio * ratio
+    wanted = IDM_MIN_GAP + _max(speed * IDM_HEADWAY + speed * (speed - leader_speed) / _SQRT_AB, 0.0)
+    inter = wanted / _max(gap, 0.1)
+    return _max(IDM_ACCEL * (1.0 - ratio * ratio - inter * inter), -IDM_MAX_DECEL)
+
+
+@njit(**_JIT)
+def mobil_candidates(
+    rows: np.ndarray,
+    vehicles: tuple,  # type: ignore[type-arg]
+    acc: np.ndarray,
+    last_lane: np.ndarray,
+    consts: np.ndarray,
+    held_back: np.ndarray,
+) -> int:
+    """MOBIL's candidates in the given worlds (``held_back[i, j]`` for ``rows[i]``): active vehicles settled in
+    their lane whose acceleration is more than ``LC_MIN_GAIN`` below the free road's -> how many.
+    ``vehicles``: speed, desired, lane, d, active; ``consts``: lane_width, LC_MIN_GAIN, LC_SETTLED."""
+    speed, desired, lane, d, active = vehicles
+    lane_width, min_gain, settled = consts[0], consts[1], consts[2]
+    count = 0
+    for i in range(rows.size):
+        n = rows[i]
+        half_last = 0.5 * last_lane[n]
+        for j in range(speed.shape[1]):
+            ratio = speed[n, j] / desired[n, j]
+            ratio = ratio * ratio
+            free_road = IDM_ACCEL * (1.0 - ratio * ratio)
+            centre = (lane[n, j] - half_last) * lane_width
+            h = free_road - acc[n, j] > min_gain and active[n, j] > 0.0 and abs(d[n, j] - centre) < settled
+            held_back[i, j] = h
+            count += h
+    return count
+
+
+@njit(**_JIT)
+def mobil_decide(
+    rows: np.ndarray,
+    held_back: np.ndarray,
+    order: np.ndarray,
+    entity: tuple,  # type: ignore[type-arg]
+    spans: tuple,  # type: ignore[type-arg]
+    vehicles: tuple,  # type: ignore[type-arg]
+    acc: np.ndarray,
+    last_lane: np.ndarray,
+    lanes_count: int,
+    consts: np.ndarray,
+) -> None:
+    """MOBIL for the candidates (``Traffic._mobil``): the adjacent lane with the largest gain, if the new
+    follower need not brake harder than ``LC_MAX_BRAKE``; ``order = np.argsort(s[rows], axis=1)``. The new
+    leader / follower in a lane is the next / previous entity in that order (the candidate's own place
+    included) that occupies the lane. ``entity``: s, half_length, speed, desired ``(N, E)``; ``spans``: lo, hi;
+    ``vehicles``: s, half_length, speed, desired, lane (written); ``consts``: LC_MIN_GAIN, LC_MAX_BRAKE."""
+    es, ehl, espeed, edesired = entity
+    lo, hi = spans
+    vs_, vhl_, vspeed, vdesired, vlane = vehicles
+    min_gain, max_brake = consts[0], consts[1]
+    e = es.shape[1]
+    for i in range(rows.size):
+        n = rows[i]
+        for j in range(held_back.shape[1]):
+            if not held_back[i, j]:
+                continue
+            me = 0
+            for p in range(e):
+                if order[i, p] == 1 + j:
+                    me = p
+                    break
+            vs, hl = vs_[n, j], vhl_[n, j]
+            speed, desired, lane, current = vspeed[n, j], vdesired[n, j], vlane[n, j], acc[n, j]
+            best_gain, best_lane = min_gain, lane
+            for side in (-1.0, 1.0):
+                new_lane = lane + side
+                ok = new_lane >= 0.0 and new_lane <= last_lane[n]
+                lane_id = float(int(_min(_max(new_lane, 0.0), lanes_count - 1.0)))
+                nxt = e
+                for q in range(me, e):
+                    k = order[i, q]
+                    if lo[n, k] <= lane_id and hi[n, k] >= lane_id:
+                        nxt = q
+                        break
+                lead = order[i, min(nxt, e - 1)]
+                gap_lead = es[n, lead] - ehl[n, lead] - vs - hl if nxt < e else np.inf
+                gain = _idm(speed, desired, gap_lead, espeed[n, lead]) - current
+                if not (ok and gap_lead > 1.0 and gain > best_gain):
+                    continue
+                prv = -1
+                for q in range(me, -1, -1):
+                    k = order[i, q]
+                    if lo[n, k] <= lane_id and hi[n, k] >= lane_id:
+                        prv = q
+                        break
+                follow = order[i, max(prv, 0)]
+                gap_follow = vs - hl - es[n, follow] - ehl[n, follow] if prv >= 0 else np.inf
+                follower_acc = _idm(espeed[n, follow], edesired[n, follow], gap_follow, speed)
+                if gap_follow > 1.0 and follower_acc >= -max_brake:
+                    best_gain, best_lane = gain, new_lane
+            vlane[n, j] = best_lane

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from lepton_sim.envs.driving import kernels
-from lepton_sim.envs.driving.dynamics import IDM_ACCEL, idm_accel
 
 BIG = 1.0e6  # lane separation in the sort key (m); positions stay within +-2e5 m
 NO_LANE = 1.0e9  # key of an entity's unused second lane entry: sorts last
@@ -65,11 +64,11 @@ class Traffic:
         self.all_active = False  # every vehicle slot of every world in use (skips masking)
         self._lo, self._hi = z((n, e)), z((n, e))  # lanes each entity overlaps (from the last neighbour search)
         self._lane_ids = np.arange(max_lanes, dtype=np.float64)[None, :, None]
-        self._entity_of = np.concatenate([np.arange(e), np.arange(e)])  # entry -> entity column
-        # flat sorted entry p and p + 1 belong to the same world
-        self._same_row = (np.arange(n * 2 * e - 1) % (2 * e)) != (2 * e - 1)
         self._acc = z((n, v))  # the vehicles' accelerations of the current sub-step
         self._move_consts = np.array([0.0, lane_width, LAT_PER_SPEED, LAT_SPEED, LAT_GAIN])
+        self._mobil_consts = np.array([lane_width, LC_MIN_GAIN, LC_SETTLED])
+        self._decide_consts = np.array([LC_MIN_GAIN, LC_MAX_BRAKE])
+        self._all_rows = np.arange(n)
 
     def restart(self, rows: np.ndarray) -> None:
         """New episodes in these worlds: search their leaders afresh."""
@@ -101,7 +100,7 @@ class Traffic:
             self._stale,  # boxes overlap: look again next time
         )
         if self.lane_changes and decide is not None and decide.size:
-            self._mobil(decide, acc, last_lane[:, None])
+            self._mobil(decide, acc, last_lane)
             self._stale[decide] = True  # and a fresh neighbour search once per simulated second
         self._move_consts[0] = dt
         kernels.move_vehicles(
@@ -130,35 +129,14 @@ class Traffic:
 
     def _search(self, rows: np.ndarray | None) -> None:
         """Sort the (entity, lane) entries of these worlds (all when None) by lane, then position; the entry
-        after a vehicle's entry, if in the same lane, is its leader there."""
-        e, v = self.num_entities, self.num_vehicles
-        if rows is None:
-            s, lo, hi, n = self.s, self._lo, self._hi, self.s.shape[0]
-            world = np.arange(n)[:, None]
-        else:
-            s, lo, hi, n = self.s[rows], self._lo[rows], self._hi[rows], len(rows)
-            world = rows[:, None]
-        keys = np.empty((n, 2 * e))
-        np.multiply(lo, BIG, out=keys[:, :e])
-        keys[:, :e] += s
-        np.multiply(hi, BIG, out=keys[:, e:])
-        keys[:, e:] += s
-        keys[:, e:][hi == lo] = NO_LANE
+        after a vehicle's entry, if in the same lane, is its leader there (the sort is numpy's, its order of
+        equal keys included; the rest compiled)."""
+        rows = self._all_rows if rows is None else rows
+        keys = np.empty((len(rows), 2 * self.num_entities))
+        kernels.search_keys(self.s, self._lo, self._hi, rows, BIG, NO_LANE, keys)
         order = np.argsort(keys, axis=1)
-        local = (np.arange(n) * (2 * e))[:, None]
-        flat = (order + local).ravel()
-        sorted_keys = keys.ravel()[flat]
-        entity = (self._entity_of[order] + world * e).ravel()  # flat entity index of each sorted entry
-        # consecutive entries of one world and one lane: keys of different lanes are >= BIG - 2e5 apart
-        same = (sorted_keys[1:] - sorted_keys[:-1] < 0.5 * BIG) & (sorted_keys[1:] < 0.5 * NO_LANE)
-        same &= self._same_row[: same.size]
-        leader = np.full(flat.size, -1)
-        leader[flat[:-1]] = np.where(same, entity[1:], -1)
-        leader = leader.reshape(n, 2 * e)
-        lead_a, lead_b = leader[:, 1 : 1 + v], leader[:, 1 + e : 1 + e + v]
-        target = slice(None) if rows is None else rows
-        self._has_a[target], self._has_b[target] = lead_a >= 0, lead_b >= 0
-        self._lead_a[target], self._lead_b[target] = np.maximum(lead_a, 0), np.maximum(lead_b, 0)
+        leaders = (self._has_a, self._has_b, self._lead_a, self._lead_b)
+        kernels.search_leaders(keys, order, rows, BIG, NO_LANE, leaders)
 
     def _mobil(self, rows: np.ndarray, acc: np.ndarray, last_lane: np.ndarray) -> None:
         """MOBIL (politeness 0): move to the adjacent lane with the largest acceleration gain above
@@ -166,63 +144,24 @@ class Traffic:
 
         Only vehicles held back by more than ``LC_MIN_GAIN`` (current acceleration below the free-road one) are
         examined: no lane can offer the others more than the free road does, so this skips no change. Who would
-        lead and follow in a lane comes from the worlds' entities ordered by position: per lane, the next and
-        the previous occupant of every position (running minimum / maximum over the order).
+        lead and follow in a lane comes from the worlds' entities ordered by position (numpy's sort): per lane,
+        the next and the previous occupant from the candidate's place in that order.
+        ``last_lane``: ``(N,)`` lane count - 1 of each world.
         """
-        e = self.num_entities
-        speed, desired = self.veh_speed[rows], self.veh_desired[rows]
-        ratio = speed / desired
-        ratio *= ratio
-        free_road = IDM_ACCEL * (1.0 - ratio * ratio)  # IDM without a leader
-        centre = (self.veh_lane[rows] - 0.5 * last_lane[rows]) * self.lane_width
-        held_back = (
-            (free_road - acc[rows] > LC_MIN_GAIN)
-            & (self.veh_active[rows] > 0.0)
-            & (np.abs(self.veh_d[rows] - centre) < LC_SETTLED)
-        )
-        r, j = np.nonzero(held_back)
-        if r.size == 0:
+        held_back = np.empty((len(rows), self.num_vehicles), dtype=bool)
+        vehicles = (self.veh_speed, self.veh_desired, self.veh_lane, self.veh_d, self.veh_active)
+        if not kernels.mobil_candidates(rows, vehicles, acc, last_lane, self._mobil_consts, held_back):
             return
-        # per position in the order along the road, world (rows) and lane: next / previous occupant. Arrays are
-        # position-major, so the running minimum / maximum runs over contiguous blocks.
-        nr = len(rows)
         order = np.argsort(self.s[rows], axis=1)
-        flat = (order + (np.arange(nr) * e)[:, None]).ravel()
-        lo = self._lo[rows].ravel()[flat].reshape(nr, e).T[:, :, None]
-        hi = self._hi[rows].ravel()[flat].reshape(nr, e).T[:, :, None]
-        lane_ids = self._lane_ids.reshape(1, 1, -1)
-        occupied = (lo <= lane_ids) & (hi >= lane_ids)  # (E, R, lanes)
-        position = np.arange(e)[:, None, None]
-        after = np.minimum.accumulate(np.where(occupied, position, e)[::-1], axis=0)[::-1]
-        before = None
-        rank = np.empty(nr * e, dtype=np.intp)
-        rank[flat] = np.tile(np.arange(e), nr)
-        me = rank[r * e + 1 + j]  # each candidate's position in its world's order
-        world = rows[r]
-        vs, hl = self.veh_s[world, j], self.veh_half_length[world, j]
-        speed, desired, lane, current = speed[r, j], desired[r, j], self.veh_lane[world, j], acc[world, j]
-        flat_s, flat_hl, flat_v, flat_v0 = (a.ravel() for a in (self.s, self.half_length, self.speed, self.desired))
-        lanes_count = self._lane_ids.shape[1]
-        best_gain, best_lane = np.full(vs.shape, LC_MIN_GAIN), lane.copy()
-        for side in (-1.0, 1.0):
-            new_lane = lane + side
-            ok = (new_lane >= 0.0) & (new_lane <= last_lane[world, 0])
-            cell = (me * nr + r) * lanes_count + np.minimum(np.maximum(new_lane, 0.0), lanes_count - 1).astype(np.intp)
-            nxt = after.ravel()[cell]
-            lead = order.ravel()[r * e + np.minimum(nxt, e - 1)] + world * e
-            gap_lead = np.where(nxt < e, flat_s[lead] - flat_hl[lead] - vs - hl, np.inf)
-            gain = idm_accel(speed, desired, gap_lead, flat_v[lead]) - current
-            better = np.flatnonzero(ok & (gap_lead > 1.0) & (gain > best_gain))
-            if better.size == 0:
-                continue
-            # safety, for the lane changes worth making: the new follower must not brake too hard
-            if before is None:
-                before = np.maximum.accumulate(np.where(occupied, position, -1), axis=0)
-            prv = before.ravel()[cell[better]]
-            follow = order.ravel()[r[better] * e + np.maximum(prv, 0)] + world[better] * e
-            gap_follow = np.where(prv >= 0, vs[better] - hl[better] - flat_s[follow] - flat_hl[follow], np.inf)
-            follower_acc = idm_accel(flat_v[follow], flat_v0[follow], gap_follow, speed[better])
-            take = better[(gap_follow > 1.0) & (follower_acc >= -LC_MAX_BRAKE)]
-            best_gain[take] = gain[take]
-            best_lane[take] = new_lane[take]
-        self.veh_lane[world, j] = best_lane
+        kernels.mobil_decide(
+            rows,
+            held_back,
+            order,
+            (self.s, self.half_length, self.speed, self.desired),
+            (self._lo, self._hi),
+            (self.veh_s, self.veh_half_length, self.veh_speed, self.veh_desired, self.veh_lane),
+            acc,
+            last_lane,
+            self._lane_ids.shape[1],
+            self._decide_consts,
+        )
