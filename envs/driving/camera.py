@@ -135,7 +135,6 @@ class DrivingCamera:
         # polyline vertices every `step` m (whole metres: exact centreline samples) keep chords within CHORD_TOL
         self.step = float(min(max(math.floor(math.sqrt(8.0 * CHORD_TOL / max(self.kappa, 1e-9))), 1.0), 12.0))
         self.lane_lines = int(params.lanes.high) - 1  # lines between lanes: 1 .. lane_lines
-        self._scratch: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._reach: dict[tuple[int, int], np.ndarray] = {}
 
     def render(
@@ -156,14 +155,10 @@ class DrivingCamera:
         ex, ey, ec, es = sim.ego_box()
         cond = _condition_arrays(conditions, n)
         views, reach = (_UNUSED, _UNUSED[0]) if cond is None else self._views(sim, w, h, cond, ex, ey, ec, es)
-        delta, words, running = self._buffers(w, h)
         c = np.ascontiguousarray
         camera_kernels.render_worlds(
             image,
             table,
-            delta,
-            words,
-            running,
             sim.road.flat,
             sim.road.num_points - 1.0,
             c(sim.rows),
@@ -197,15 +192,6 @@ class DrivingCamera:
             0.5 * CAR_WIDTH,
         )
         return CameraImage(rgb=image) if name == "topdown" else CameraImage(semantic=image)
-
-    def _buffers(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The kernel's scratch for one image size: class-bit changes (H, W rounded up to 8; zero between frames),
-        their uint64 view (rows with no change are skipped 8 columns at a time) and the running column sums."""
-        found = self._scratch.get((w, h))
-        if found is None:
-            delta = np.zeros((h, 8 * -(-w // 8)), np.uint8)
-            found = self._scratch[(w, h)] = (delta, delta.view(np.uint64), np.zeros(w, np.uint8))
-        return found
 
     # ------------------------------------------------------------------------------------------ geometry
     def _window(self, chord: np.ndarray) -> np.ndarray:

@@ -1,12 +1,14 @@
 """The driving cameras' compiled rasteriser (numba): every world's polygons -> class bits -> image bytes.
 
 Why compiled: in numpy, a frame costs a few hundred array operations (segments, crossings, scatter-adds, a running
-sum and a colour look-up over temporaries the size of the whole batch); here each world is one loop that walks its
-road window, emits every boundary segment and adds its column crossings straight into a small class-bit buffer,
-then writes the image rows, reusing the row above (a pixel's class changes only where a crossing lands). The float
-arithmetic that decides which pixel a polygon covers is the numpy version's, operation for operation and in the
-same order (no fast-math, no fused multiply-add), so the images are the same bytes. Compiled once per machine
-(``cache=True``), lazily on the first frame of a process.
+sum and a colour look-up over temporaries the size of the whole batch); here each world is one pass that walks its
+road window and boxes into a list of boundary segments, adds their column crossings into a small class-bit buffer
+(listing each changed cell under its row) and writes the image rows, each a copy of the row above changed only at
+its listed cells. The float arithmetic that decides which pixel a polygon covers is the numpy version's, operation
+for operation and in the same order (no fast-math, no fused multiply-add), so the images are the same bytes.
+Helpers take and return scalars only (no array arguments, whose reference counting would cost more than the
+work); indices are unsigned where loops must vectorise (numba tests signed indices for negative wrap-around).
+Compiled once per machine (``cache=True``), lazily on the first frame of a process.
 """
 
 from __future__ import annotations
@@ -36,73 +38,26 @@ def _to_world(flat: np.ndarray, last: float, row: int, s: float, d: float) -> tu
 
 
 @njit(cache=True)
-def _segment(
-    delta: np.ndarray, w: int, h: int, top: bool, u0: float, v0: float, u1: float, v1: float, weight: int
-) -> None:
-    """Add ``weight`` (signed class bits, mod 256) at the first pixel below each column crossing of a segment.
-
-    ``top``: a segment wholly above the image adds to the top row of the columns it crosses (what the crossing
-    rows, clipped to the image, give too).
-    """
-    c_lo = min(max(np.ceil(min(u0, u1) - 0.5), 0.0), float(w))
-    c_hi = min(max(np.ceil(max(u0, u1) - 0.5), 0.0), float(w))
-    if not (c_hi > c_lo and min(v0, v1) < h):  # crosses no column, or wholly below the image: changes nothing
-        return
-    du = u1 - u0
-    value = (weight if du > 0.0 else -weight) & 255
-    first, count = int(c_lo), int(c_hi - c_lo)
-    if top and max(v0, v1) < 0.0:
-        for col in range(first, first + count):
-            delta[0, col] += value
-        return
-    slope = (v1 - v0) / du
-    start = v0 + (c_lo + 0.5 - u0) * slope + 0.5  # at the first column crossed, + 0.5: floor() rounds
-    for j in range(count):
-        row = np.floor(start + j * slope)
-        if row < h:  # rows below the image change nothing in it
-            delta[int(max(row, 0.0)), first + j] += value
-
-
-@njit(cache=True)
-def _box(
-    delta: np.ndarray,
-    w: int,
-    h: int,
-    top: bool,
-    view: tuple[float, float, float],
-    bu: float,
-    bv: float,
-    bc: float,
-    bs: float,
-    hl: float,
-    hw: float,
-    bits: int,
-) -> None:
-    """An oriented box (centre pixel bu, bv; heading bc, bs; half length and width in m), if it can touch the
-    image: its four edges, counter-clockwise in the world, with the box on each edge's left."""
-    ax, ay, mpp = view
+def _box_corners(
+    w: int, h: int, ax: float, ay: float, mpp: float, box: tuple[float, float, float, float, float, float]
+) -> tuple[bool, tuple[float, float, float, float, float, float, float, float]]:
+    """An oriented box (centre pixel u, v; heading cos, sin; half length and width in m): whether it can touch
+    the image, and its corners front-right, front-left, rear-left, rear-right (counter-clockwise in the world)."""
+    bu, bv, bc, bs, hl, hw = box
     r = (hl + hw) / mpp + 1.0
     if not (abs(bu - 0.5 * w) < r + 0.5 * w and abs(bv - 0.5 * h) < r + 0.5 * h):
-        return
+        return False, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     hl, hw = max(hl, MIN_BOX * mpp), max(hw, MIN_BOX * mpp)
     lu, lv = (bc * ax + bs * ay) * hl, (bc * ay - bs * ax) * hl  # half the box's length, in pixels
     wu, wv = (bc * ay - bs * ax) * hw, (bc * -ax - bs * ay) * hw  # half its width
     fu, fv, ru, rv = bu + lu, bv + lv, bu - lu, bv - lv
-    # corners front-right, front-left, rear-left, rear-right
-    u0, v0, u1, v1, u2, v2, u3, v3 = fu - wu, fv - wv, fu + wu, fv + wv, ru + wu, rv + wv, ru - wu, rv - wv
-    _segment(delta, w, h, top, u0, v0, u1, v1, -bits)
-    _segment(delta, w, h, top, u1, v1, u2, v2, -bits)
-    _segment(delta, w, h, top, u2, v2, u3, v3, -bits)
-    _segment(delta, w, h, top, u3, v3, u0, v0, -bits)
+    return True, (fu - wu, fv - wv, fu + wu, fv + wv, ru + wu, rv + wv, ru - wu, rv - wv)
 
 
 @njit(cache=True)
 def render_worlds(
     out: np.ndarray,
     table: np.ndarray,
-    delta: np.ndarray,
-    delta_words: np.ndarray,
-    running: np.ndarray,
     road: np.ndarray,
     last_point: float,
     rows: np.ndarray,
@@ -137,19 +92,34 @@ def render_worlds(
 ) -> None:
     """Every world's image of one camera into ``out`` (N, H, W, C) via ``table`` (256, C): class bits -> bytes.
 
-    ``delta`` (H, >= W, zero on entry and on exit; ``delta_words`` is its uint64 view) and ``running`` (W) are
-    scratch. Per world (N,): arc length, goal, half road width, route lane offset, lanes, the ego box's centre and
-    heading; objects (N, M): centre, heading, half length and width (the first ``num_vehicles`` are vehicles). ``nominal``: the camera rides at its default pose (``views`` (5, N): ax, ay, a0,
-    b0, metres per pixel and ``reach`` are used otherwise). ``tight``: narrow the road window to what reaches the
-    image (large batches) and add segments above the image to its top row as a range.
+    ``road``: the centreline table (N P, 6) with each world's first row in ``rows``. Per world (N,): arc length,
+    goal, half road width, route lane offset, lanes, the ego box's centre and heading; objects (N, M): centre,
+    heading, half length and width (the first ``num_vehicles`` are vehicles). ``nominal``: the camera rides at its
+    default pose (otherwise ``views`` (5, N): ax, ay, a0, b0, metres per pixel, and ``reach`` give it).
+    ``tight``: narrow the road window to what reaches the image (large batches) and add segments above the image
+    to its top row as a range.
     """
     n, h, w, nc = out.shape
+    stride = 8 * -(-w // 8)
+    delta = np.zeros(h * stride, np.uint8)  # class-bit changes; cleared again as each image is written
+    head = np.full(h, -1, np.int32)  # changed cells listed per row: first cell, next cell, flat index
+    link, cell = np.empty(h * w, np.int32), np.empty(h * w, np.int32)
+    running = np.zeros(w, np.uint8)
+    seg = np.empty((64, 5))  # boundary segments u0, v0, u1, v1, signed class bits
+    boxes = np.empty((16, 7))  # u, v, cos, sin, half length, half width, class bits
+    pu, pv, qu, qv, su, sv, dist = (
+        np.empty(6),
+        np.empty(6),
+        np.empty(6),
+        np.empty(6),
+        np.empty(6),
+        np.empty(6),
+        np.empty(6),
+    )
+    strip_weight = (-_EDGE, _EDGE - ROAD_BIT, ROAD_BIT - _EDGE, _EDGE, -ROUTE_BIT, ROUTE_BIT)
     inv_step = 1.0 / step
     inv_period = 1.0 / DASH_PERIOD
     num_objects = obj_x.shape[1]
-    pu, pv, qu, qv, su, sv = np.empty(6), np.empty(6), np.empty(6), np.empty(6), np.empty(6), np.empty(6)
-    dist = np.empty(6)
-    strip_weight = (-_EDGE, _EDGE - ROAD_BIT, ROAD_BIT - _EDGE, _EDGE, -ROUTE_BIT, ROUTE_BIT)
     for i in range(n):
         ex, ey, ec, es = ego_x[i], ego_y[i], ego_cos[i], ego_sin[i]
         if nominal:
@@ -163,7 +133,6 @@ def render_worlds(
             ax, ay, a0, b0, mpp = views[0, i], views[1, i], views[2, i], views[3, i], views[4, i]
             inv = 1.0 / mpp
             rch = reach[i]
-        view = (ax, ay, mpp)
         s, s_goal, half, route_d, lanes = s_now[i], s_end[i], half_road[i], route_offset[i], num_lanes[i]
         row = rows[i]
 
@@ -186,6 +155,14 @@ def render_worlds(
                 k_lo = k_hi = 0
             else:
                 k_lo, k_hi = max(first - 1, 0), min(last + 1, k_hi)
+        lo, hi = s_lo + step * k_lo, s_lo + step * k_hi
+        t0 = DASH_PERIOD * np.floor(lo * inv_period) + 0.5 * DASH_ON
+        # room for every segment: strips and caps, 4 per box (goal, dashes, ego, objects)
+        num_boxes = 2 + num_objects + lane_lines * (int((hi + 0.5 * DASH_ON - t0) * inv_period) + 2)
+        if boxes.shape[0] < num_boxes:
+            boxes = np.empty((2 * num_boxes, 7))
+        if seg.shape[0] < 6 * (k_hi - k_lo) + 8 + 4 * num_boxes:
+            seg = np.empty((2 * (6 * (k_hi - k_lo) + 8 + 4 * num_boxes), 5))
 
         # strips: the road's edges, its edge markings' inner edges and the route strip's edges, polylines right
         # to left (the first four follow the centreline, the last two the route lane's centre up to the goal)
@@ -193,6 +170,7 @@ def render_worlds(
         route_half = 0.5 * max(mpp, ROUTE_WIDTH)
         dist[0], dist[1], dist[2], dist[3] = -half, marking - half, half - marking, half
         dist[4], dist[5] = route_d - route_half, route_d + route_half
+        ns = 0
         for k in range(k_lo, k_hi + 1):
             sk = s_lo + step * k
             x, y, c, sn = _to_world(road, last_point, row, sk, 0.0)
@@ -205,87 +183,160 @@ def render_worlds(
             nu, nv = c * ay - sn * ax, c * -ax - sn * ay
             for p in range(4, 6):
                 pu[p], pv[p] = uc + dist[p] * nu, vc + dist[p] * nv
-            if k == k_lo:
-                su[:] = pu
-                sv[:] = pv
-            else:
-                for p in range(6):
-                    _segment(delta, w, h, tight, qu[p], qv[p], pu[p], pv[p], strip_weight[p])
-            qu[:] = pu
-            qv[:] = pv
+            for p in range(6):
+                if k == k_lo:
+                    su[p], sv[p] = pu[p], pv[p]
+                else:
+                    seg[ns, 0], seg[ns, 1], seg[ns, 2], seg[ns, 3] = qu[p], qv[p], pu[p], pv[p]
+                    seg[ns, 4] = strip_weight[p]
+                    ns += 1
+                qu[p], qv[p] = pu[p], pv[p]
         # caps close the regions between polylines p and p + 1 at the window's start (+) and end (-)
         for p, value in ((0, _EDGE), (1, ROAD_BIT), (2, _EDGE), (4, ROUTE_BIT)):
-            _segment(delta, w, h, tight, su[p], sv[p], su[p + 1], sv[p + 1], value)
-            _segment(delta, w, h, tight, qu[p], qv[p], qu[p + 1], qv[p + 1], -value)
+            seg[ns, 0], seg[ns, 1], seg[ns, 2], seg[ns, 3], seg[ns, 4] = su[p], sv[p], su[p + 1], sv[p + 1], value
+            seg[ns + 1, 0], seg[ns + 1, 1], seg[ns + 1, 2], seg[ns + 1, 3] = qu[p], qv[p], qu[p + 1], qv[p + 1]
+            seg[ns + 1, 4] = -value
+            ns += 2
 
         # boxes: the goal line, the lane-line dashes, the ego, obstacles and vehicles
         x, y, c, sn = _to_world(road, last_point, row, s_goal, 0.0)
-        _box(
-            delta,
-            w,
-            h,
-            tight,
-            view,
-            x * ax + y * ay + a0,
-            x * ay - y * ax + b0,
-            c,
-            sn,
-            0.5 * GOAL_DEPTH,
-            half,
-            GOAL_BIT,
-        )
-        lo, hi = s_lo + step * k_lo, s_lo + step * k_hi
-        t0 = DASH_PERIOD * np.floor(lo * inv_period) + 0.5 * DASH_ON
+        boxes[0, 0], boxes[0, 1], boxes[0, 2], boxes[0, 3] = x * ax + y * ay + a0, x * ay - y * ax + b0, c, sn
+        boxes[0, 4], boxes[0, 5], boxes[0, 6] = 0.5 * GOAL_DEPTH, half, GOAL_BIT
+        boxes[1, 0], boxes[1, 1], boxes[1, 2], boxes[1, 3] = ex * ax + ey * ay + a0, ex * ay - ey * ax + b0, ec, es
+        boxes[1, 4], boxes[1, 5], boxes[1, 6] = ego_half_length, ego_half_width, EGO_BIT
+        nb = 2
+        for m in range(num_objects):
+            ox, oy, ohl = obj_x[i, m], obj_y[i, m], obj_hl[i, m]
+            boxes[nb, 0], boxes[nb, 1] = ox * ax + oy * ay + a0, ox * ay - oy * ax + b0
+            boxes[nb, 2], boxes[nb, 3], boxes[nb, 4], boxes[nb, 5] = obj_cos[i, m], obj_sin[i, m], ohl, obj_hw[i, m]
+            boxes[nb, 6] = VEHICLE_BIT if m < num_vehicles else (CONE_BIT if ohl < 1.0 else PARKED_BIT)
+            nb += 1
         q = 0
         while t0 + DASH_PERIOD * q <= hi + 0.5 * DASH_ON:
             dash_s = t0 + DASH_PERIOD * q
             for j in range(1, lane_lines + 1):
                 if j < lanes:
                     x, y, c, sn = _to_world(road, last_point, row, dash_s, j * lane_width - half)
-                    u, v = x * ax + y * ay + a0, x * ay - y * ax + b0
-                    _box(delta, w, h, tight, view, u, v, c, sn, 0.5 * DASH_ON, 0.5 * marking, MARKING_BIT)
+                    boxes[nb, 0], boxes[nb, 1], boxes[nb, 2], boxes[nb, 3] = (
+                        x * ax + y * ay + a0,
+                        x * ay - y * ax + b0,
+                        c,
+                        sn,
+                    )
+                    boxes[nb, 4], boxes[nb, 5], boxes[nb, 6] = 0.5 * DASH_ON, 0.5 * marking, MARKING_BIT
+                    nb += 1
             q += 1
-        _box(delta, w, h, tight, view, ex * ax + ey * ay + a0, ex * ay - ey * ax + b0, ec, es, ego_half_length,
-             ego_half_width, EGO_BIT)  # fmt: skip
-        for m in range(num_objects):
-            ox, oy, ohl = obj_x[i, m], obj_y[i, m], obj_hl[i, m]
-            bits = VEHICLE_BIT if m < num_vehicles else (CONE_BIT if ohl < 1.0 else PARKED_BIT)
-            u, v = ox * ax + oy * ay + a0, ox * ay - oy * ax + b0
-            _box(delta, w, h, tight, view, u, v, obj_cos[i, m], obj_sin[i, m], ohl, obj_hw[i, m], bits)
+        for b in range(nb):  # the edges of the boxes that can touch the image, each box on their left
+            box = (boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3], boxes[b, 4], boxes[b, 5])
+            keep, corners = _box_corners(w, h, ax, ay, mpp, box)
+            if keep:
+                for e in range(4):
+                    f = (e + 1) % 4
+                    seg[ns, 0], seg[ns, 1] = corners[2 * e], corners[2 * e + 1]
+                    seg[ns, 2], seg[ns, 3] = corners[2 * f], corners[2 * f + 1]
+                    seg[ns, 4] = -boxes[b, 6]
+                    ns += 1
 
-        _write_image(out, i, table, delta, delta_words, running)
+        count = _rasterise(seg, ns, w, h, stride, tight, delta, head, link, cell)
+        if count < 0:  # more changed cells than the lists hold (cells changed back to 0 and again): list anew
+            head[:] = -1
+            count = 0
+            for r in range(1, h):
+                for col in range(w):
+                    if delta[r * stride + col] != 0:
+                        cell[count], link[count], head[r] = r * stride + col, head[r], count
+                        count += 1
+        _write_image(out[i], table, delta, stride, head, link, cell, running)
+
+
+@njit(cache=True)
+def _rasterise(
+    seg: np.ndarray,
+    ns: int,
+    w: int,
+    h: int,
+    stride: int,
+    tight: bool,
+    delta: np.ndarray,
+    head: np.ndarray,
+    link: np.ndarray,
+    cell: np.ndarray,
+) -> int:
+    """Add each segment's signed class bits (mod 256) at the first pixel below each of its column crossings;
+    list each cell of rows 1.. under its row when it changes from 0. Returns the cells listed, -1 if they overflowed.
+
+    ``tight``: a segment wholly above the image adds to the top row of the columns it crosses (what the crossing
+    rows, clipped to the image, give too).
+    """
+    count, room, overflow = 0, len(cell), False
+    width = uint64(stride)
+    for g in range(ns):
+        u0, v0, u1, v1, weight = seg[g, 0], seg[g, 1], seg[g, 2], seg[g, 3], int(seg[g, 4])
+        c_lo = min(max(np.ceil(min(u0, u1) - 0.5), 0.0), float(w))
+        c_hi = min(max(np.ceil(max(u0, u1) - 0.5), 0.0), float(w))
+        if not (c_hi > c_lo and min(v0, v1) < h):  # crosses no column, or wholly below the image: changes nothing
+            continue
+        du = u1 - u0
+        value = (weight if du > 0.0 else -weight) & 255
+        first, crossed = uint64(c_lo), uint64(c_hi - c_lo)
+        if tight and max(v0, v1) < 0.0:
+            for col in range(first, first + crossed):
+                delta[col] += value
+            continue
+        slope = (v1 - v0) / du
+        start = v0 + (c_lo + 0.5 - u0) * slope + 0.5  # at the first column crossed, + 0.5: floor() rounds
+        for j in range(crossed):
+            row = np.floor(start + float(j) * slope)
+            if row < h:  # rows below the image change nothing in it
+                r = uint64(max(row, 0.0))
+                at = r * width + first + j
+                if r > 0 and delta[at] == 0:
+                    if count < room:
+                        cell[count], link[count], head[r] = at, head[r], count
+                        count += 1
+                    else:
+                        overflow = True
+                delta[at] += value
+    return -1 if overflow else count
 
 
 @njit(cache=True)
 def _write_image(
-    out: np.ndarray, i: int, table: np.ndarray, delta: np.ndarray, delta_words: np.ndarray, running: np.ndarray
+    image: np.ndarray,
+    table: np.ndarray,
+    delta: np.ndarray,
+    stride: int,
+    head: np.ndarray,
+    link: np.ndarray,
+    cell: np.ndarray,
+    running: np.ndarray,
 ) -> None:
-    """Running sums down the columns -> world i's image rows; each row starts as a copy of the one above and
-    changes only where a crossing landed. Leaves ``delta`` zero."""
-    _, h, w, nc = out.shape
-    image = out[i]
+    """Running sums down the columns -> the image's rows (H, W, C); each row starts as a copy of the one above
+    and changes only at the cells listed under it. Leaves ``delta`` zero and the lists empty."""
+    h, w, nc = image.shape
     flat = image.reshape(-1)
-    row_bytes = w * nc
-    for col in range(w):
-        bits = delta[0, col]
+    size, channels, width = uint64(w * nc), uint64(nc), uint64(stride)
+    for col in range(uint64(w)):
+        bits = delta[col]
         running[col] = bits
-        delta[0, col] = 0
-        for ch in range(nc):
-            image[0, col, ch] = table[bits, ch]
-    words = delta_words.shape[1]
-    size = uint64(row_bytes)
-    for r in range(1, h):
-        base = uint64(r * row_bytes)
+        delta[col] = 0
+        for ch in range(channels):
+            flat[col * channels + ch] = table[bits, ch]
+    for r in range(uint64(1), uint64(h)):
+        base = r * size
         for t in range(size):  # unsigned indices: no negative-index wrap test, so the copy is vectorised
             flat[base + t] = flat[base - size + t]
-        for k in range(words):
-            if delta_words[r, k] == 0:
-                continue
-            for col in range(8 * k, min(8 * k + 8, w)):
-                d = delta[r, col]
-                if d != 0:
-                    bits = (running[col] + d) & 255
-                    running[col] = bits
-                    delta[r, col] = 0
-                    for ch in range(nc):
-                        image[r, col, ch] = table[bits, ch]
+        k = head[r]
+        while k >= 0:
+            at = uint64(cell[k])
+            d = delta[at]
+            if d != 0:  # a cell can be listed twice (changed back to 0 and again)
+                col = at - r * width
+                bits = (running[col] + d) & 255
+                running[col] = bits
+                delta[at] = 0
+                px = base + col * channels
+                for ch in range(channels):
+                    flat[px + ch] = table[bits, ch]
+            k = link[k]
+        head[r] = -1
