@@ -244,6 +244,13 @@ def _number(value: Any) -> float:
     return out
 
 
+def _count(value: Any) -> int:
+    """A sampled-steps or episodes figure of RLlib's results; 0 where it is missing or NaN (an iteration whose
+    runners returned nothing within ``sample_timeout_s`` after earlier ones did: an empty iteration)."""
+    number = _number(value)
+    return 0 if math.isnan(number) else int(number)
+
+
 class _Logs:
     """progress.csv (one row per iteration) and monitor.csv (SB3's format: one row per iteration that ended
     episodes, r = their mean return, l = env steps since the previous row)."""
@@ -375,7 +382,7 @@ def _loop(trainer: _Trainer, config: TrainConfig, faults: dict[str, Any], progre
                 ) from None
             iteration += 1
             runners = result.get("env_runners", {}) or {}
-            sampled = int(runners.get("num_env_steps_sampled", 0) or 0)
+            sampled = _count(runners.get("num_env_steps_sampled"))
             trainer.steps += sampled
             ft = result.get("fault_tolerance", {}) or {}
             logs.write(
@@ -383,7 +390,7 @@ def _loop(trainer: _Trainer, config: TrainConfig, faults: dict[str, Any], progre
                     "iteration": result.get("training_iteration", iteration),
                     "timesteps": trainer.steps,
                     "env_steps_this_iter": sampled,
-                    "episodes_this_iter": int(runners.get("num_episodes", 0) or 0),
+                    "episodes_this_iter": _count(runners.get("num_episodes")),
                     "episode_return_mean": _number(runners.get("episode_return_mean")),
                     "episode_len_mean": _number(runners.get("episode_len_mean")),
                     "time_this_iter_s": round(_number(result.get("time_this_iter_s")), 3),
