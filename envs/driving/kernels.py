@@ -98,12 +98,16 @@ def pursuit_commands(
     max_accel: float,
     accel_cmd: np.ndarray,
     steer_cmd: np.ndarray,
+    steering: tuple,  # type: ignore[type-arg]
 ) -> None:
-    """Part 3: steering = the two arctangents' sum; the proportional speed controller."""
+    """Part 3: steering = the two arctangents' sum; the proportional speed controller; then
+    :func:`steer_toward` with ``steering`` = (steer, max_steer, rate, new_steer)."""
     n = speed.size
     for i in range(n):
         steer_cmd[i] = atans[i] + atans[n + i]
         accel_cmd[i] = _min(_max(speed_gain * (target_speed[i] - speed[i]), -max_brake), max_accel)
+    steer, max_steer, rate, new_steer = steering
+    steer_toward(steer_cmd, steer, max_steer, rate, new_steer)
 
 
 @njit(**_JIT)
@@ -131,7 +135,9 @@ def ego_substep(
     rows: np.ndarray,
     entity: tuple,  # type: ignore[type-arg]
     consts: np.ndarray,
-) -> None:
+    mobil_period: int,
+    due: np.ndarray,
+) -> int:
     """The rest of ``bicycle_step``, the discomfort, the projection onto the road, the heading error, the ego as
     a traffic entity and the off-road test, per world. Worlds not ``alive`` keep their state (and comfort, time,
     acceleration); every world counts the sub-step.
@@ -139,9 +145,11 @@ def ego_substep(
     ``state``: x, y, heading, speed, steer, accel, s, d, psi, kappa, time, half_road, substeps;
     ``entity``: the traffic arrays s, d, half_length, half_width, speed (column 0 is written);
     ``consts``: dt, wheelbase, max_speed, jerk_scale, rate_scale, num_points, ego_center, ego_half_length,
-    half_width.
+    half_width. ``due``: the worlds whose sub-step count is now a multiple of ``mobil_period`` (lane-change
+    decisions of the other vehicles) -> how many.
     """
     x, y, heading, speed, steer, accel, s, d, psi, kappa, time, half_road, substeps = state
+    due_count = 0
     es, ed, ehl, ehw, espeed = entity
     dt, wheelbase, max_speed, jerk_scale, rate_scale = consts[0], consts[1], consts[2], consts[3], consts[4]
     last_point, ego_center, ego_hl, hw = consts[5] - 1.0, consts[6], consts[7], consts[8]
@@ -194,6 +202,8 @@ def ego_substep(
         else:
             comfort[n] = comfort[n] + 0.0
         substeps[n] += 1
+        due[n] = substeps[n] % mobil_period == 0
+        due_count += due[n]
         cp, sp = math.cos(psi[n]), math.sin(psi[n])
         ac, as_ = abs(cp), abs(sp)
         es[n, 0] = s[n] + ego_center * cp
@@ -206,6 +216,7 @@ def ego_substep(
         lat_r = d[n] + rear * sp - bend_r * kappa[n] * (cp * cp)
         spread = hw * ac  # 0.5 * CAR_WIDTH * |cos psi|
         off[n] = (_max(lat_f, lat_r) + spread > half_road[n]) or (_min(lat_f, lat_r) - spread < -half_road[n])
+    return due_count
 
 
 # ---------------------------------------------------------------------------------------------------- traffic
@@ -312,16 +323,6 @@ def move_vehicles(
             vd[n, j] = vd[n, j] + lat * dt
             vlat[n, j] = lat
             es[n, 1 + j], ed[n, 1 + j], espeed[n, 1 + j] = vs[n, j], vd[n, j], v1
-
-
-@njit(**_JIT)
-def due_worlds(substeps: np.ndarray, period: int, due: np.ndarray) -> int:
-    """Worlds whose sub-step count is a multiple of ``period`` (lane-change decisions) -> how many."""
-    count = 0
-    for n in range(substeps.size):
-        due[n] = substeps[n] % period == 0
-        count += due[n]
-    return count
 
 
 # ------------------------------------------------------------------------------------------------ collisions
@@ -659,3 +660,17 @@ def mobil_decide(
                 if gap_follow > 1.0 and follower_acc >= -max_brake:
                     best_gain, best_lane = gain, new_lane
             vlane[n, j] = best_lane
+
+
+@njit(**_JIT)
+def end_substep(
+    collision: tuple,  # type: ignore[type-arg]
+    hit: np.ndarray,
+    ends: tuple,  # type: ignore[type-arg]
+) -> None:
+    """:func:`collisions` (its arguments but ``hit`` in ``collision``), then :func:`record_ends` (its arguments
+    after ``hit`` in ``ends``), in one call."""
+    ego, entity, reach, objects, vehicles, table, rows, consts = collision
+    collisions(ego, entity, reach, objects, vehicles, table, rows, consts, hit)
+    off, s, s_prev, s_goal, time, dt, alive, flags, goal_time = ends
+    record_ends(hit, off, s, s_prev, s_goal, time, dt, alive, flags, goal_time)

@@ -7,6 +7,11 @@ batch evolves bit-for-bit like a single world with the same seed and actions.
 One env step = ``sim_steps_per_action`` simulation steps of ``dt`` with the action held: ego bicycle model,
 projection onto the road, other vehicles (IDM + MOBIL once per simulated second), then collision, off-road and
 goal checks. A world that terminates inside an env step keeps its ego frozen for the remaining sub-steps.
+
+The sub-step runs as compiled loops over worlds (:mod:`~lepton_sim.envs.driving.kernels`): with one world (a
+single env) numpy's per-call overhead, not arithmetic, was the cost. The loops repeat the numpy model's
+operations (``dynamics.bicycle_step``, ``RoadArrays.project``, ``dynamics.idm_accel``,
+``sensors.boxes_overlap``) in the same order, so the numbers are the same bit for bit.
 """
 
 from __future__ import annotations
@@ -226,40 +231,38 @@ class DrivingSim:
             k.continuous_commands(a, p.max_accel, p.max_brake, p.max_steer, b.accel_cmd, b.steer_cmd)
         flags = (self.collided, self.off_road, self.reached)
         k.begin_step(self.s, self.s_goal, flags, b.s_before, b.comfort, b.alive, b.was_alive)
-        tr, table = self.traffic, self.road.flat
+        tr, table, rate = self.traffic, self.road.flat, p.max_steer_rate * p.dt
+        # the arrays are updated in place: one set of argument tuples serves every sub-step
+        state = (
+            self.x,
+            self.y,
+            self.heading,
+            self.speed,
+            self.steer,
+            self.accel,
+            self.s,
+            self.d,
+            self.psi,
+            self.kappa,
+            self.time,
+            self.half_road,
+            self.substeps,
+        )
         entity = (tr.s, tr.d, tr.half_length, tr.half_width, tr.speed)
-        consts = self._ego_consts
+        ego_args = (b.accel_cmd, b.new_steer, b.tan_steer, b.alive, b.comfort, b.s_prev, b.off, table, self.rows)
+        collision = self._collision_args()
+        ends = (b.off, self.s, b.s_prev, self.s_goal, self.time, p.dt, b.alive, flags, self.goal_time)
+        last_lane = self.lanes - 1.0
         for _ in range(p.sim_steps_per_action):
             if discrete:
-                self._meta_controller()
-            k.steer_toward(b.steer_cmd, self.steer, p.max_steer, p.max_steer_rate * p.dt, b.new_steer)
+                self._meta_controller(rate)
+            else:
+                k.steer_toward(b.steer_cmd, self.steer, p.max_steer, rate, b.new_steer)
             np.tan(b.new_steer, out=b.tan_steer)
-            state = (
-                self.x,
-                self.y,
-                self.heading,
-                self.speed,
-                self.steer,
-                self.accel,
-                self.s,
-                self.d,
-                self.psi,
-                self.kappa,
-                self.time,
-                self.half_road,
-                self.substeps,
-            )
-            k.ego_substep(
-                state, b.accel_cmd, b.new_steer, b.tan_steer, b.alive, b.comfort, b.s_prev, b.off, table, self.rows,
-                entity, consts,
-            )  # fmt: skip
+            due = k.ego_substep(state, *ego_args, entity, self._ego_consts, self.mobil_period, b.due)
             if self.num_vehicles:
-                due = None
-                if k.due_worlds(self.substeps, self.mobil_period, b.due):
-                    due = np.flatnonzero(b.due)
-                tr.step(p.dt, self.half_road, self.lanes - 1.0, due)
-            self._kernel_collisions(b.hit)
-            k.record_ends(b.hit, b.off, self.s, b.s_prev, self.s_goal, self.time, p.dt, b.alive, flags, self.goal_time)
+                tr.step(p.dt, self.half_road, last_lane, np.flatnonzero(b.due) if due else None)
+            k.end_substep(collision, b.hit, ends)
         reward, terminated = np.empty(n), np.empty(n, dtype=bool)
         k.finish_step(
             self.s, self.s_goal, b.s_before, b.comfort, b.was_alive, flags, self._reward_weights, reward, terminated
@@ -282,9 +285,10 @@ class DrivingSim:
         )
         self.target_d = lane_center(self.target_lane, self.lanes, p.lane_width)
 
-    def _meta_controller(self) -> None:
+    def _meta_controller(self, rate: float) -> None:
         """Pure pursuit of the target lane's centre and a proportional speed controller -> the commands in
-        ``self._buf`` (``accel_cmd``, ``steer_cmd``)."""
+        ``self._buf`` (``accel_cmd``, ``steer_cmd``) and the steering angle after this sub-step (``new_steer``,
+        moving at most ``rate``)."""
         p, b = self.params, self._buf
         kernels.pursuit_arguments(
             self.speed, self.d, self.target_d, self.kappa, p.wheelbase, b.lookahead, b.lateral, b.atan_args
@@ -292,8 +296,17 @@ class DrivingSim:
         np.arctan2(b.lateral, b.lookahead, out=b.alpha)
         kernels.pursuit_steering(b.alpha, self.psi, b.lookahead, 2.0 * p.wheelbase, b.atan_args)
         np.arctan(b.atan_args, out=b.atans)
+        steering = (self.steer, p.max_steer, rate, b.new_steer)
         kernels.pursuit_commands(
-            b.atans, self.target_speed, self.speed, SPEED_GAIN, p.max_brake, p.max_accel, b.accel_cmd, b.steer_cmd
+            b.atans,
+            self.target_speed,
+            self.speed,
+            SPEED_GAIN,
+            p.max_brake,
+            p.max_accel,
+            b.accel_cmd,
+            b.steer_cmd,
+            steering,
         )
 
     # --------------------------------------------------------------------------------- world bookkeeping
@@ -347,8 +360,12 @@ class DrivingSim:
         return hit
 
     def _kernel_collisions(self, hit: np.ndarray) -> None:
+        kernels.collisions(*self._collision_args(), hit)
+
+    def _collision_args(self) -> tuple[Any, ...]:
+        """The arguments of :func:`~lepton_sim.envs.driving.kernels.collisions` but ``hit``."""
         tr = self.traffic
-        kernels.collisions(
+        return (
             (self.x, self.y, self.heading),
             (tr.s, tr.d),
             (self.reach_s, self.reach_d),
@@ -357,7 +374,6 @@ class DrivingSim:
             self.road.flat,
             self.rows,
             self._collision_consts,
-            hit,
         )
 
     # ---------------------------------------------------------------------------------------- observation

@@ -8,7 +8,10 @@ Neighbour search without all pairs: each (entity, lane) entry gets the key ``lan
 world orders the keys by lane, then by position, so a vehicle's leader in a lane is the next entry of that lane.
 Leaders change only when some entity's lanes change, so the search runs only for those worlds (and once per
 simulated second); in between, gaps are refreshed from the cached leaders. MOBIL's new leader and follower in the
-next lane come from a running minimum / maximum, per lane, over the entities ordered along the road.
+next lane are the next and previous occupants of that lane among the entities ordered along the road.
+
+The sorts are numpy's (``argsort``: its order of equal keys decides who leads); the loops around them are
+compiled (:mod:`~lepton_sim.envs.driving.kernels`), which is what a single world's step costs least with.
 """
 
 from __future__ import annotations
