@@ -14,7 +14,7 @@ import pytest
 
 import lepton_sim
 from lepton_sim.envs.camera_image import CameraConditions
-from lepton_sim.envs.driving.camera import AHEAD, COLORS, FOOTPRINT, SEMANTIC_CLASSES
+from lepton_sim.envs.driving.camera import AHEAD, COLORS, FOOTPRINT, SEMANTIC_CLASSES, DrivingCamera
 from lepton_sim.envs.driving.driving_env import DrivingEnv
 from lepton_sim.envs.driving.vector_env import DrivingVectorEnv
 
@@ -283,6 +283,58 @@ def test_vector_images_equal_single_env_images(kwargs: dict) -> None:
         if ended.any():  # the vector env resets it next step, the single env would not
             assert step > 5
             break
+
+
+@pytest.mark.parametrize("name", ["topdown", "semantic"])
+def test_large_batches_equal_single_envs(name: str) -> None:
+    """Batches of 8 or more worlds narrow each road window to the part that reaches the image and add segments
+    above the image to its top row as ranges; single envs do neither, and draw the same pixels."""
+    n = 10
+    venv = DrivingVectorEnv(n, **BUSY)
+    venv.reset(seed=50)
+    envs = [DrivingEnv(**BUSY) for _ in range(n)]
+    for i, env in enumerate(envs):
+        env.reset(seed=50 + i)
+    conditions = [
+        CameraConditions(
+            offset=(0.5 * i - 2.0, 1.0 - 0.3 * i, 0.4 * i), rotation=(0.0, 0.0, 37.0 * i), fov_delta=float(i)
+        )
+        for i in range(n)
+    ]
+    action = np.tile(np.array([0.3, 0.05], np.float32), (n, 1))
+    for _ in range(6):
+        for conds in (None, conditions):
+            batch = venv.camera_images(name, 84, 84, conditions=conds)
+            images = batch.rgb if name == "topdown" else batch.semantic
+            assert images is not None
+            for i, env in enumerate(envs):
+                single = env.camera_image(name, 84, 84, conditions=conds[i] if conds else CameraConditions())
+                np.testing.assert_array_equal(images[i], single.rgb if name == "topdown" else single.semantic)
+        venv.step(action)
+        for i, env in enumerate(envs):
+            env.step(action[i])
+
+
+def test_overflowing_cell_lists_and_fresh_images() -> None:
+    """The kernel lists each changed cell under its row; when its lists overflow it lists every changed cell
+    anew, with the same image. Every call returns a new array."""
+    for n in (1, 10):
+        venv = DrivingVectorEnv(n, **BUSY)
+        venv.reset(seed=8)
+        for _ in range(4):
+            venv.step(np.zeros((n, 2), np.float32))
+        camera = DrivingCamera(venv.params)
+        for name in ("topdown", "semantic"):
+            full = camera.render(venv.sim, name, 84, 84)
+            camera.list_room = 3
+            tight = camera.render(venv.sim, name, 84, 84)
+            camera.list_room = None
+            a, b = (full.rgb, tight.rgb) if name == "topdown" else (full.semantic, tight.semantic)
+            assert a is not None and b is not None and a.any()
+            np.testing.assert_array_equal(a, b)
+            b[:] = 0
+            again = camera.render(venv.sim, name, 84, 84)
+            np.testing.assert_array_equal(again.rgb if name == "topdown" else again.semantic, a)
 
 
 def test_same_seed_same_image_and_the_camera_draws_no_randomness() -> None:

@@ -136,6 +136,7 @@ class DrivingCamera:
         self.step = float(min(max(math.floor(math.sqrt(8.0 * CHORD_TOL / max(self.kappa, 1e-9))), 1.0), 12.0))
         self.lane_lines = int(params.lanes.high) - 1  # lines between lanes: 1 .. lane_lines
         self._reach: dict[tuple[int, int], np.ndarray] = {}
+        self.list_room: int | None = None  # the kernel's changed-cell lists (None: H W; tests set fewer)
 
     def render(
         self,
@@ -190,6 +191,7 @@ class DrivingCamera:
             n >= TIGHT_WINDOW_WORLDS,
             float(sim.ego_half_length),
             0.5 * CAR_WIDTH,
+            h * w if self.list_room is None else self.list_room,
         )
         return CameraImage(rgb=image) if name == "topdown" else CameraImage(semantic=image)
 

@@ -89,6 +89,7 @@ def render_worlds(
     tight: bool,
     ego_half_length: float,
     ego_half_width: float,
+    list_room: int,
 ) -> None:
     """Every world's image of one camera into ``out`` (N, H, W, C) via ``table`` (256, C): class bits -> bytes.
 
@@ -97,14 +98,16 @@ def render_worlds(
     heading, half length and width (the first ``num_vehicles`` are vehicles). ``nominal``: the camera rides at its
     default pose (otherwise ``views`` (5, N): ax, ay, a0, b0, metres per pixel, and ``reach`` give it).
     ``tight``: narrow the road window to what reaches the image (large batches) and add segments above the image
-    to its top row as a range.
+    to its top row as a range. ``list_room``: changed cells the per-row lists hold at first (H W: far more than
+    a frame changes; a cell changed back to 0 and again is listed twice, and if the lists overflow, every nonzero
+    cell is listed anew, row by row).
     """
     n, h, w, nc = out.shape
     stride = 8 * -(-w // 8)
     delta = np.zeros(h * stride, np.uint8)  # class-bit changes; cleared again as each image is written
     head = np.full(h, -1, np.int32)  # changed cells listed per row: first cell, next cell, flat index
-    link, cell = np.empty(h * w, np.int32), np.empty(h * w, np.int32)
-    running = np.zeros(w, np.uint8)
+    link, cell = np.empty(list_room, np.int32), np.empty(list_room, np.int32)
+    running, line = np.zeros(w, np.uint8), np.empty(w * nc, np.uint8)  # column sums, the current row's bytes
     seg = np.empty((64, 5))  # boundary segments u0, v0, u1, v1, signed class bits
     boxes = np.empty((16, 7))  # u, v, cos, sin, half length, half width, class bits
     pu, pv, qu, qv, su, sv, dist = (
@@ -238,7 +241,9 @@ def render_worlds(
                     ns += 1
 
         count = _rasterise(seg, ns, w, h, stride, tight, delta, head, link, cell)
-        if count < 0:  # more changed cells than the lists hold (cells changed back to 0 and again): list anew
+        if count < 0:  # more changed cells than the lists hold: list every nonzero cell once, row by row
+            if len(cell) < h * w:
+                link, cell = np.empty(h * w, np.int32), np.empty(h * w, np.int32)
             head[:] = -1
             count = 0
             for r in range(1, h):
@@ -246,7 +251,7 @@ def render_worlds(
                     if delta[r * stride + col] != 0:
                         cell[count], link[count], head[r] = r * stride + col, head[r], count
                         count += 1
-        _write_image(out[i], table, delta, stride, head, link, cell, running)
+        _write_image(out[i], table, delta, stride, head, link, cell, running, line)
 
 
 @njit(cache=True)
@@ -310,9 +315,13 @@ def _write_image(
     link: np.ndarray,
     cell: np.ndarray,
     running: np.ndarray,
+    line: np.ndarray,
 ) -> None:
-    """Running sums down the columns -> the image's rows (H, W, C); each row starts as a copy of the one above
-    and changes only at the cells listed under it. Leaves ``delta`` zero and the lists empty."""
+    """Running sums down the columns -> the image's rows (H, W, C): the current row's bytes (``line``) change only
+    at the cells listed under the row, then are copied out. Leaves ``delta`` zero and the lists empty.
+
+    Copying from ``line`` rather than from the row above avoids reading bytes just stored at another alignment
+    (a row is W C bytes), which stalls each load until the stores retire."""
     h, w, nc = image.shape
     flat = image.reshape(-1)
     size, channels, width = uint64(w * nc), uint64(nc), uint64(stride)
@@ -321,11 +330,10 @@ def _write_image(
         running[col] = bits
         delta[col] = 0
         for ch in range(channels):
-            flat[col * channels + ch] = table[bits, ch]
+            line[col * channels + ch] = table[bits, ch]
+    for t in range(size):
+        flat[t] = line[t]
     for r in range(uint64(1), uint64(h)):
-        base = r * size
-        for t in range(size):  # unsigned indices: no negative-index wrap test, so the copy is vectorised
-            flat[base + t] = flat[base - size + t]
         k = head[r]
         while k >= 0:
             at = uint64(cell[k])
@@ -335,8 +343,10 @@ def _write_image(
                 bits = (running[col] + d) & 255
                 running[col] = bits
                 delta[at] = 0
-                px = base + col * channels
                 for ch in range(channels):
-                    flat[px + ch] = table[bits, ch]
+                    line[col * channels + ch] = table[bits, ch]
             k = link[k]
         head[r] = -1
+        base = r * size
+        for t in range(size):  # unsigned indices: no negative-index wrap test, so the copy is vectorised
+            flat[base + t] = line[t]
