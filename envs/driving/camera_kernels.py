@@ -14,7 +14,7 @@ Compiled once per machine (``cache=True``), lazily on the first frame of a proce
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uint64
+from numba import njit
 
 MARKING_WIDTH = 0.15  # m (drawn at least one pixel wide)
 ROUTE_WIDTH = 1.0  # m, a strip along the route lane's centre (at least one pixel wide)
@@ -274,7 +274,7 @@ def _rasterise(
     rows, clipped to the image, give too).
     """
     count, room, overflow = 0, len(cell), False
-    width = uint64(stride)
+    width = np.uint64(stride)
     for g in range(ns):
         u0, v0, u1, v1, weight = seg[g, 0], seg[g, 1], seg[g, 2], seg[g, 3], int(seg[g, 4])
         c_lo = min(max(np.ceil(min(u0, u1) - 0.5), 0.0), float(w))
@@ -283,7 +283,7 @@ def _rasterise(
             continue
         du = u1 - u0
         value = (weight if du > 0.0 else -weight) & 255
-        first, crossed = uint64(c_lo), uint64(c_hi - c_lo)
+        first, crossed = np.uint64(c_lo), np.uint64(c_hi - c_lo)
         if tight and max(v0, v1) < 0.0:
             for col in range(first, first + crossed):
                 delta[col] += value
@@ -293,7 +293,7 @@ def _rasterise(
         for j in range(crossed):
             row = np.floor(start + float(j) * slope)
             if row < h:  # rows below the image change nothing in it
-                r = uint64(max(row, 0.0))
+                r = np.uint64(max(row, 0.0))
                 at = r * width + first + j
                 if r > 0 and delta[at] == 0:
                     if count < room:
@@ -324,8 +324,8 @@ def _write_image(
     (a row is W C bytes), which stalls each load until the stores retire."""
     h, w, nc = image.shape
     flat = image.reshape(-1)
-    size, channels, width = uint64(w * nc), uint64(nc), uint64(stride)
-    for col in range(uint64(w)):
+    size, channels, width = np.uint64(w * nc), np.uint64(nc), np.uint64(stride)
+    for col in range(np.uint64(w)):
         bits = delta[col]
         running[col] = bits
         delta[col] = 0
@@ -333,10 +333,10 @@ def _write_image(
             line[col * channels + ch] = table[bits, ch]
     for t in range(size):
         flat[t] = line[t]
-    for r in range(uint64(1), uint64(h)):
+    for r in range(np.uint64(1), np.uint64(h)):
         k = head[r]
         while k >= 0:
-            at = uint64(cell[k])
+            at = np.uint64(cell[k])
             d = delta[at]
             if d != 0:  # a cell can be listed twice (changed back to 0 and again)
                 col = at - r * width
