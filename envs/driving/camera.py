@@ -152,13 +152,17 @@ class DrivingCamera:
         if w < 1 or h < 1:
             raise ValueError(f"camera image size must be positive, got {w} x {h}")
         table = PIXEL_BYTES[name]
-        image = np.empty((n, h, w, table.shape[1]), np.uint8)
+        size = n * h * w * table.shape[1]
+        data = np.empty(size + 64, np.uint8)  # the kernel writes whole 64-byte blocks (see camera_kernels)
+        image = data[:size].reshape(n, h, w, table.shape[1])
         ex, ey, ec, es = sim.ego_box()
         cond = _condition_arrays(conditions, n)
         views, reach = (_UNUSED, _UNUSED[0]) if cond is None else self._views(sim, w, h, cond, ex, ey, ec, es)
         c = np.ascontiguousarray
         camera_kernels.render_worlds(
-            image,
+            data,
+            w,
+            h,
             table,
             sim.road.flat,
             sim.road.num_points - 1.0,

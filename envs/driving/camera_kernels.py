@@ -57,6 +57,8 @@ def _box_corners(
 @njit(cache=True)
 def render_worlds(
     out: np.ndarray,
+    w: int,
+    h: int,
     table: np.ndarray,
     road: np.ndarray,
     last_point: float,
@@ -91,7 +93,8 @@ def render_worlds(
     ego_half_width: float,
     list_room: int,
 ) -> None:
-    """Every world's image of one camera into ``out`` (N, H, W, C) via ``table`` (256, C): class bits -> bytes.
+    """Every world's image of one camera (N, H, W, C) into the flat ``out`` (64 spare bytes at its end) via
+    ``table`` (256, C): class bits -> bytes.
 
     ``road``: the centreline table (N P, 6) with each world's first row in ``rows``. Per world (N,): arc length,
     goal, half road width, route lane offset, lanes, the ego box's centre and heading; objects (N, M): centre,
@@ -102,12 +105,13 @@ def render_worlds(
     a frame changes; a cell changed back to 0 and again is listed twice, and if the lists overflow, every nonzero
     cell is listed anew, row by row).
     """
-    n, h, w, nc = out.shape
+    n, nc = len(s_now), table.shape[1]
     stride = 8 * -(-w // 8)
     delta = np.zeros(h * stride, np.uint8)  # class-bit changes; cleared again as each image is written
     head = np.full(h, -1, np.int32)  # changed cells listed per row: first cell, next cell, flat index
     link, cell = np.empty(list_room, np.int32), np.empty(list_room, np.int32)
-    running, line = np.zeros(w, np.uint8), np.empty(w * nc, np.uint8)  # column sums, the current row's bytes
+    running = np.zeros(w, np.uint8)  # column sums
+    line = np.zeros(64 * -(-w * nc // 64), np.uint8)  # the current row's bytes, in whole 64-byte blocks
     seg = np.empty((64, 5))  # boundary segments u0, v0, u1, v1, signed class bits
     boxes = np.empty((16, 7))  # u, v, cos, sin, half length, half width, class bits
     pu, pv, qu, qv, su, sv, dist = (
@@ -251,7 +255,7 @@ def render_worlds(
                     if delta[r * stride + col] != 0:
                         cell[count], link[count], head[r] = r * stride + col, head[r], count
                         count += 1
-        _write_image(out[i], table, delta, stride, head, link, cell, running, line)
+        _write_image(out, i * h * w * nc, h, w, table, delta, stride, head, link, cell, running, line)
 
 
 @njit(cache=True)
@@ -307,7 +311,10 @@ def _rasterise(
 
 @njit(cache=True)
 def _write_image(
-    image: np.ndarray,
+    out: np.ndarray,
+    start: int,
+    h: int,
+    w: int,
     table: np.ndarray,
     delta: np.ndarray,
     stride: int,
@@ -317,22 +324,24 @@ def _write_image(
     running: np.ndarray,
     line: np.ndarray,
 ) -> None:
-    """Running sums down the columns -> the image's rows (H, W, C): the current row's bytes (``line``) change only
-    at the cells listed under the row, then are copied out. Leaves ``delta`` zero and the lists empty.
+    """Running sums down the columns -> an image's rows (H, W, C) from ``start`` in the flat ``out``: the current
+    row's bytes (``line``) change only at the cells listed under the row, then are copied out. Leaves ``delta``
+    zero and the lists empty.
 
     Copying from ``line`` rather than from the row above avoids reading bytes just stored at another alignment
-    (a row is W C bytes), which stalls each load until the stores retire."""
-    h, w, nc = image.shape
-    flat = image.reshape(-1)
-    size, channels, width = np.uint64(w * nc), np.uint64(nc), np.uint64(stride)
+    (a row is W C bytes), which stalls each load until the stores retire; each copy writes whole 64-byte blocks
+    (``line``'s length), the bytes past the row being overwritten by the rows after it (``out`` has 64 spare)."""
+    nc = table.shape[1]
+    size, channels, width, blocks = np.uint64(w * nc), np.uint64(nc), np.uint64(stride), np.uint64(len(line))
     for col in range(np.uint64(w)):
         bits = delta[col]
         running[col] = bits
         delta[col] = 0
         for ch in range(channels):
             line[col * channels + ch] = table[bits, ch]
-    for t in range(size):
-        flat[t] = line[t]
+    first = np.uint64(start)
+    for t in range(blocks):
+        out[first + t] = line[t]
     for r in range(np.uint64(1), np.uint64(h)):
         k = head[r]
         while k >= 0:
@@ -347,6 +356,6 @@ def _write_image(
                     line[col * channels + ch] = table[bits, ch]
             k = link[k]
         head[r] = -1
-        base = r * size
-        for t in range(size):  # unsigned indices: no negative-index wrap test, so the copy is vectorised
-            flat[base + t] = line[t]
+        base = first + r * size
+        for t in range(blocks):  # unsigned indices: no negative-index wrap test, so the copy is vectorised
+            out[base + t] = line[t]
