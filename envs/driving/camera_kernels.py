@@ -3,11 +3,11 @@
 Why compiled: in numpy, a frame costs a few hundred array operations (segments, crossings, scatter-adds, a running
 sum and a colour look-up over temporaries the size of the whole batch); here each world is one pass that walks its
 road window and boxes into a list of boundary segments, adds their column crossings into a small class-bit buffer
-(listing each changed cell under its row) and writes the image rows, each a copy of the row above changed only at
-its listed cells. The float arithmetic that decides which pixel a polygon covers is the numpy version's, operation
+(listing each changed cell under its row) and writes the image rows, each the row above changed only at its
+listed cells. The float arithmetic that decides which pixel a polygon covers is the numpy version's, operation
 for operation and in the same order (no fast-math, no fused multiply-add), so the images are the same bytes.
-Helpers take and return scalars only (no array arguments, whose reference counting would cost more than the
-work); indices are unsigned where loops must vectorise (numba tests signed indices for negative wrap-around).
+Helpers called per vertex or box take and return scalars only (array arguments' reference counting would cost
+more than their work); indices are unsigned where loops must vectorise (numba tests signed indices for negative wrap-around).
 Compiled once per machine (``cache=True``), lazily on the first frame of a process.
 """
 
