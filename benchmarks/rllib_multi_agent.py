@@ -46,17 +46,19 @@ def signals(scenario: str) -> int:
     return len(agent_ids(lepton_sim.load_scenario(scenario)))
 
 
-def train(m: str, mode: str, decisions: int, seed: int, out: Path, evals: int) -> tuple[Path, float]:
-    """One RLlib run (reused if its final model exists); returns the run folder and its training wall time."""
+def train(m: str, mode: str, decisions: int, seed: int, out: Path, evals: int) -> Path:
+    """One RLlib run: reused once it has sampled its budget, resumed from its latest checkpoint if it stopped
+    short (an interrupted benchmark), else trained from scratch."""
     import lepton_sim
     from lepton_sim.runs import RunFolder
 
     run = out / f"{m}_{mode}_d{decisions}_seed{seed}"
-    timing = run / "benchmark_wall_s.txt"
-    if RunFolder(run, "").final_model.is_dir() and timing.is_file():
-        return run, float(timing.read_text())
     steps = max(decisions // signals(MAPS[m]), 1)  # RLlib counts env steps: every signal decides once per step
-    t0 = time.time()
+    if RunFolder.is_run(run):
+        if RunFolder(run, "").final_model.is_dir() and sampled_steps(run) >= steps:
+            return run
+        lepton_sim.train(resume=run, steps=steps, progress_bar=False)
+        return run
     lepton_sim.train(
         MAPS[m],
         algo="ppo",
@@ -69,9 +71,27 @@ def train(m: str, mode: str, decisions: int, seed: int, out: Path, evals: int) -
         eval_episodes=2,
         progress_bar=False,
     )
-    wall = time.time() - t0
-    timing.write_text(f"{wall:.1f}")
-    return run, wall
+    return run
+
+
+def progress_rows(run: Path) -> list[list[dict[str, str]]]:
+    """Each training session's progress.csv rows (a resumed run has several parts)."""
+    import csv
+
+    from lepton_sim.runs import RunFolder
+
+    return [list(csv.DictReader((part / "progress.csv").open())) for part in RunFolder(run, "").log_parts()]
+
+
+def sampled_steps(run: Path) -> int:
+    rows = [r for part in progress_rows(run) for r in part]
+    return int(rows[-1]["timesteps"]) if rows else 0
+
+
+def train_wall_s(run: Path) -> float:
+    """Seconds in the training loops (every session's last wall_time_s; periodic evaluations included, Ray's
+    start-up not)."""
+    return sum(float(part[-1]["wall_time_s"]) for part in progress_rows(run) if part)
 
 
 def evaluate(policy: str, m: str, seeds: int, cache: Path) -> dict[str, float]:
@@ -84,15 +104,6 @@ def evaluate(policy: str, m: str, seeds: int, cache: Path) -> dict[str, float]:
     result = summarize(lepton_sim.evaluate(policy, scenario=MAPS[m], episodes=seeds, progress=False))
     cache.write_text(json.dumps(result))
     return result
-
-
-def decisions_of(run: Path, m: str) -> int:
-    """Agent decisions actually sampled (the last progress row's env steps x signals)."""
-    from lepton_sim.runs import RunFolder
-
-    parts = RunFolder(run, "").log_parts()
-    rows = (parts[-1] / "progress.csv").read_text().splitlines() if parts else []
-    return int(rows[-1].split(",")[1]) * signals(MAPS[m]) if len(rows) > 1 else 0
 
 
 def verdict(learned: dict[str, float], fixed: dict[str, float]) -> str:
@@ -139,9 +150,10 @@ def main() -> None:
         rows.append({"map": m, "policy": "fixed-time", "result": fixed})
         for mode in args.modes:
             if f"{m}:{mode}" in given:
-                run, wall = given[f"{m}:{mode}"], float("nan")
+                run = given[f"{m}:{mode}"]
             else:
-                run, wall = train(m, mode, budgets[m], args.train_seed, out, args.evals)
+                run = train(m, mode, budgets[m], args.train_seed, out, args.evals)
+            wall = train_wall_s(run)
             for which in args.models:
                 folder = RunFolder(run, "")
                 model = folder.final_model if which == "final" else folder.best_model
@@ -153,7 +165,7 @@ def main() -> None:
                     "policy": f"{mode} ({which})",
                     "run": str(run),
                     "result": result,
-                    "decisions": decisions_of(run, m),
+                    "decisions": sampled_steps(run) * signals(MAPS[m]),
                     "train_wall_s": wall,
                     "verdict": verdict(result, fixed),
                 }
