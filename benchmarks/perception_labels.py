@@ -41,7 +41,7 @@ from lepton_sim.perception import collect, evaluate, load_dataset, pretrain, tra
 from lepton_sim.perception.commands import env_overrides
 
 GAIN_AT_1 = 0.05  # macro-F1 points (as a fraction) pretraining must add at 1% of the labels
-SHARE_AT_10 = 0.90  # of the full-label F1, reached with 10% of the labels
+SHARE_AT_10 = 0.90  # of the best full-label F1 (either start), reached pretrained with 10% of the labels
 STARTS = ("scratch", "pretrained")
 VALIDATIONS = 20  # validations per supervised run (the kept model is the best of them)
 
@@ -191,12 +191,12 @@ def write_results(
     fractions = sorted({r["fraction"] for r in rows})
     for fr in fractions:
         s, p = table.get((fr, "scratch"), []), table.get((fr, "pretrained"), [])
-        gain = 100 * (np.mean(p) - np.mean(s)) if s and p else float("nan")
-        lines.append(
-            f"| {fr:.0%} | {np.mean(s):.3f} ± {np.std(s):.3f} | {np.mean(p):.3f} ± {np.std(p):.3f} | {gain:+.1f} |"
-        )
+        gain = f"{100 * (np.mean(p) - np.mean(s)):+.1f}" if s and p else "-"
+        lines.append(f"| {fr:.0%} | {_mean_std(s)} | {_mean_std(p)} | {gain} |")
     lines.append("")
-    full = mean.get((1.0, "pretrained"), mean.get((1.0, "scratch")))
+    # the best full-label F1 of either start: against the pretrained run's own, a pretraining that spoils the
+    # encoder would meet the 10% check by being as bad with all the labels
+    full = max((mean[(1.0, start)] for start in STARTS if (1.0, start) in mean), default=None)
     checks = []
     if (0.01, "pretrained") in mean and (0.01, "scratch") in mean:
         gain = mean[(0.01, "pretrained")] - mean[(0.01, "scratch")]
@@ -206,7 +206,7 @@ def write_results(
     if (0.1, "pretrained") in mean and full:
         share = mean[(0.1, "pretrained")] / full
         checks.append(
-            f"- 10% labels: {share:.0%} of the full-label F1 ({'meets' if share >= SHARE_AT_10 else 'misses'} 90%)"
+            f"- 10% labels: {share:.0%} of the best full-label F1 ({'meets' if share >= SHARE_AT_10 else 'misses'} 90%)"
         )
     worse = [fr for fr in fractions if mean.get((fr, "pretrained"), 1) < mean.get((fr, "scratch"), 0)]
     checks.append(
@@ -219,6 +219,11 @@ def write_results(
     plot(out, table, fractions, args)
     if not quiet:
         print(text)
+
+
+def _mean_std(values: list[float]) -> str:
+    """mean ± std over seeds (with the count when it is not every seed yet), or - when none ran."""
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})" if values else "-"
 
 
 def plot(
