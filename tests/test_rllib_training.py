@@ -502,3 +502,27 @@ def test_normalised_multi_agent_actions_equal_rllib_pipeline(
         np.testing.assert_array_equal(np.asarray(ours).reshape(-1), expected)
     report = lepton_sim.evaluate(str(run), scenario=short_grid, episodes=1, progress=False)
     assert report.rows[0].episodes[0].length == 30
+
+
+def test_sigterm_saves_the_run_although_ray_replaces_the_handler(tmp_path: Path) -> None:
+    """ray.init installs its own SIGTERM handler (sys.exit) in the driver; a killed RLlib run still saves a
+    checkpoint and the model, as Ctrl-C does (a process of its own: a private Ray instance)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "lepton_sim.cli", "train", SCENARIO, "--backend", "rllib", "--steps", "1000000"]
+    argv += ["--envs-per-runner", "2", "--eval-freq", "0", "--out", str(out), "--no-progress", *PPO_SMALL]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = out / "logs" / "part0" / "progress.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not progress.is_file() or len(progress.read_text().splitlines()) < 3):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert "interrupted at" in err and "saved checkpoint" in err, err[-2000:]
+    run = RunFolder(out, "")
+    assert run.latest_checkpoint() is not None and (run.final_model / "lepton.json").is_file()

@@ -323,7 +323,11 @@ def _train_on_ray(
     progress_bar: bool = True,
 ) -> None:
     hp = config.hyperparams
-    with ray_session():
+    from lepton_sim.training import terminate_as_interrupt
+
+    # ray.init replaces the driver's SIGTERM handler with its own sys.exit: SIGTERM is made an interrupt again
+    # inside the session, so a killed run saves a checkpoint and the model as Ctrl-C does
+    with ray_session(), terminate_as_interrupt():
         register_env()
         algo_config = build_algo_config(
             config, scenario, observation_space, run_id, seed=config.seed + done_steps, fail_after=fail_after
