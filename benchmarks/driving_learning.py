@@ -42,6 +42,17 @@ def success_on(policy_spec: str, items: list) -> tuple[float, list[ScenarioResul
     return sum(r.success_rate * len(r.seeds) for r in rows) / n, rows
 
 
+def held_out_curve(checkpoints: list, items: list, start: float) -> list[tuple[int, float, float]]:
+    """(steps, wall s since ``start``, held-out success) of every checkpoint, printed as it goes."""
+    results = []
+    for steps, path in checkpoints:
+        rate, _ = success_on(str(path), items)
+        wall = path.stat().st_mtime - start
+        results.append((steps, wall, rate))
+        print(f"  {steps:>9,} steps  {wall / 60:5.1f} min  held-out success {rate:.1%}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0)
@@ -69,12 +80,7 @@ def main() -> None:
         f"\ntrained {found[-1][0]:,} steps in {train_wall / 60:.1f} min; evaluating {len(found)} "
         f"checkpoints on {sum(i.episodes for i in items)} held-out episodes each"
     )
-    results = []
-    for steps, path in found:
-        rate, _ = success_on(str(path), items)
-        wall = path.stat().st_mtime - start
-        results.append((steps, wall, rate))
-        print(f"  {steps:>9,} steps  {wall / 60:5.1f} min  held-out success {rate:.1%}")
+    results = held_out_curve(found, items, start)
     scripted, rows = success_on("scripted", items)
     first = next(((s, w, r) for s, w, r in results if r >= BAR), None)
 

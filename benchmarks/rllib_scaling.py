@@ -158,7 +158,7 @@ def learning(minutes: float, out: str, run: str | None, episodes: int) -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from driving_learning import BAR, held_out_items, success_on
+    from driving_learning import BAR, held_out_curve, held_out_items
 
     import lepton_sim
     from lepton_sim.runs import RunFolder
@@ -184,12 +184,7 @@ def learning(minutes: float, out: str, run: str | None, episodes: int) -> None:
     print(
         f"RLlib PPO run {run}: {found[-1][0]:,} steps; held-out success per checkpoint ({len(items)} rows, {sum(i.episodes for i in items)} episodes):"
     )
-    results = []
-    for steps, path in found:
-        rate, _ = success_on(str(path), items)
-        wall = path.stat().st_mtime - t0
-        results.append((steps, wall, rate))
-        print(f"  {steps:>9,} steps  {wall / 60:5.1f} min  held-out success {rate:.1%}")
+    results = held_out_curve(found, items, t0)
     hit = next(((s, w, r) for s, w, r in results if r >= BAR), None)
     best = max(r for _, _, r in results)
     print(f"PASS: {hit[2]:.1%} after {hit[0]:,} steps, {hit[1] / 60:.1f} min" if hit else f"MISS: best {best:.1%}")
