@@ -90,3 +90,18 @@ def make_synthetic_dataset(root: Path, frames: int = 240, size: int = 32, seed: 
         },
     )
     return root
+
+
+def save_random_encoder(folder: Path, size: int, seed: int = 1) -> Path:
+    """A pretraining-style checkpoint in ``folder``: a small encoder for size x size RGB images, random weights."""
+    import torch
+
+    from lepton_sim.perception import checkpoint, models
+
+    torch.manual_seed(seed)
+    cfg = models.EncoderConfig.make("small", (size, size, 3))
+    model = models.PerceptionModel(cfg, [LabelSpec("state", "regression", (4,))])
+    meta = {"encoder": cfg.to_json(), "heads": [], "normalisation": {}}
+    weights = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
+    checkpoint.save_checkpoint(folder / checkpoint.ENCODER_FILE, "encoder", meta, weights)
+    return folder

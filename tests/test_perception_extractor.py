@@ -17,10 +17,9 @@ from lepton_sim.scenario import load_scenario
 
 torch = pytest.importorskip("torch")
 checkpoint = pytest.importorskip("lepton_sim.perception.checkpoint")
-labels = pytest.importorskip("lepton_sim.perception.labels")
-models = pytest.importorskip("lepton_sim.perception.models")
 
 from lepton_sim.agents.sb3.perception_extractor import PerceptionExtractor  # noqa: E402
+from perception_fixtures import save_random_encoder  # noqa: E402
 
 SIZE = 40
 
@@ -35,14 +34,7 @@ def _threads() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pretraining-style checkpoint: a small encoder for 40x40 RGB images (random weights)."""
-    torch.manual_seed(1)
-    cfg = models.EncoderConfig.make("small", (SIZE, SIZE, 3))
-    model = models.PerceptionModel(cfg, [labels.LabelSpec("state", "regression", (4,))])
-    folder = tmp_path_factory.mktemp("encoder")
-    meta = {"encoder": cfg.to_json(), "heads": [], "normalisation": {}}
-    weights = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
-    checkpoint.save_checkpoint(folder / checkpoint.ENCODER_FILE, "encoder", meta, weights)
-    return folder
+    return save_random_encoder(tmp_path_factory.mktemp("encoder"), SIZE)
 
 
 def _extractor_kwargs(encoder: Path, freeze: bool) -> dict[str, Any]:

@@ -38,6 +38,7 @@ PPO_SMALL = [
     "--set",
     "model={fcnet_hiddens: [32, 32]}",
 ]
+PERCEPTION_SIZE = 40  # camera side for the perception-encoder runs
 SAC_SMALL = {
     "train_batch_size_per_learner": 32,
     "num_steps_sampled_before_learning_starts": 32,
@@ -398,6 +399,89 @@ def test_camera_images_train_through_the_cnn_encoder(ray_instance, tmp_path: Pat
     config = RunFolder(run).read_config()
     scenario.write_text(yaml.safe_dump({k: v for k, v in config.scenario.items() if k != "name"}))
     _check_same_actions(run, str(scenario), observations, actions)
+
+
+def _perception_run(encoder: Path, out: Path, freeze: bool) -> Path:
+    overrides = {
+        "params.obs_mode": "pixels",
+        "params.camera_size": PERCEPTION_SIZE,
+        "train_batch_size_per_learner": 32,
+        "minibatch_size": 32,
+        "num_epochs": 1,
+        "perception": {"checkpoint": str(encoder), "freeze": freeze},
+    }
+    return lepton_sim.train(
+        SCENARIO, algo="ppo", backend="rllib", steps=32, out=out, overrides=overrides, eval_freq=0, progress_bar=False
+    )
+
+
+def _encoder_weights(folder: Path) -> dict[str, np.ndarray]:
+    """The perception encoder's arrays in a checkpoint's weights, by the encoder's own names."""
+    from lepton_sim.agents.rllib.record import read_record, read_weights
+
+    state = read_weights(folder, read_record(folder).modules["default_policy"])
+    marker = ".net."  # encoder.<actor_>encoder.net.<name>: the perception encoder inside RLlib's actor-critic one
+    return {k.split(marker, 1)[1]: np.asarray(v) for k, v in state.items() if k.startswith("encoder.") and marker in k}
+
+
+def test_a_pretrained_perception_encoder_is_the_module_encoder(ray_instance, tmp_path: Path) -> None:
+    """perception: {checkpoint, freeze}: frozen, actor and critic share the encoder and its weights stay the
+    checkpoint's through training; the loaded policy's actions equal RLlib's pipeline; evaluation does not read the
+    perception checkpoint again. Fine-tuned, the weights move."""
+    import torch
+    from perception_fixtures import save_random_encoder
+
+    from lepton_sim.perception.checkpoint import ENCODER_FILE
+
+    encoder = save_random_encoder(tmp_path / "encoder", PERCEPTION_SIZE)
+    saved = {
+        k.removeprefix("encoder."): v.numpy()
+        for k, v in torch.load(encoder / ENCODER_FILE, weights_only=True)["state_dict"].items()
+    }
+    run = _perception_run(encoder, tmp_path / "frozen", freeze=True)
+    folder = RunFolder(run, "").final_model
+    module = json.loads((folder / "lepton.json").read_text())["modules"]["default_policy"]
+    assert module["catalog_class"].endswith(":PerceptionPPOCatalog")
+    assert module["model_config"]["vf_share_layers"] is True
+    trained = _encoder_weights(folder)
+    assert trained.keys() == saved.keys()
+    for name, value in saved.items():
+        np.testing.assert_array_equal(trained[name], value)
+    observations, actions = _pipeline_actions(run, steps=4)
+    observations = [np.rint(obs * 255).astype(np.uint8) for obs in observations]
+    scenario = tmp_path / "pixels.yaml"
+    config = RunFolder(run).read_config()
+    scenario.write_text(yaml.safe_dump({k: v for k, v in config.scenario.items() if k != "name"}))
+    _check_same_actions(run, str(scenario), observations, actions)
+    (encoder / ENCODER_FILE).rename(tmp_path / "moved.pt")  # evaluation rebuilds from the record alone
+    report = lepton_sim.evaluate(str(run), scenario=str(scenario), episodes=1, progress=False)
+    assert report.rows[0].episodes[0].length > 0
+    (tmp_path / "moved.pt").rename(encoder / ENCODER_FILE)
+    tuned = _encoder_weights(RunFolder(_perception_run(encoder, tmp_path / "tuned", freeze=False), "").final_model)
+    assert any(not np.array_equal(tuned[name], value) for name, value in saved.items())
+
+
+def test_perception_encoder_settings_that_cannot_work_fail_before_the_run_folder(tmp_path: Path) -> None:
+    from perception_fixtures import save_random_encoder
+
+    encoder = str(save_random_encoder(tmp_path / "encoder", PERCEPTION_SIZE))
+    out = tmp_path / "never"
+    pixels = {"params.obs_mode": "pixels", "params.camera_size": PERCEPTION_SIZE}
+    cases = [
+        ({**pixels, "perception": {"checkpoint": encoder, "freeze": "yes"}}, "takes checkpoint and freeze"),
+        ({**pixels, "perception": {"path": encoder}}, "must be {checkpoint: PATH"),
+        ({**pixels, "params.camera_size": 64, "perception": {"checkpoint": encoder}}, "but the policy sees 64x64x3"),
+        ({"perception": {"checkpoint": encoder}}, "the encoder needs camera images"),
+        ({**pixels, "perception": {"checkpoint": str(tmp_path / "none")}}, "none"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(LeptonError) as err:
+            lepton_sim.train(SCENARIO, algo="ppo", backend="rllib", steps=32, out=out, overrides=overrides)
+        assert message in str(err.value) and "\n" not in str(err.value)
+        assert not out.exists()
+    with pytest.raises(LeptonError, match="rllib ppo only"):
+        lepton_sim.train(SCENARIO, algo="sac", backend="rllib", out=out, overrides={**pixels, "perception": {"checkpoint": encoder}})
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ Every setting that RLlib's defaults get wrong for lepton-sim is set here explici
   ``max_restarts`` times (RLlib: 1000); sub-envs are never recreated in place (RLlib's
   ``restart_failed_sub_environments`` livelocks on an env that crashes deterministically);
 - the RLModule's ``model_config`` as a plain dict on top of the algorithm's own defaults (PPO: separate actor and
-  critic networks, as SB3's MlpPolicy).
+  critic networks, as SB3's MlpPolicy); ``perception: {checkpoint, freeze}``: a pretrained perception encoder as
+  the module's encoder (lepton_sim.agents.rllib.perception_encoder, through PPO's catalog subclass).
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ def build_algo_config(
     )
     algo_config = algo_config.training(**training_kwargs(config.algo, hp))
     model_config = dict(hp.get("model") or {})
+    single_spec = None
+    if hp.get("perception") is not None:
+        from lepton_sim.agents.rllib.perception_encoder import PerceptionPPOCatalog, with_perception
+
+        if mode is not None:
+            raise LeptonError(f"perception: a pretrained encoder trains single-agent runs only, not multi_agent {mode}")
+        model_config = with_perception(model_config, hp["perception"], observation_space)
+        single_spec = RLModuleSpec(catalog_class=PerceptionPPOCatalog)
     if mode == "shared":
         algo_config = algo_config.multi_agent(policies={SHARED_MODULE}, policy_mapping_fn=_shared_mapping)
         algo_config = algo_config.rl_module(
@@ -151,7 +160,7 @@ def build_algo_config(
             model_config=model_config,
         )
     else:
-        algo_config = algo_config.rl_module(model_config=model_config)
+        algo_config = algo_config.rl_module(rl_module_spec=single_spec, model_config=model_config)
     restarts = int(faults["max_restarts"])
     algo_config = algo_config.fault_tolerance(
         restart_failed_env_runners=restarts > 0,

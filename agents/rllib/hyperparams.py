@@ -9,6 +9,8 @@ algorithm's ``AlgorithmConfig.training()`` (``lr``, ``gamma``, ``train_batch_siz
   (``--learners``), ``gpus_per_learner`` (``--gpus-per-learner``): where sampling and learning run;
 - ``rollout_fragment_length``: env steps per runner and sample call (default ``auto``);
 - ``model``: the RLModule's ``DefaultModelConfig`` fields (``fcnet_hiddens``, ``fcnet_activation``, ...);
+- ``perception``: ``{checkpoint: PATH, freeze: true|false}``, a pretrained perception encoder over the camera
+  images as the PPO module's encoder (lepton_sim.agents.rllib.perception_encoder);
 - ``normalize``: observations through RLlib's ``MeanStdFilter`` env-to-module connector (running mean and std per
   observation dimension, clipped to +-10, as SB3's VecNormalize; per agent in multi-agent runs; camera images are
   left as they are, as SB3 does), its statistics saved in every checkpoint and applied frozen when evaluating;
@@ -45,6 +47,7 @@ RUNNER_KEYS = {
     "her",
     "normalize",
     "model",
+    "perception",
     "rollout_fragment_length",
     *LAYOUT_KEYS,
     *FAULT_KEYS,
@@ -149,6 +152,10 @@ def check_hyperparams(algo: str, hp: dict[str, Any]) -> None:
     for key in ("her", "normalize"):
         if key in hp and not isinstance(hp[key], bool):
             raise LeptonError(f"hyperparameter {key}={hp[key]!r} must be true or false")
+    if hp.get("perception") is not None:
+        from lepton_sim.agents.rllib.perception_encoder import check_spec
+
+        check_spec(hp["perception"], algo)
     model = hp.get("model") or {}
     if not isinstance(model, dict):
         raise LeptonError(f"hyperparameter model must be a mapping of DefaultModelConfig fields, got {model!r}")

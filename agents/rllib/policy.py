@@ -58,12 +58,14 @@ def _import(path: str, allowed: set[str], what: str) -> Any:
 
 def build_module(module: ModuleRecord) -> Any:
     """An inference-only RLModule of the recorded class, spaces and model_config (random weights)."""
+    from lepton_sim.agents.rllib.perception_encoder import inference_model_config
+
     module_class = _import(module.module_class, MODULE_CLASSES, "the RLModule class")
     rl_module = module_class(
         observation_space=module.observation_space,
         action_space=module.action_space,
         inference_only=True,
-        model_config=dict(module.model_config),
+        model_config=inference_model_config(dict(module.model_config)),
         catalog_class=_import(module.catalog_class, CATALOG_CLASSES, "the catalog class"),
     )
     rl_module.eval()

@@ -44,6 +44,7 @@ MODULE_CLASSES = {
 CATALOG_CLASSES = {
     "ray.rllib.algorithms.ppo.ppo_catalog:PPOCatalog",
     "ray.rllib.algorithms.sac.sac_catalog:SACCatalog",
+    "lepton_sim.agents.rllib.perception_encoder:PerceptionPPOCatalog",  # PPO's, with a pretrained image encoder
 }
 
 

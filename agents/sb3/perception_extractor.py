@@ -43,7 +43,10 @@ def _image_space(space: gymnasium.Space) -> tuple[spaces.Box, list[str]]:
     else:
         image, others = space, []
     if not isinstance(image, spaces.Box) or len(image.shape) != 3:
-        raise LeptonError(f"features_extractor_class {NAME}: needs camera images, the observations are {image}")
+        raise LeptonError(
+            f"features_extractor_class {NAME}: needs camera images, the observations are "
+            f"{type(image).__name__} {getattr(image, 'shape', '')}"
+        )
     return image, others
 
 
