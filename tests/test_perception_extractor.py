@@ -18,8 +18,9 @@ from lepton_sim.scenario import load_scenario
 torch = pytest.importorskip("torch")
 checkpoint = pytest.importorskip("lepton_sim.perception.checkpoint")
 
-from lepton_sim.agents.sb3.perception_extractor import PerceptionExtractor  # noqa: E402
 from perception_fixtures import save_random_encoder  # noqa: E402
+
+from lepton_sim.agents.sb3.perception_extractor import PerceptionExtractor  # noqa: E402
 
 SIZE = 40
 

@@ -480,7 +480,9 @@ def test_perception_encoder_settings_that_cannot_work_fail_before_the_run_folder
         assert message in str(err.value) and "\n" not in str(err.value)
         assert not out.exists()
     with pytest.raises(LeptonError, match="rllib ppo only"):
-        lepton_sim.train(SCENARIO, algo="sac", backend="rllib", out=out, overrides={**pixels, "perception": {"checkpoint": encoder}})
+        lepton_sim.train(
+            SCENARIO, algo="sac", backend="rllib", out=out, overrides={**pixels, "perception": {"checkpoint": encoder}}
+        )
     assert not out.exists()
 
 

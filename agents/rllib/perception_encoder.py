@@ -79,7 +79,9 @@ def model_config_entry(spec: dict[str, Any], observation_space: spaces.Space) ->
     return {"encoder": cfg.to_json(), "checkpoint": str(file.resolve()), "freeze": bool(spec.get("freeze", True))}
 
 
-def with_perception(model_config: dict[str, Any], spec: dict[str, Any], observation_space: spaces.Space) -> dict[str, Any]:
+def with_perception(
+    model_config: dict[str, Any], spec: dict[str, Any], observation_space: spaces.Space
+) -> dict[str, Any]:
     """``model_config`` with the encoder entry; frozen, actor and critic share it unless ``vf_share_layers`` says."""
     entry = model_config_entry(spec, observation_space)
     out = {**model_config, KEY: entry}
