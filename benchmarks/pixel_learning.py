@@ -12,7 +12,7 @@ ignore ``sensor``: there they repeat their clean numbers). Writes results.csv, s
 learning_curves.png/.svg into ``--out``.
 
     python benchmarks/pixel_learning.py [--minutes 60] [--state-minutes 15] [--tasks lane-keep reach]
-        [--seeds 0] [--camera-size 64] [--episodes 50] [--curve-episodes 20] [--out runs/bench-pixels]
+        [--seeds 0] [--camera-size 64] [--camera-footprint 32] [--episodes 50] [--curve-episodes 20] [--out runs/bench-pixels]
 
 Smoke run (about 2 minutes): ``--minutes 0.5 --state-minutes 0.25 --episodes 4 --curve-episodes 2
 --checkpoint-freq 2000 --tasks reach``.
@@ -105,6 +105,8 @@ def train_one(name: str, task: Task, agent: str, seed: int, args: argparse.Names
     overrides = dict(task.overrides)
     if agent == "pixels":
         overrides.update({"params.obs_mode": "pixels", "params.camera_size": args.camera_size})
+        if args.camera_footprint and "driving" in task.scenario:
+            overrides["params.camera_footprint"] = args.camera_footprint
     minutes = args.minutes if agent == "pixels" else args.state_minutes
     freq = args.checkpoint_freq or task.checkpoint_freq[agent]
     start = time.time()
@@ -227,10 +229,21 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--camera-size", type=int, default=64)
+    parser.add_argument(
+        "--camera-footprint",
+        type=float,
+        default=32.0,
+        help="driving: metres the image height covers (0.5 m per pixel at 64x64; 0: the scenario's, 64)",
+    )
     parser.add_argument("--episodes", type=int, default=50, help="held-out episodes per entry to confirm the bar")
     parser.add_argument("--curve-episodes", type=int, default=20, help="held-out episodes per entry per checkpoint")
     parser.add_argument("--checkpoint-freq", type=int, default=0, help="env steps (default: per task and agent)")
-    parser.add_argument("--max-steps", type=int, default=20_000_000, help="upper bound; the budget usually ends it")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=20_000_000,
+        help="upper bound, and the horizon of lin_ learning-rate schedules (set it near what the budget reaches)",
+    )
     parser.add_argument("--device", default="auto", help="auto: CUDA for the CNN when present")
     parser.add_argument("--out", default=f"runs/bench-pixels-{time.strftime('%Y%m%d-%H%M%S')}")
     args = parser.parse_args()

@@ -250,8 +250,10 @@ def test_observation_overrides_name_the_camera_never_the_sensor() -> None:
         "camera_depth": False,
         "camera_segmentation": False,
     }
-    assert set(overrides) == set(OBSERVATION_PARAMS) and "sensor" not in overrides
+    assert set(overrides) == set(OBSERVATION_PARAMS) - {"camera_footprint"} and "sensor" not in overrides
     assert observation_overrides(load_scenario("manufacturing/reach").model_dump()) == {}
+    driving = load_scenario("driving/lane-keep", obs_mode="pixels", camera_footprint=32)  # driving's own field
+    assert observation_overrides(driving.model_dump())["camera_footprint"] == 32
 
 
 def test_normalize_scales_rewards_and_never_camera_images(driving_run: Path) -> None:

@@ -29,7 +29,15 @@ CAMERA_MODES_STATE = "state"
 # the state hyperparameters
 STATE_VECTOR_MODES = (CAMERA_MODES_STATE, "perceived")
 # what a trained pixel policy declares as env_overrides (never ``sensor``: suite rows choose the degradations)
-OBSERVATION_PARAMS = ("obs_mode", "obs_camera", "camera_size", "channel_order", "camera_depth", "camera_segmentation")
+OBSERVATION_PARAMS = (
+    "obs_mode",
+    "obs_camera",
+    "camera_size",
+    "channel_order",
+    "camera_depth",
+    "camera_segmentation",
+    "camera_footprint",  # driving's camera: metres the image covers
+)
 PERCEPTION_PARAM = "perception"  # a policy trained on perceived state also declares the model it perceived with
 
 

@@ -4,8 +4,9 @@
 vehicles and the ego); ``semantic`` is the same view as 5 channels of 0/255, one per class (road, markings,
 obstacles, vehicles, route and goal: ``SEMANTIC_CLASSES``), like MetaDrive's and highway-env's top-down
 occupancy grids; the ego is not in it (it is always at the same pixel). The ego's box centre sits at a fixed
-pixel (column W/2, row 3/4 H), its heading pointing up the image; the image height covers ``FOOTPRINT`` metres
-(48 m ahead of the ego, 16 m behind) whatever its size, with square pixels (0.76 m at 84 x 84).
+pixel (column W/2, row 3/4 H), its heading pointing up the image; the image height covers ``camera_footprint``
+metres (default ``FOOTPRINT``, 64: 48 m ahead of the ego, 16 m behind) whatever its size, with square pixels
+(0.76 m at 84 x 84; a smaller footprint gives small images finer pixels and a shorter view ahead).
 
 Why polygons and a column scan, not per-pixel tests: every feature is a polygon in pixel coordinates with a class
 bit (``CLASS_BITS``). Where a boundary segment crosses a pixel column's centre line, it adds its polygon's bits
@@ -58,11 +59,10 @@ if TYPE_CHECKING:
 __all__ = ["DASH_ON", "DASH_PERIOD", "GOAL_DEPTH", "MARKING_WIDTH", "MIN_BOX", "ROUTE_WIDTH"]  # re-exported
 
 CAMERAS = ("topdown", "semantic")
-FOOTPRINT = 64.0  # m covered by the image height (at any image size)
+FOOTPRINT = 64.0  # m covered by the image height (at any image size) by default (scenario param camera_footprint)
 EGO_ROW = 0.75  # the ego's box centre sits this far down the image (it sees 3/4 of the footprint ahead)
-AHEAD = (EGO_ROW - 0.5) * FOOTPRINT  # m from the ego's box centre to the image centre
+AHEAD = (EGO_ROW - 0.5) * FOOTPRINT  # m from the ego's box centre to the image centre (default footprint)
 ALTITUDE = 50.0  # m: height of the virtual camera (offset z raises it; fov_delta widens its field of view)
-FOV = 2.0 * math.degrees(math.atan(0.5 * FOOTPRINT / ALTITUDE))  # degrees, along the image height
 CHORD_TOL = 0.1  # m: road polylines stay this close to the curved road (0.13 px at 84 x 84)
 TIGHT_WINDOW_WORLDS = 8  # batches this large first narrow the road window to what reaches the image
 PARKED = (160, 80, 210)  # parked cars (the video's blue-grey is too close to the route's blue at 84 x 84)
@@ -131,6 +131,9 @@ class DrivingCamera:
 
     def __init__(self, params: DrivingParams) -> None:
         self.params = params
+        self.footprint = float(params.camera_footprint)
+        self.ahead = (EGO_ROW - 0.5) * self.footprint  # m from the ego's box centre to the image centre
+        self.fov = 2.0 * math.degrees(math.atan(0.5 * self.footprint / ALTITUDE))  # degrees, along the image height
         self.kappa = float(params.curvature.high)
         # polyline vertices every `step` m (whole metres: exact centreline samples) keep chords within CHORD_TOL
         self.step = float(min(max(math.floor(math.sqrt(8.0 * CHORD_TOL / max(self.kappa, 1e-9))), 1.0), 12.0))
@@ -187,8 +190,8 @@ class DrivingCamera:
             views,
             reach,
             self._reach_by_lanes(w, h),
-            FOOTPRINT / h,
-            AHEAD,
+            self.footprint / h,
+            self.ahead,
             self.step,
             float(self.params.lane_width),
             self.lane_lines,
@@ -218,7 +221,7 @@ class DrivingCamera:
         if found is None:
             half = 0.5 * self.params.lane_width * np.arange(MAX_LANES + 1)
             found = self._reach[(w, h)] = self._window(
-                0.5 * math.hypot(w, h) * (FOOTPRINT / h) + AHEAD + 2.0 * half + 2.0
+                0.5 * math.hypot(w, h) * (self.footprint / h) + self.ahead + 2.0 * half + 2.0
             )
         return found
 
@@ -237,14 +240,15 @@ class DrivingCamera:
         b0 (rows, down the image) as (5, N) ax, ay, a0, b0, metres per pixel, and the road window that can reach
         its image (N,)."""
         ox, oy, oz, yaw, fov = cond.T
-        half_fov = np.radians(0.5 * np.minimum(np.maximum(FOV + fov, 1.0), 179.0))
-        zoom = ((ALTITUDE + oz) / ALTITUDE) * (np.tan(half_fov) / math.tan(math.radians(0.5 * FOV)))
-        mpp = (FOOTPRINT / h) * np.maximum(zoom, 1e-3)
+        half_fov = np.radians(0.5 * np.minimum(np.maximum(self.fov + fov, 1.0), 179.0))
+        zoom = ((ALTITUDE + oz) / ALTITUDE) * (np.tan(half_fov) / math.tan(math.radians(0.5 * self.fov)))
+        mpp = (self.footprint / h) * np.maximum(zoom, 1e-3)
         theta = sim.heading + np.radians(yaw)
         fx, fy = np.cos(theta), np.sin(theta)
-        cx = ex + ec * (AHEAD + oy) + es * ox
-        cy = ey + es * (AHEAD + oy) - ec * ox
-        centre_offset = np.sqrt(ox * ox + (AHEAD + oy) * (AHEAD + oy))
+        ahead = self.ahead
+        cx = ex + ec * (ahead + oy) + es * ox
+        cy = ey + es * (ahead + oy) - ec * ox
+        centre_offset = np.sqrt(ox * ox + (ahead + oy) * (ahead + oy))
         inv = 1.0 / mpp
         ax, ay = fy * inv, fx * -inv
         views = np.array([ax, ay, 0.5 * w - (cx * ax + cy * ay), 0.5 * h - (cx * ay - cy * ax), mpp])

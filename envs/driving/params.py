@@ -112,6 +112,14 @@ class DrivingParams(CameraParams):
     off_road_penalty: float = Field(5.0, ge=0.0, description="penalty on leaving the road (terminates)")
     comfort_weight: float = Field(0.1, ge=0.0, description="penalty for a step of maximal jerk and steering rate")
 
+    camera_footprint: float = Field(
+        64.0,
+        ge=8.0,
+        le=256.0,
+        description="m of road the camera image's height covers (3/4 ahead of the ego): smaller gives finer pixels "
+        "(64 m over 64 px: 1 m per pixel)",
+    )
+
     render_size: int = Field(400, ge=32, le=2048, description="rendered image side (pixels)")
     render_scale: float = Field(4.0, gt=0.0, le=50.0, description="pixels per metre")
 
