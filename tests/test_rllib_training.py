@@ -336,7 +336,7 @@ def test_gpus_per_learner_flag_on_a_machine_without_gpus(
     out = tmp_path / "never"
     base = ["train", SCENARIO, "--backend", "rllib", "--steps", "100", "--out", str(out), "--no-progress"]
     for extra, message in [
-        (["--gpus-per-learner", "1"], "gpus_per_learner=1.0: this machine has 0 CUDA GPU(s)"),
+        (["--gpus-per-learner", "1"], "gpus_per_learner=1: this machine has 0 CUDA GPU(s)"),
         (["--gpus-per-learner", "0.5", "--learners", "2"], "gpus_per_learner=0.5: this machine has 0 CUDA GPU(s)"),
         (["--device", "cuda"], "--device cuda: no CUDA device on this machine"),
         (["--device", "cpu", "--gpus-per-learner", "1"], "--device cpu and gpus_per_learner > 0 contradict"),

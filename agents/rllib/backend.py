@@ -64,7 +64,7 @@ class RLlibBackend(Backend):
 
             if local_gpus() < where["gpus_per_learner"] * max(int(where["learners"]), 1):
                 raise LeptonError(
-                    f"gpus_per_learner={where['gpus_per_learner']}: this machine has {local_gpus()} CUDA GPU(s); "
+                    f"gpus_per_learner={where['gpus_per_learner']:g}: this machine has {local_gpus()} CUDA GPU(s); "
                     "train on a cluster with GPUs (--ray-address) or drop --gpus-per-learner"
                 )
         config = config.model_copy(update={"hyperparams": hp, "n_envs": total})
