@@ -6,7 +6,8 @@ pipeline sends to the env for the same observations (PPO with normalised observa
 sets, SAC, SAC with flattened goal-conditioned observations, and normalised multi-agent traffic with shared and
 independent modules); the normalisation statistics are saved with every checkpoint and resumed; HER and unknown
 hyperparameters fail in one line before a run folder exists; the GPU learner config is built and a GPU asked for
-on a machine without one is refused; plot overlays an SB3 and an RLlib run.
+on a machine without one is refused; plot overlays an SB3 and an RLlib run; a pretrained perception encoder is the
+PPO module's encoder, frozen (weights unchanged) or fine-tuned, and evaluates without its checkpoint.
 """
 
 from __future__ import annotations
