@@ -59,8 +59,7 @@ def check_spec(spec: Any, algo: str) -> None:
 def model_config_entry(spec: dict[str, Any], observation_space: spaces.Space) -> dict[str, Any]:
     """The ``model_config`` entry for a run whose module sees ``observation_space`` (HWC camera images): the
     checkpoint's encoder config, checked against the images (another size or channel count is a one-line error)."""
-    from lepton_sim.perception.checkpoint import read_checkpoint
-    from lepton_sim.perception.models import EncoderConfig
+    from lepton_sim.perception.checkpoint import encoder_for_images
 
     space = observation_space
     if not isinstance(space, spaces.Box) or len(space.shape) != 3:
@@ -68,14 +67,9 @@ def model_config_entry(spec: dict[str, Any], observation_space: spaces.Space) ->
             f"{HYPERPARAMETER}: the encoder needs camera images (obs_mode: pixels), the observations are "
             f"{type(space).__name__} {getattr(space, 'shape', '')}"
         )
-    file, _, meta, _ = read_checkpoint(Path(spec["checkpoint"]))
-    cfg = EncoderConfig.from_json(meta["encoder"])
-    if tuple(space.shape) != (cfg.height, cfg.width, cfg.channels):
-        h, w, c = space.shape
-        raise LeptonError(
-            f"{HYPERPARAMETER}.checkpoint {file}: a {cfg.describe()}, but the policy sees {h}x{w}x{c} images "
-            "(camera_size sets the side)"
-        )
+    file, cfg, _ = encoder_for_images(
+        Path(spec["checkpoint"]), space.shape, f"{HYPERPARAMETER}.checkpoint", "camera_size sets the side"
+    )
     return {"encoder": cfg.to_json(), "checkpoint": str(file.resolve()), "freeze": bool(spec.get("freeze", True))}
 
 
@@ -139,10 +133,8 @@ class TorchPerceptionEncoder(TorchModel, Encoder):
             _freeze(self.net)
 
     def _forward(self, inputs: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # frozen, the weights are buffers: no gradient reaches them and no graph is built for them
         images = inputs[Columns.OBS].permute(0, 3, 1, 2)  # RLlib's (N, H, W, C) -> the encoder's (N, C, H, W)
-        if self.freeze:
-            with torch.no_grad():
-                return {ENCODER_OUT: self.net(images)}
         return {ENCODER_OUT: self.net(images)}
 
 

@@ -54,23 +54,20 @@ class PerceptionExtractor(BaseFeaturesExtractor):
     """The encoder of a perception checkpoint over the observation's image (plus any other Dict keys)."""
 
     def __init__(self, observation_space: gymnasium.Space, checkpoint: str, freeze: bool = True) -> None:
-        from lepton_sim.perception.checkpoint import encoder_state, read_checkpoint
-        from lepton_sim.perception.models import EncoderConfig, build_encoder
+        from lepton_sim.perception.checkpoint import encoder_for_images
+        from lepton_sim.perception.models import build_encoder
 
         image, others = _image_space(observation_space)
-        file, _, meta, _ = read_checkpoint(Path(checkpoint))
-        cfg = EncoderConfig.from_json(meta["encoder"])
-        expected = (cfg.channels, cfg.height, cfg.width)
-        if tuple(image.shape) != expected:
-            c, h, w = image.shape
-            raise LeptonError(
-                f"features_extractor_kwargs.checkpoint {file}: a {cfg.describe()}, but the policy sees {h}x{w}x{c} "
-                "images (frame_stack multiplies the channels; camera_size sets the side)"
-            )
+        c, h, w = image.shape
+        file, cfg, weights = encoder_for_images(
+            Path(checkpoint),
+            (h, w, c),
+            "features_extractor_kwargs.checkpoint",
+            "frame_stack multiplies the channels; camera_size sets the side",
+        )
         extra = {k: spaces.flatdim(observation_space[k]) for k in others}  # type: ignore[index]
         super().__init__(observation_space, cfg.features + sum(extra.values()))
         self.encoder = build_encoder(cfg)
-        weights, _ = encoder_state(file, cfg)
         self.encoder.load_state_dict(weights)
         self.freeze = bool(freeze)
         self.encoder.requires_grad_(not self.freeze)

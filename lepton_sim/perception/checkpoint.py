@@ -93,6 +93,23 @@ def read_checkpoint(path: str | Path) -> tuple[Path, str, dict[str, Any], dict[s
     return file, str(kind), meta, state
 
 
+def encoder_for_images(
+    path: str | Path, hwc: tuple[int, ...], field: str, hint: str
+) -> tuple[Path, EncoderConfig, dict[str, torch.Tensor]]:
+    """A checkpoint's file, encoder config and encoder weights, checked to take the (H, W, C) images a policy
+    sees: another size or channel count is one line naming the hyperparameter ``field`` and what sets the shape
+    (``hint``), before any training starts."""
+    file, _, meta, state = read_checkpoint(path)
+    cfg = EncoderConfig.from_json(meta["encoder"])
+    if tuple(hwc) != (cfg.height, cfg.width, cfg.channels):
+        h, w, c = hwc
+        raise CheckpointError(f"{field} {file}: a {cfg.describe()}, but the policy sees {h}x{w}x{c} images ({hint})")
+    weights = {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    if not weights:
+        raise CheckpointError(f"{file}: holds no encoder weights")
+    return file, cfg, weights
+
+
 def encoder_state(path: str | Path, cfg: EncoderConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The encoder weights of any perception checkpoint (pretrained, or another supervised model's: transfer),
     checked against the encoder they are to initialise; and the checkpoint's metadata."""
