@@ -80,7 +80,10 @@ def progress_rows(run: Path) -> list[list[dict[str, str]]]:
 
     from lepton_sim.runs import RunFolder
 
-    return [list(csv.DictReader((part / "progress.csv").open())) for part in RunFolder(run, "").log_parts()]
+    return [
+        list(csv.DictReader((part / "progress.csv").read_text().splitlines()))
+        for part in RunFolder(run, "").log_parts()
+    ]
 
 
 def sampled_steps(run: Path) -> int:
